@@ -1,0 +1,105 @@
+//! The crate's error type: every failure says what was being done and to which path or name.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong while configuring, flushing or closing the metric logger.
+///
+/// Errors while *writing* records never reach the training code as an `Error`: they are
+/// reported on stderr and counted in [`Stats`](crate::Stats), and the sink retries.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be created, opened or written.
+    Io {
+        /// What was being done, e.g. `"create output directory"`.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A backend name in a `backends("...")` list that trainlog does not know.
+    UnknownBackend {
+        /// The name as written.
+        name: String,
+    },
+    /// A known backend that this build of trainlog cannot provide.
+    BackendUnavailable {
+        /// The backend's name.
+        name: String,
+        /// Why, and what to do about it.
+        reason: String,
+    },
+    /// The configuration is incomplete or contradictory.
+    Config(String),
+    /// A global subscriber or the metric logger was already installed.
+    AlreadyInitialized(String),
+    /// A flush or shutdown did not finish within its deadline.
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// A sink failed to write, flush or close.
+    Sink {
+        /// The sink's name.
+        sink: String,
+        /// The failure, as text.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Backend names `backends("...")` accepts.
+pub(crate) const KNOWN_BACKENDS: &str =
+    "async (alias jsonl), tensorboard, wandb, mlflow, http, otel";
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "could not {action} {}: {source}", path.display()),
+            Error::UnknownBackend { name } => write!(
+                f,
+                "unknown metrics backend `{name}`; known backends: {KNOWN_BACKENDS}"
+            ),
+            Error::BackendUnavailable { name, reason } => {
+                write!(f, "metrics backend `{name}` is not available: {reason}")
+            }
+            Error::Config(msg) => write!(f, "invalid metric logger configuration: {msg}"),
+            Error::AlreadyInitialized(msg) => f.write_str(msg),
+            Error::Timeout { what, after } => {
+                write!(f, "{what} did not finish within {after:?}")
+            }
+            Error::Sink { sink, message } => write!(f, "{sink} sink: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

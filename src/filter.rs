@@ -1,0 +1,200 @@
+//! Per-layer filters: [`metrics`] target, [`is_mapping`], [`rank0`].
+//!
+//! Each is a [`tracing_subscriber::layer::Filter`] whose answer depends only on the
+//! callsite (its target and field names) or on the process rank, so `tracing` caches it
+//! per callsite: an event every layer filters out costs about what a disabled
+//! `tracing` event costs. Combine them with
+//! [`FilterExt`](tracing_subscriber::filter::FilterExt):
+//!
+//! ```
+//! use tracing_subscriber::{filter::FilterExt, prelude::*};
+//! use trainlog::filter;
+//!
+//! // Print metrics records on rank 0 only, with any formatter.
+//! let console = tracing_subscriber::fmt::layer()
+//!     .with_filter(filter::metrics().and(filter::is_mapping()).and(filter::rank0()));
+//! let _subscriber = tracing_subscriber::registry().with(console);
+//! ```
+
+use std::borrow::Cow;
+
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
+use tracing::Metadata;
+use tracing_subscriber::layer::{Context, Filter};
+
+use crate::rank::RankInfo;
+
+/// The target metrics events use unless configured otherwise.
+pub const METRICS_TARGET: &str = "metrics";
+
+/// Whether a callsite carries structured values: at least one field besides `message`.
+pub(crate) fn callsite_is_mapping(meta: &Metadata<'_>) -> bool {
+    meta.fields().iter().any(|f| f.name() != "message")
+}
+
+fn interest(pass: bool) -> Interest {
+    if pass {
+        Interest::always()
+    } else {
+        Interest::never()
+    }
+}
+
+/// Passes events whose target is the metrics target (spans pass too). See [`metrics`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsTarget {
+    target: Cow<'static, str>,
+}
+
+/// Events on the `metrics` target, the default channel for training metrics.
+///
+/// ```
+/// assert_eq!(trainlog::filter::metrics().target(), "metrics");
+/// ```
+pub fn metrics() -> MetricsTarget {
+    MetricsTarget {
+        target: Cow::Borrowed(METRICS_TARGET),
+    }
+}
+
+/// Events on a custom target (exact match).
+pub fn target(target: impl Into<Cow<'static, str>>) -> MetricsTarget {
+    MetricsTarget {
+        target: target.into(),
+    }
+}
+
+impl MetricsTarget {
+    /// The target this filter passes.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn pass(&self, meta: &Metadata<'_>) -> bool {
+        meta.is_span() || meta.target() == self.target
+    }
+}
+
+impl<S> Filter<S> for MetricsTarget {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        self.pass(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        interest(self.pass(meta))
+    }
+}
+
+/// Passes events that carry structured values, rejecting bare messages. See [`is_mapping`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IsMapping {
+    _private: (),
+}
+
+/// Events with at least one field besides the message, InstructLab's `IsMappingFilter`.
+///
+/// `info!(target: "metrics", loss = 0.5)` passes; `info!(target: "metrics", "hello")`
+/// does not. Spans always pass (the filter is about events).
+pub fn is_mapping() -> IsMapping {
+    IsMapping::default()
+}
+
+impl IsMapping {
+    fn pass(meta: &Metadata<'_>) -> bool {
+        meta.is_span() || callsite_is_mapping(meta)
+    }
+}
+
+impl<S> Filter<S> for IsMapping {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        Self::pass(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        interest(Self::pass(meta))
+    }
+}
+
+/// Passes everything on rank 0 and nothing elsewhere. See [`rank0`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rank0 {
+    rank: u32,
+}
+
+/// Everything on rank 0, nothing on other ranks; rank from the environment
+/// ([`RankInfo::from_env`]).
+pub fn rank0() -> Rank0 {
+    rank0_for(RankInfo::from_env().rank)
+}
+
+/// Like [`rank0`] with an explicit rank.
+///
+/// ```
+/// assert!(trainlog::filter::rank0_for(0).passes());
+/// assert!(!trainlog::filter::rank0_for(1).passes());
+/// ```
+pub fn rank0_for(rank: u32) -> Rank0 {
+    Rank0 { rank }
+}
+
+impl Rank0 {
+    /// Whether this process is rank 0, i.e. whether the filter lets anything through.
+    pub fn passes(&self) -> bool {
+        self.rank == 0
+    }
+}
+
+impl<S> Filter<S> for Rank0 {
+    fn enabled(&self, _: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        self.passes()
+    }
+
+    fn callsite_enabled(&self, _: &'static Metadata<'static>) -> Interest {
+        interest(self.passes())
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        if self.passes() {
+            None
+        } else {
+            Some(LevelFilter::OFF)
+        }
+    }
+}
+
+/// The per-layer filter in front of a [`SinkLayer`](crate::SinkLayer): events on the
+/// metrics target that carry structured values. Answers are cached per callsite.
+///
+/// Rank is not part of it: a rank-0-only sink is simply not built on other ranks, and a
+/// layer left with no sink at all filters out everything.
+#[derive(Debug, Clone)]
+pub struct MetricFilter {
+    pub(crate) target: Cow<'static, str>,
+    /// False when the layer has no sink on this rank: then nothing passes.
+    pub(crate) active: bool,
+}
+
+impl MetricFilter {
+    fn pass(&self, meta: &Metadata<'_>) -> bool {
+        self.active && meta.is_event() && meta.target() == self.target && callsite_is_mapping(meta)
+    }
+}
+
+impl<S> Filter<S> for MetricFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        self.pass(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        interest(self.pass(meta))
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        if self.active {
+            None
+        } else {
+            Some(LevelFilter::OFF)
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Console rendering of metrics records: [`DictFormat`] prints `step=10, loss=0.250, lr=3.00e-4`.
+//!
+//! Number rules (InstructLab's `FormatDictFilter`): floats whose magnitude is below 0.001
+//! or above 999 in scientific notation with 2 decimals (`3.00e-4`, `1.23e5`), other floats
+//! with 3 decimals (`0.250`); integers as integers; NaN and infinities as `NaN`, `inf`,
+//! `-inf`; text as written. Hyperparameter records start with `hparams: `; an event's
+//! message comes first, followed by `: `.
+
+use std::fmt::{self, Write};
+use std::io::IsTerminal;
+
+use nu_ansi_term::{Color, Style};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::{Record, Value};
+
+/// Whether console output should be coloured: `NO_COLOR` unset (or empty) and stdout a terminal.
+pub fn color_enabled() -> bool {
+    std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// Formats a float by the console rules: `0.250`, `3.00e-4`, `1.23e5`, `NaN`, `inf`.
+///
+/// ```
+/// use trainlog::format::format_float;
+/// assert_eq!(format_float(0.25), "0.250");
+/// assert_eq!(format_float(3e-4), "3.00e-4");
+/// assert_eq!(format_float(123456.0), "1.23e5");
+/// assert_eq!(format_float(999.0), "999.000");
+/// ```
+pub fn format_float(v: f64) -> String {
+    let mut s = String::new();
+    let _ = write_float(&mut s, v);
+    s
+}
+
+fn write_float(out: &mut impl Write, v: f64) -> fmt::Result {
+    if v.is_nan() {
+        out.write_str("NaN")
+    } else if v.is_infinite() {
+        out.write_str(if v > 0.0 { "inf" } else { "-inf" })
+    } else if v.abs() < 1e-3 || v.abs() > 999.0 {
+        write!(out, "{v:.2e}")
+    } else {
+        write!(out, "{v:.3}")
+    }
+}
+
+/// Writes a value by the console rules.
+fn write_value(out: &mut impl Write, v: &Value) -> fmt::Result {
+    match v {
+        Value::F64(f) => write_float(out, *f),
+        other => write!(out, "{other}"),
+    }
+}
+
+/// Renders a record as one line of `key=value` pairs joined by `, ` (no newline).
+///
+/// ```
+/// use trainlog::{format::write_dict, Record};
+/// let r = Record::new(0).with_step(10).with_field("loss", 0.25).with_field("lr", 3e-4);
+/// let mut line = String::new();
+/// write_dict(&mut line, &r, false).unwrap();
+/// assert_eq!(line, "step=10, loss=0.250, lr=3.00e-4");
+/// ```
+pub fn write_dict<W: Write>(out: &mut W, record: &Record, ansi: bool) -> fmt::Result {
+    let (key_style, value_style, tag_style) = if ansi {
+        (
+            Style::new().dimmed(),
+            Style::new().bold(),
+            Color::Cyan.bold(),
+        )
+    } else {
+        (Style::new(), Style::new(), Style::new())
+    };
+    if record.hparams {
+        write!(out, "{}", tag_style.paint("hparams: "))?;
+    }
+    if let Some(message) = &record.message {
+        write!(out, "{message}")?;
+        if !record.fields.is_empty() || record.step.is_some() {
+            out.write_str(": ")?;
+        }
+    }
+    let mut sep = "";
+    let mut pair = |out: &mut W, key: &str, value: &Value| -> fmt::Result {
+        write!(
+            out,
+            "{sep}{}{key}={}",
+            key_style.prefix(),
+            key_style.suffix()
+        )?;
+        write!(out, "{}", value_style.prefix())?;
+        write_value(out, value)?;
+        sep = ", ";
+        write!(out, "{}", value_style.suffix())
+    };
+    if let Some(step) = record.step {
+        pair(out, "step", &Value::U64(step))?;
+    }
+    for (k, v) in record.unique_fields() {
+        pair(out, k, v)?;
+    }
+    Ok(())
+}
+
+/// A [`FormatEvent`] that prints metrics events as `step=10, loss=0.250, lr=3.00e-4`.
+///
+/// Colour needs both the writer's ANSI setting (`fmt::layer().with_ansi(..)`) and this
+/// formatter's (on by default; [`DictFormat::plain`] turns it off).
+///
+/// ```
+/// use tracing_subscriber::{filter::FilterExt, prelude::*};
+/// use trainlog::{filter, format::DictFormat};
+///
+/// let console = tracing_subscriber::fmt::layer()
+///     .event_format(DictFormat::new())
+///     .with_ansi(trainlog::format::color_enabled())
+///     .with_filter(filter::metrics().and(filter::is_mapping()).and(filter::rank0()));
+/// let _subscriber = tracing_subscriber::registry().with(console);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DictFormat {
+    ansi: bool,
+}
+
+impl DictFormat {
+    /// Coloured when the writer allows it.
+    pub fn new() -> Self {
+        DictFormat { ansi: true }
+    }
+
+    /// Never coloured.
+    pub fn plain() -> Self {
+        DictFormat { ansi: false }
+    }
+}
+
+impl Default for DictFormat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for DictFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let record = Record::from_event(event, 0);
+        let ansi = self.ansi && writer.has_ansi_escapes();
+        write_dict(&mut writer, &record, ansi)?;
+        writeln!(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_rules() {
+        assert_eq!(format_float(0.0), "0.00e0");
+        assert_eq!(format_float(0.001), "0.001");
+        assert_eq!(format_float(0.0009), "9.00e-4");
+        assert_eq!(format_float(-1234.5), "-1.23e3");
+        assert_eq!(format_float(1.0), "1.000");
+        assert_eq!(format_float(f64::NAN), "NaN");
+        assert_eq!(format_float(f64::NEG_INFINITY), "-inf");
+    }
+
+    #[test]
+    fn message_hparams_and_types() {
+        let r = Record::new(0)
+            .with_hparams()
+            .with_field("lr", 3e-4)
+            .with_field("batch_size", 32u64)
+            .with_field("name", "bert")
+            .with_field("warm", true);
+        let mut s = String::new();
+        write_dict(&mut s, &r, false).unwrap();
+        assert_eq!(
+            s,
+            "hparams: lr=3.00e-4, batch_size=32, name=bert, warm=true"
+        );
+
+        let mut r = Record::new(0).with_step(1).with_field("loss", 2.0);
+        r.message = Some("epoch done".into());
+        let mut s = String::new();
+        write_dict(&mut s, &r, false).unwrap();
+        assert_eq!(s, "epoch done: step=1, loss=2.000");
+    }
+
+    #[test]
+    fn colour_adds_escapes_only_when_asked() {
+        let r = Record::new(0).with_step(1);
+        let mut s = String::new();
+        write_dict(&mut s, &r, true).unwrap();
+        assert!(s.contains('\u{1b}'));
+        assert!(s.contains("step="));
+    }
+}

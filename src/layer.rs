@@ -1,0 +1,70 @@
+//! The `Layer` that captures metrics events into records and hands them to sink workers.
+
+use std::sync::{Arc, OnceLock};
+
+use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{Context, Layer};
+
+use crate::filter::MetricFilter;
+use crate::worker::Feeder;
+use crate::Record;
+
+/// The layer [`MetricLoggerBuilder::build`](crate::MetricLoggerBuilder::build) returns:
+/// the capture layer behind its per-layer filter (metrics target, mapping events only).
+///
+/// `S` is the subscriber it is added to; it is inferred from the `.with(layer)` call.
+pub type MetricLayer<S> = Filtered<SinkLayer, MetricFilter, S>;
+
+/// Captures each event it sees into one [`Record`] and queues it for every sink.
+///
+/// Capture does no I/O. The only wait is the queue's, when it is full and the overflow
+/// policy is [`Overflow::Block`](crate::Overflow::Block).
+#[derive(Debug)]
+pub struct SinkLayer {
+    feeders: Arc<OnceLock<Vec<Feeder>>>,
+    rank: u32,
+}
+
+impl SinkLayer {
+    pub(crate) fn new(feeders: Vec<Feeder>, rank: u32) -> Self {
+        let slot = OnceLock::new();
+        let _ = slot.set(feeders);
+        SinkLayer {
+            feeders: Arc::new(slot),
+            rank,
+        }
+    }
+
+    /// A layer whose sinks are attached later through the returned slot (used when
+    /// `setup_root_logger` installs the subscriber before `setup_metric_logger` runs).
+    #[cfg(feature = "console")]
+    pub(crate) fn deferred(rank: u32) -> (Self, Arc<OnceLock<Vec<Feeder>>>) {
+        let slot = Arc::new(OnceLock::new());
+        (
+            SinkLayer {
+                feeders: slot.clone(),
+                rank,
+            },
+            slot,
+        )
+    }
+}
+
+impl<S: Subscriber> Layer<S> for SinkLayer {
+    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
+        let Some(feeders) = self.feeders.get() else {
+            return;
+        };
+        match feeders.as_slice() {
+            [] => {}
+            [only] => only.send(Arc::new(Record::from_event(event, self.rank))),
+            many => {
+                let record = Arc::new(Record::from_event(event, self.rank));
+                for feeder in many {
+                    feeder.send(record.clone());
+                }
+            }
+        }
+    }
+}

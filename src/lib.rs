@@ -1,0 +1,88 @@
+//! Structured logging of ML training metrics, built on [`tracing`].
+//!
+//! Training code writes ordinary `tracing` events on the `metrics` target; trainlog's
+//! layers capture them and write them out on background threads: structured JSONL per
+//! rank today, more backends (TensorBoard, HTTP, MLflow, …) behind features.
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let output_dir = dir.path();
+//! let (metrics, guard) = trainlog::MetricLogger::builder()
+//!     .output_dir(output_dir)
+//!     .backends("async")?
+//!     .build()?;
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::WARN)) // your layers stay
+//!     .with(metrics);
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing::info!(target: "metrics", hparams = true, lr = 3e-4, batch_size = 32u64);
+//!     for step in 0..3u64 {
+//!         tracing::info!(target: "metrics", step, loss = 1.0 / (step + 1) as f64, "train.acc" = 0.9);
+//!     }
+//!     trainlog::log_dict(Some(3), &serde_json::json!({"eval": {"acc": 0.91}}));
+//! });
+//! drop(guard); // flushes and closes every sink
+//!
+//! let lines = std::fs::read_to_string(trainlog::jsonl_path(output_dir, 0))?;
+//! assert_eq!(lines.lines().count(), 5);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Or in one call: `let _guard = trainlog::setup_metric_logger("async", "runs/exp1")?;`
+//! installs the global subscriber with a metrics console ([`format::DictFormat`]) and
+//! ordinary logs on stderr.
+//!
+//! # The event contract
+//!
+//! - Target `metrics` (configurable with [`MetricLoggerBuilder::target`]).
+//! - `step` (non-negative integer) is the training step; `hparams = true` marks
+//!   hyperparameters; `message` is text; `dict` carries a JSON object ([`log_dict`]).
+//! - Every other field is a value; dotted names (`"eval.acc"`) are nesting.
+//! - Events with only a message are not metrics and are ignored by the sinks.
+//!
+//! # Architecture
+//!
+//! ```text
+//! tracing event ─► MetricFilter (per callsite: target, mapping; cached by tracing)
+//!                 └► SinkLayer: capture into a Record (no I/O) ─► one bounded queue per sink
+//!                                                                 └► worker thread ─► Sink::write_batch ─► file
+//! ```
+//!
+//! Each sink has its own worker thread, so a slow backend never delays another. Queues
+//! are lossless by default ([`Overflow::Block`]); [`Overflow::Drop`] never blocks and counts
+//! what it drops. Write errors are reported once on stderr, counted in [`Stats`], and
+//! retried. The [`MetricGuard`] flushes every second (configurable), on demand, and
+//! at drop, waiting at most a deadline.
+//!
+//! # Features
+//!
+//! - `console` (default): [`format::DictFormat`], [`setup_metric_logger`], [`setup_root_logger`].
+//! - `jsonl` (default): the `async` backend, [`sink::JsonlSink`].
+#![deny(missing_docs, unsafe_code)]
+#![warn(unreachable_pub, rust_2018_idioms)]
+
+mod error;
+pub mod filter;
+#[cfg(feature = "console")]
+pub mod format;
+mod layer;
+mod log_dict;
+pub mod rank;
+mod record;
+mod setup;
+pub mod sink;
+mod worker;
+
+pub use error::{Error, Result};
+pub use filter::MetricFilter;
+pub use layer::{MetricLayer, SinkLayer};
+pub use log_dict::log_dict;
+pub use rank::RankInfo;
+pub use record::{Key, Record, UniqueFields, Value};
+#[cfg(feature = "jsonl")]
+pub use setup::jsonl_path;
+#[cfg(feature = "console")]
+pub use setup::{setup_metric_logger, setup_root_logger};
+pub use setup::{Backend, MetricGuard, MetricLogger, MetricLoggerBuilder, Overflow, Stats};

@@ -1,0 +1,302 @@
+//! The private worker: one thread per sink behind a bounded queue, with batching,
+//! interval and on-demand flushes, overflow policy, error reporting and a bounded shutdown.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+
+use crate::sink::{RunOutcome, Sink};
+use crate::{Error, Overflow, Record, Result};
+
+/// Most records handed to a sink in one `write_batch` call.
+const MAX_BATCH: usize = 1024;
+
+pub(crate) enum Msg {
+    Record(Arc<Record>),
+    Flush(Sender<Result<()>>),
+    Shutdown(RunOutcome),
+}
+
+/// Counters shared by the layer (producer side) and the worker.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) queued: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) written: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+    pub(crate) lost: AtomicU64,
+}
+
+/// The producer's end: what the layer holds for each sink.
+#[derive(Debug, Clone)]
+pub(crate) struct Feeder {
+    tx: Sender<Msg>,
+    overflow: Overflow,
+    counters: Arc<Counters>,
+}
+
+impl Feeder {
+    /// Queues a record. Never panics; blocks only under `Overflow::Block` with a full queue.
+    #[inline]
+    pub(crate) fn send(&self, record: Arc<Record>) {
+        let sent = match self.overflow {
+            Overflow::Block => self.tx.send(Msg::Record(record)).is_ok(),
+            Overflow::Drop => match self.tx.try_send(Msg::Record(record)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+            },
+        };
+        let counter = if sent {
+            &self.counters.queued
+        } else {
+            // Full queue under the drop policy, or the worker already shut down.
+            &self.counters.dropped
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// Settings for one worker.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    pub(crate) capacity: usize,
+    pub(crate) overflow: Overflow,
+    pub(crate) flush_interval: Duration,
+}
+
+/// The owner's end: what the guard holds for each sink.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub(crate) name: String,
+    tx: Sender<Msg>,
+    done: Receiver<()>,
+    thread: Option<thread::JoinHandle<()>>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Worker {
+    /// Starts a worker thread for `sink`.
+    pub(crate) fn spawn(sink: Box<dyn Sink>, config: &WorkerConfig) -> Result<(Worker, Feeder)> {
+        let name = sink.name().to_owned();
+        let (tx, rx) = bounded(config.capacity.max(1));
+        let (done_tx, done) = bounded(1);
+        let counters = Arc::new(Counters::default());
+        let mut state = WorkerState {
+            sink,
+            name: name.clone(),
+            counters: counters.clone(),
+            failing: 0,
+            dead: false,
+            dead_lost: 0,
+            sink_lost: 0,
+        };
+        let interval = config.flush_interval;
+        let thread = thread::Builder::new()
+            .name(format!("trainlog-{name}"))
+            .spawn(move || {
+                state.run(&rx, interval);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| Error::Config(format!("could not start the {name} worker thread: {e}")))?;
+        let feeder = Feeder {
+            tx: tx.clone(),
+            overflow: config.overflow,
+            counters: counters.clone(),
+        };
+        let worker = Worker {
+            name,
+            tx,
+            done,
+            thread: Some(thread),
+            counters,
+        };
+        Ok((worker, feeder))
+    }
+
+    /// Asks the sink to flush and waits for it, at most until `deadline`.
+    pub(crate) fn flush(&self, deadline: Instant) -> Result<()> {
+        let (ack_tx, ack) = bounded(1);
+        let timeout = || Error::Timeout {
+            what: format!("flushing the {} sink", self.name),
+            after: deadline.saturating_duration_since(Instant::now()),
+        };
+        self.tx
+            .send_deadline(Msg::Flush(ack_tx), deadline)
+            .map_err(|_| timeout())?;
+        ack.recv_deadline(deadline).map_err(|_| timeout())?
+    }
+
+    /// Sends the shutdown message; [`finish`](Self::finish) waits for it to complete.
+    pub(crate) fn begin_shutdown(&self, outcome: RunOutcome, deadline: Instant) -> bool {
+        self.tx
+            .send_deadline(Msg::Shutdown(outcome), deadline)
+            .is_ok()
+    }
+
+    /// Waits for the worker to drain its queue and close its sink, at most until `deadline`.
+    /// Returns false when the deadline passed (the thread is then left to finish alone).
+    pub(crate) fn finish(&mut self, deadline: Instant) -> bool {
+        if self.done.recv_deadline(deadline).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+            true
+        } else {
+            // A closed channel means the thread is gone (it could not send: impossible
+            // short of an abort); otherwise it is still working and we leave it.
+            self.thread.as_ref().is_some_and(|t| t.is_finished())
+        }
+    }
+
+    /// Records accepted but not yet written (an estimate while the worker runs).
+    pub(crate) fn backlog(&self) -> usize {
+        self.tx.len()
+    }
+}
+
+struct WorkerState {
+    sink: Box<dyn Sink>,
+    name: String,
+    counters: Arc<Counters>,
+    /// Consecutive failed sink calls; the first one of a streak is reported.
+    failing: u64,
+    /// The sink panicked: records are counted as lost from then on.
+    dead: bool,
+    /// Records lost because the sink is dead, and the sink's own count when last asked.
+    dead_lost: u64,
+    sink_lost: u64,
+}
+
+impl WorkerState {
+    fn run(&mut self, rx: &Receiver<Msg>, interval: Duration) {
+        let mut batch: Vec<Arc<Record>> = Vec::with_capacity(MAX_BATCH);
+        let mut next_flush = Instant::now() + interval;
+        let mut dirty = false;
+        loop {
+            let first = match rx.recv_deadline(next_flush) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    if dirty {
+                        let _ = self.call("flush", |s| s.flush());
+                        dirty = false;
+                    }
+                    next_flush = Instant::now() + interval;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.close(RunOutcome::Completed);
+                    return;
+                }
+            };
+            let mut control = None;
+            match first {
+                Msg::Record(r) => batch.push(r),
+                other => control = Some(other),
+            }
+            while control.is_none() && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Record(r)) => batch.push(r),
+                    Ok(other) => control = Some(other),
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.write(&batch);
+                batch.clear();
+                dirty = true;
+            }
+            match control {
+                None => {}
+                Some(Msg::Flush(ack)) => {
+                    let _ = ack.send(self.call("flush", |s| s.flush()));
+                    dirty = false;
+                    next_flush = Instant::now() + interval;
+                }
+                Some(Msg::Shutdown(outcome)) => {
+                    self.close(outcome);
+                    return;
+                }
+                Some(Msg::Record(_)) => unreachable!("records go to the batch"),
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[Arc<Record>]) {
+        if self.dead {
+            self.dead_lost += batch.len() as u64;
+            self.update_lost();
+            return;
+        }
+        if self.call("write", |s| s.write_batch(batch)).is_ok() {
+            self.counters.written.fetch_add(batch.len() as u64, Relaxed);
+        }
+    }
+
+    fn close(&mut self, outcome: RunOutcome) {
+        let _ = self.call("flush", |s| s.flush());
+        let _ = self.call("close", |s| s.close(outcome));
+    }
+
+    /// Calls the sink, turning errors and panics into a report and counters.
+    fn call(&mut self, what: &str, f: impl FnOnce(&mut dyn Sink) -> Result<()>) -> Result<()> {
+        if self.dead {
+            return Err(self.dead_error());
+        }
+        let sink = &mut *self.sink;
+        let result = match catch_unwind(AssertUnwindSafe(|| f(sink))) {
+            Ok(result) => result,
+            Err(panic) => {
+                self.dead = true;
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                eprintln!(
+                    "trainlog: the {} sink panicked during {what} ({msg}); its further records are counted as lost",
+                    self.name
+                );
+                Err(self.dead_error())
+            }
+        };
+        if !self.dead {
+            self.sink_lost = self.sink.lost();
+        }
+        self.update_lost();
+        match &result {
+            Ok(()) if self.failing > 0 => {
+                eprintln!(
+                    "trainlog: the {} sink recovered after {} failed attempts",
+                    self.name, self.failing
+                );
+                self.failing = 0;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Relaxed);
+                if self.failing == 0 && !self.dead {
+                    eprintln!("trainlog: {what} failed: {e}; will retry (further failures are counted, not printed)");
+                }
+                self.failing += 1;
+            }
+        }
+        result
+    }
+
+    fn update_lost(&self) {
+        self.counters
+            .lost
+            .store(self.sink_lost + self.dead_lost, Relaxed);
+    }
+
+    fn dead_error(&self) -> Error {
+        Error::Sink {
+            sink: self.name.clone(),
+            message: "the sink panicked earlier and is disabled".into(),
+        }
+    }
+}
