@@ -253,26 +253,27 @@ impl Record {
         record
     }
 
-    /// Adds the leaves of a JSON value as fields, nested keys joined with `.`.
-    /// A value that is not an object is stored under `prefix` (or `value` at top level).
-    pub fn extend_json(&mut self, prefix: &str, value: serde_json::Value) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (k, v) in map {
-                    let key = if prefix.is_empty() {
-                        k
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    self.extend_json(&key, v);
-                }
-            }
-            other => {
-                let key = if prefix.is_empty() { "value" } else { prefix };
-                self.fields
-                    .push((Cow::Owned(key.to_owned()), Value::from(other)));
-            }
+    /// Adds the leaves of a JSON value as fields, nested keys joined with `.`, in the
+    /// value's own key order. A value that is not an object is stored under `value`.
+    pub fn extend_json(&mut self, value: &serde_json::Value) {
+        use serde::de::DeserializeSeed;
+        // Deserializing from a Value cannot fail: every JSON shape has a field form.
+        let _ = Flatten::new(self).deserialize(value);
+    }
+
+    /// Parses `json` and adds its leaves as [`extend_json`](Self::extend_json) does,
+    /// streaming (no intermediate tree). On a parse error nothing is added.
+    pub fn extend_json_str(&mut self, json: &str) -> Result<(), serde_json::Error> {
+        use serde::de::DeserializeSeed;
+        let len = self.fields.len();
+        let mut de = serde_json::Deserializer::from_str(json);
+        let result = Flatten::new(self)
+            .deserialize(&mut de)
+            .and_then(|()| de.end());
+        if result.is_err() {
+            self.fields.truncate(len);
         }
+        result
     }
 
     /// The timestamp as RFC 3339 UTC with microseconds, e.g. `2026-11-24T07:40:31.123456Z`.
@@ -319,6 +320,109 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Streams a JSON document into a record's fields: nested keys joined with `.`.
+struct Flatten<'r> {
+    record: &'r mut Record,
+    prefix: String,
+}
+
+impl<'r> Flatten<'r> {
+    fn new(record: &'r mut Record) -> Self {
+        Flatten {
+            record,
+            prefix: String::new(),
+        }
+    }
+
+    fn leaf(self, value: Value) {
+        let key = if self.prefix.is_empty() {
+            Cow::Borrowed("value")
+        } else {
+            Cow::Owned(self.prefix)
+        };
+        self.record.fields.push((key, value));
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let prefix = if self.prefix.is_empty() {
+                key.into_owned()
+            } else {
+                format!("{}.{key}", self.prefix)
+            };
+            map.next_value_seed(Flatten {
+                record: &mut *self.record,
+                prefix,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<serde_json::Value>()? {
+            items.push(item);
+        }
+        self.leaf(Value::Json(serde_json::Value::Array(items)));
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.leaf(Value::Bool(v));
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.leaf(Value::I64(v));
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.leaf(Value::U64(v));
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.leaf(Value::F64(v));
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.leaf(Value::Str(v.to_owned()));
+        Ok(())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<(), E> {
+        self.leaf(Value::Str(v));
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.leaf(Value::Json(serde_json::Value::Null));
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
 }
 
 /// Strips the `r#` that raw identifiers may leave in a field name.
@@ -391,10 +495,11 @@ impl Visit for Capture<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "message" => self.0.message = Some(value.to_owned()),
-            "dict" => match serde_json::from_str::<serde_json::Value>(value) {
-                Ok(json) => self.0.extend_json("", json),
-                Err(_) => self.push(field, Value::Str(value.to_owned())),
-            },
+            "dict" => {
+                if self.0.extend_json_str(value).is_err() {
+                    self.push(field, Value::Str(value.to_owned()));
+                }
+            }
             _ => self.push(field, Value::Str(value.to_owned())),
         }
     }
@@ -460,11 +565,22 @@ mod tests {
     }
 
     #[test]
+    fn json_text_flattens_in_document_order() {
+        let mut r = Record::new(0).with_field("before", 1i64);
+        r.extend_json_str(r#"{"z": 1, "a": {"y": 2.5, "b": "t"}, "n": null}"#)
+            .unwrap();
+        let keys: Vec<&str> = r.fields.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["before", "z", "a.y", "a.b", "n"]);
+        // A parse error adds nothing.
+        assert!(r.extend_json_str(r#"{"x": 1, "y": "#).is_err());
+        assert_eq!(r.fields.len(), 5);
+    }
+
+    #[test]
     fn json_flattening() {
         let mut r = Record::new(0);
         r.extend_json(
-            "",
-            serde_json::json!({"eval": {"acc": 0.9, "f1": {"macro": 1}}, "tags": [1, 2], "n": null, "s": "x"}),
+            &serde_json::json!({"eval": {"acc": 0.9, "f1": {"macro": 1}}, "tags": [1, 2], "n": null, "s": "x"}),
         );
         assert_eq!(r.get("eval.acc"), Some(&Value::F64(0.9)));
         assert_eq!(r.get("eval.f1.macro"), Some(&Value::U64(1)));
@@ -472,7 +588,7 @@ mod tests {
         assert_eq!(r.get("n"), Some(&Value::Json(serde_json::Value::Null)));
         assert_eq!(r.get("s"), Some(&Value::Str("x".into())));
         let mut scalar = Record::new(0);
-        scalar.extend_json("", serde_json::json!(5));
+        scalar.extend_json(&serde_json::json!(5));
         assert_eq!(scalar.get("value"), Some(&Value::U64(5)));
     }
 }

@@ -233,6 +233,10 @@ impl WorkerState {
         }
         if self.call("write", |s| s.write_batch(batch)).is_ok() {
             self.counters.written.fetch_add(batch.len() as u64, Relaxed);
+        } else if self.dead {
+            // The sink panicked on this batch: it is gone with the sink.
+            self.dead_lost += batch.len() as u64;
+            self.update_lost();
         }
     }
 

@@ -1,0 +1,294 @@
+//! Failures never reach training code: bad directories, full disks, slow or panicking
+//! sinks, panics in the training thread, async runtimes.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracing::info;
+use trainlog::sink::{MemorySink, RunOutcome, Sink};
+use trainlog::{Error, MetricLogger, Overflow, Record};
+
+use crate::support::{read_jsonl, with_logger};
+
+#[test]
+fn unwritable_output_dir_fails_build_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let target = file.join("run");
+    let err = MetricLogger::builder()
+        .output_dir(&target)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&target.display().to_string()), "{msg}");
+    assert!(msg.contains("create output directory"), "{msg}");
+}
+
+#[test]
+fn unknown_and_unavailable_backends_are_named() {
+    let err = MetricLogger::builder()
+        .backends("async,tensorbord")
+        .unwrap_err();
+    assert!(err.to_string().contains("`tensorbord`"), "{err}");
+    assert!(err.to_string().contains("known backends"), "{err}");
+    let err = MetricLogger::builder()
+        .backends("async, MLflow")
+        .unwrap_err();
+    assert!(matches!(err, Error::BackendUnavailable { .. }), "{err:?}");
+    // Spacing, case and duplicates are forgiven.
+    assert!(MetricLogger::builder().backends(" ASYNC , jsonl,").is_ok());
+}
+
+#[test]
+fn nothing_configured_is_an_error_not_a_silent_no_op() {
+    let err = MetricLogger::builder()
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err();
+    assert!(err.to_string().contains("output_dir"), "{err}");
+}
+
+#[test]
+fn full_disk_is_reported_counted_and_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("metrics_rank0.jsonl")).unwrap();
+    let memory = MemorySink::new();
+    let guard = with_logger(
+        MetricLogger::builder()
+            .output_dir(dir.path())
+            .rank(0)
+            .sink(memory.clone()),
+        || {
+            for step in 0..100u64 {
+                info!(target: "metrics", step, loss = 1.0);
+            }
+        },
+    );
+    let err = guard.flush().unwrap_err();
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    let stats = guard.sink_stats();
+    let jsonl = &stats.iter().find(|(n, _)| n == "jsonl").unwrap().1;
+    assert!(jsonl.write_errors >= 1, "{jsonl:?}");
+    // The other sink is unaffected.
+    assert_eq!(memory.len(), 100);
+    // Shutdown still completes (the close fails too, and is counted, not raised).
+    let stats = guard.shutdown(RunOutcome::Completed).unwrap();
+    assert!(stats.write_errors >= 2, "{stats:?}");
+}
+
+/// A sink that blocks in `write_batch` until released, to fill queues on purpose.
+struct Gate {
+    open: Arc<Mutex<mpsc::Receiver<()>>>,
+    seen: Arc<Mutex<usize>>,
+}
+
+impl Sink for Gate {
+    fn name(&self) -> &str {
+        "gate"
+    }
+    fn write_batch(&mut self, batch: &[Arc<Record>]) -> trainlog::Result<()> {
+        let _ = self.open.lock().unwrap().recv();
+        *self.seen.lock().unwrap() += batch.len();
+        Ok(())
+    }
+}
+
+fn gate() -> (Gate, mpsc::Sender<()>, Arc<Mutex<usize>>) {
+    let (tx, rx) = mpsc::channel();
+    let seen = Arc::new(Mutex::new(0));
+    (
+        Gate {
+            open: Arc::new(Mutex::new(rx)),
+            seen: seen.clone(),
+        },
+        tx,
+        seen,
+    )
+}
+
+#[test]
+fn drop_policy_never_blocks_and_counts_exactly() {
+    let (sink, release, seen) = gate();
+    let guard = with_logger(
+        MetricLogger::builder()
+            .sink(sink)
+            .queue_capacity(8)
+            .overflow(Overflow::Drop),
+        || {
+            for step in 0..1000u64 {
+                info!(target: "metrics", step, loss = 1.0);
+            }
+        },
+    );
+    // The sink is still blocked: at most one batch taken plus a full queue got through.
+    let stats = guard.stats();
+    assert_eq!(stats.queued + stats.dropped, 1000, "{stats:?}");
+    // One record taken by the blocked worker, one drain of the queue, one refill.
+    assert!(stats.queued <= 1 + 8 + 8, "{stats:?}");
+    for _ in 0..2000 {
+        let _ = release.send(());
+    }
+    let final_stats = guard.shutdown(RunOutcome::Completed).unwrap();
+    assert_eq!(*seen.lock().unwrap() as u64, final_stats.queued);
+    assert_eq!(final_stats.written, final_stats.queued);
+    assert_eq!(final_stats.dropped, stats.dropped);
+}
+
+#[test]
+fn block_policy_loses_nothing_with_a_slow_sink() {
+    let (sink, release, seen) = gate();
+    let releaser = std::thread::spawn(move || {
+        while release.send(()).is_ok() {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    });
+    let guard = with_logger(MetricLogger::builder().sink(sink).queue_capacity(4), || {
+        for step in 0..300u64 {
+            info!(target: "metrics", step, loss = 1.0);
+        }
+    });
+    let stats = guard.shutdown(RunOutcome::Completed).unwrap();
+    assert_eq!(stats.dropped, 0);
+    assert_eq!(stats.written, 300);
+    assert_eq!(*seen.lock().unwrap(), 300);
+    drop(releaser); // ends once the gate's receiver is gone
+}
+
+#[test]
+fn shutdown_is_bounded_by_the_deadline_when_a_sink_hangs() {
+    let (sink, _release_never, _) = gate();
+    let guard = with_logger(
+        MetricLogger::builder()
+            .sink(sink)
+            .shutdown_timeout(Duration::from_millis(300)),
+        || info!(target: "metrics", step = 1, loss = 1.0),
+    );
+    let started = Instant::now();
+    let err = guard.shutdown(RunOutcome::Completed).unwrap_err();
+    // Generous bound: the point is that it returns instead of hanging forever.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("gate"), "{err}");
+}
+
+struct Panicky;
+
+impl Sink for Panicky {
+    fn name(&self) -> &str {
+        "panicky"
+    }
+    fn write_batch(&mut self, _: &[Arc<Record>]) -> trainlog::Result<()> {
+        panic!("sink bug");
+    }
+}
+
+#[test]
+fn a_panicking_sink_is_contained_and_counted() {
+    use tracing_subscriber::prelude::*;
+    let memory = MemorySink::new();
+    let (layer, guard) = MetricLogger::builder()
+        .sink(Panicky)
+        .sink(memory.clone())
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let log = |steps: std::ops::Range<u64>| {
+        tracing::dispatcher::with_default(&dispatch, || {
+            for step in steps {
+                info!(target: "metrics", step, loss = 1.0);
+            }
+        })
+    };
+    log(0..10);
+    assert!(
+        guard.flush().is_err(),
+        "the dead sink's flush reports an error"
+    );
+    log(10..20); // training goes on after the sink died
+    let stats = guard.shutdown(RunOutcome::Completed).unwrap();
+    assert_eq!(memory.len(), 20);
+    assert_eq!(stats.queued, 40);
+    assert_eq!(stats.written, 20);
+    assert_eq!(
+        stats.lost, 20,
+        "every record the panicking sink got is counted lost"
+    );
+}
+
+#[test]
+fn guard_dropped_while_panicking_closes_sinks_as_failed() {
+    let memory = MemorySink::new();
+    let (layer, guard) = MetricLogger::builder()
+        .sink(memory.clone())
+        .build()
+        .unwrap();
+    use tracing_subscriber::prelude::*;
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _guard = guard;
+        tracing::subscriber::with_default(subscriber, || {
+            info!(target: "metrics", step = 1, loss = f64::NAN);
+            panic!("training diverged");
+        })
+    }));
+    assert!(result.is_err());
+    assert_eq!(memory.outcome(), Some(RunOutcome::Failed));
+    assert_eq!(memory.len(), 1);
+}
+
+#[test]
+fn normal_drop_closes_sinks_as_completed_and_late_events_are_counted_not_fatal() {
+    let memory = MemorySink::new();
+    let (layer, guard) = MetricLogger::builder()
+        .sink(memory.clone())
+        .build()
+        .unwrap();
+    use tracing_subscriber::prelude::*;
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        info!(target: "metrics", step = 1, loss = 1.0);
+        drop(guard);
+        // After shutdown: no panic, no hang.
+        info!(target: "metrics", step = 2, loss = 1.0);
+    });
+    assert_eq!(memory.outcome(), Some(RunOutcome::Completed));
+    assert_eq!(memory.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_inside_a_tokio_runtime_works_and_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = MetricLogger::builder()
+        .output_dir(dir.path())
+        .rank(0)
+        .build()
+        .unwrap();
+    use tracing::instrument::WithSubscriber;
+    use tracing_subscriber::prelude::*;
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let tasks: Vec<_> = (0..4u64)
+        .map(|task| {
+            let dispatch = dispatch.clone();
+            tokio::spawn(
+                async move {
+                    for i in 0..250u64 {
+                        info!(target: "metrics", step = task * 1000 + i, task);
+                        if i % 50 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }
+                .with_subscriber(dispatch),
+            )
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    guard.flush().unwrap();
+    drop(guard); // dropping inside the runtime must not panic or deadlock
+    let lines = read_jsonl(&dir.path().join("metrics_rank0.jsonl"));
+    assert_eq!(lines.len(), 1000);
+}
