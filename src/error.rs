@@ -57,6 +57,7 @@ pub enum Error {
 }
 
 impl Error {
+    #[cfg_attr(not(feature = "jsonl"), allow(dead_code))]
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             action,

@@ -4,7 +4,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "jsonl")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tracing::Subscriber;

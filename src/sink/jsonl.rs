@@ -1,27 +1,4 @@
 //! `JsonlSink`: one JSON object per line, one file per rank (the `async` backend).
-//!
-//! # Line format
-//!
-//! ```text
-//! {"timestamp":"2026-11-24T07:40:31.123456Z","rank":0,"step":3,"loss":0.5,"eval.acc":0.9}
-//! {"timestamp":"2026-11-24T07:40:31.123502Z","rank":0,"hparams":true,"lr":0.0003,"batch_size":32}
-//! ```
-//!
-//! - `timestamp`: RFC 3339, UTC, microseconds. `rank`: the writing process.
-//! - `step`: present when the event had one (step 0 included).
-//! - `hparams: true` marks hyperparameter records; `message` holds an event's message.
-//! - Every field under its own name, dotted names kept as written.
-//! - Non-finite floats are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (the
-//!   protobuf JSON convention), so every line is valid JSON.
-//! - No duplicate keys: a field written twice keeps its last value; a field whose name
-//!   equals one of the keys above that is present in the line is written as `field.<name>`.
-//!
-//! # Failure
-//!
-//! Bytes that could not be written (disk full, I/O error) stay in memory and are written
-//! first on the next batch or flush, so a transient failure loses nothing. Up to
-//! [`JsonlSink::DEFAULT_MAX_PENDING`] bytes are kept; past that the oldest whole lines are
-//! discarded and counted as lost.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -35,7 +12,30 @@ use crate::{Error, Record, Result, Value};
 /// Bytes buffered before a batch is written out.
 const WRITE_THRESHOLD: usize = 256 * 1024;
 
-/// Appends records as JSON lines to a file. See the [module docs](self) for the format.
+/// Appends records as JSON lines to a file: the `async` backend.
+///
+/// # Line format
+///
+/// ```text
+/// {"timestamp":"2026-11-24T07:40:31.123456Z","rank":0,"step":3,"loss":0.5,"eval.acc":0.9}
+/// {"timestamp":"2026-11-24T07:40:31.123502Z","rank":0,"hparams":true,"lr":0.0003,"batch_size":32}
+/// ```
+///
+/// - `timestamp`: RFC 3339, UTC, microseconds. `rank`: the writing process.
+/// - `step`: present when the event had one (step 0 included).
+/// - `hparams: true` marks hyperparameter records; `message` holds an event's message.
+/// - Every field under its own name, dotted names kept as written.
+/// - Non-finite floats are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (the
+///   protobuf JSON convention), so every line is valid JSON.
+/// - No duplicate keys: a field written twice keeps its last value; a field whose name
+///   equals one of the keys above that is present in the line is written as `field.<name>`.
+///
+/// # Failure
+///
+/// Bytes that could not be written (disk full, I/O error) stay in memory and are written
+/// first on the next batch or flush, so a transient failure loses nothing. Up to
+/// [`JsonlSink::DEFAULT_MAX_PENDING`] bytes are kept; past that the oldest whole lines are
+/// discarded and counted as lost.
 #[derive(Debug)]
 pub struct JsonlSink {
     path: PathBuf,
@@ -327,6 +327,34 @@ mod tests {
         assert_eq!(v["ninf"], "-Infinity");
         assert_eq!(v["q\"uote"], "line\nbreak \u{1}");
         assert_eq!(v["big"], u64::MAX);
+    }
+
+    #[test]
+    fn failed_writes_are_kept_and_retried_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = JsonlSink::in_dir(dir.path(), 0).unwrap();
+        let real = std::mem::replace(
+            &mut sink.file,
+            OpenOptions::new().append(true).open("/dev/full").unwrap(),
+        );
+        let batch: Vec<Arc<Record>> = (0..3)
+            .map(|i| Arc::new(Record::new(0).with_step(i)))
+            .collect();
+        sink.write_batch(&batch).unwrap(); // buffered: under the write threshold
+        let err = sink.flush().unwrap_err().to_string();
+        assert!(err.contains("No space left on device"), "{err}");
+        assert!(err.contains("metrics_rank0.jsonl"), "{err}");
+        // The disk has room again: the kept lines go out first, then the new ones.
+        sink.file = real;
+        sink.write_batch(&batch[..1]).unwrap();
+        sink.flush().unwrap();
+        let text = std::fs::read_to_string(sink.path()).unwrap();
+        let steps: Vec<u64> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [0, 1, 2, 0]);
+        assert_eq!(sink.lost(), 0);
     }
 
     #[test]
