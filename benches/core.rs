@@ -1,1 +1,235 @@
-fn main() {}
+//! Core speed, each figure beside its baseline in the same run.
+//!
+//! - `filtered_out`: an event no trainlog sink wants vs. a disabled `tracing` event.
+//! - `caller`: cost on the training thread of one enabled metrics event, trainlog's JSONL
+//!   layer vs. `fmt().json()` + `tracing_appender::non_blocking`, with a no-op layer as floor.
+//! - `end_to_end`: 1,000,000 events from the first call until the guard is dropped and every
+//!   line is on disk, vs. `serde_json` into a `BufWriter<File>` and vs. `fmt().json()` +
+//!   lossless `non_blocking`.
+//!
+//! Run: `cargo bench --bench core` (figures are recorded in the README).
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tracing::info;
+use tracing_subscriber::{filter::LevelFilter, prelude::*, Layer};
+use trainlog::{sink::MemorySink, MetricLogger, Overflow};
+
+/// A layer that does nothing: the cost of `tracing` dispatch alone.
+struct Noop;
+impl<S: tracing::Subscriber> Layer<S> for Noop {}
+
+fn count_lines(path: &Path) -> usize {
+    BufReader::new(File::open(path).unwrap()).lines().count()
+}
+
+fn filtered_out(c: &mut Criterion) {
+    let mut g = c.benchmark_group("filtered_out");
+    {
+        let subscriber = tracing_subscriber::registry().with(Noop.with_filter(LevelFilter::WARN));
+        tracing::subscriber::with_default(subscriber, || {
+            g.bench_function("baseline_disabled_tracing_event", |b| {
+                b.iter(|| info!(target: "metrics", step = black_box(1u64), loss = 0.5))
+            });
+        });
+    }
+    {
+        let (layer, guard) = MetricLogger::builder()
+            .sink(MemorySink::new())
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            g.bench_function("trainlog_other_target", |b| {
+                b.iter(|| info!(target: "app", step = black_box(1u64), loss = 0.5))
+            });
+        });
+        drop(guard);
+    }
+    {
+        let (layer, guard) = MetricLogger::builder()
+            .rank(1)
+            .rank0_sink(MemorySink::new())
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            g.bench_function("trainlog_rank0_sink_on_rank1", |b| {
+                b.iter(|| info!(target: "metrics", step = black_box(1u64), loss = 0.5))
+            });
+        });
+        drop(guard);
+    }
+    g.finish();
+}
+
+macro_rules! metrics_event {
+    ($i:expr) => {{
+        let i: u64 = $i;
+        info!(target: "metrics", step = i, loss = 1.0 / (i as f64 + 1.0), lr = 3e-4, "train.acc" = 0.5)
+    }};
+}
+
+fn caller(c: &mut Criterion) {
+    let mut g = c.benchmark_group("caller");
+    g.throughput(Throughput::Elements(1));
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let subscriber = tracing_subscriber::registry().with(Noop);
+        tracing::subscriber::with_default(subscriber, || {
+            let mut i = 0u64;
+            g.bench_function("floor_noop_layer", |b| {
+                b.iter(|| {
+                    i += 1;
+                    metrics_event!(i)
+                })
+            });
+        });
+    }
+    {
+        let (writer, guard) = tracing_appender::non_blocking(
+            File::create(dir.path().join("fmt.jsonl")).unwrap(),
+        );
+        let subscriber = tracing_subscriber::fmt().json().with_writer(writer).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut i = 0u64;
+            g.bench_function("baseline_fmt_json_non_blocking", |b| {
+                b.iter(|| {
+                    i += 1;
+                    metrics_event!(i)
+                })
+            });
+        });
+        drop(guard);
+    }
+    for (name, overflow) in [
+        ("trainlog_jsonl_block", Overflow::Block),
+        ("trainlog_jsonl_drop", Overflow::Drop),
+    ] {
+        let out = dir.path().join(name);
+        let (layer, guard) = MetricLogger::builder()
+            .output_dir(&out)
+            .rank(0)
+            .overflow(overflow)
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let mut i = 0u64;
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    i += 1;
+                    metrics_event!(i)
+                })
+            });
+        });
+        drop(guard);
+    }
+    g.finish();
+}
+
+const N: u64 = 1_000_000;
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    timestamp: &'a str,
+    rank: u32,
+    step: u64,
+    loss: f64,
+    lr: f64,
+    #[serde(rename = "train.acc")]
+    acc: f64,
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let mut g = c.benchmark_group("end_to_end_1m");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements(N));
+
+    g.bench_function("baseline_serde_json_bufwriter", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("serde.jsonl");
+                let start = Instant::now();
+                let mut w = BufWriter::new(File::create(&path).unwrap());
+                for i in 0..N {
+                    let ts = trainlog::Record::new(0).timestamp_rfc3339();
+                    let line = Line {
+                        timestamp: &ts,
+                        rank: 0,
+                        step: i,
+                        loss: 1.0 / (i as f64 + 1.0),
+                        lr: 3e-4,
+                        acc: 0.5,
+                    };
+                    serde_json::to_writer(&mut w, &line).unwrap();
+                    w.write_all(b"\n").unwrap();
+                }
+                w.flush().unwrap();
+                drop(w);
+                total += start.elapsed();
+                assert_eq!(count_lines(&path) as u64, N);
+            }
+            total
+        })
+    });
+
+    g.bench_function("baseline_fmt_json_non_blocking_lossless", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("fmt.jsonl");
+                let start = Instant::now();
+                let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                    .lossy(false)
+                    .finish(File::create(&path).unwrap());
+                let subscriber = tracing_subscriber::fmt().json().with_writer(writer).finish();
+                tracing::subscriber::with_default(subscriber, || {
+                    for i in 0..N {
+                        metrics_event!(i);
+                    }
+                });
+                drop(guard);
+                total += start.elapsed();
+                assert_eq!(count_lines(&path) as u64, N);
+            }
+            total
+        })
+    });
+
+    g.bench_function("trainlog_jsonl", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let start = Instant::now();
+                let (layer, guard) = MetricLogger::builder()
+                    .output_dir(dir.path())
+                    .rank(0)
+                    .build()
+                    .unwrap();
+                tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+                    for i in 0..N {
+                        metrics_event!(i);
+                    }
+                });
+                let stats = guard.shutdown(trainlog::sink::RunOutcome::Completed).unwrap();
+                total += start.elapsed();
+                assert_eq!(stats.written, N);
+                assert_eq!(count_lines(&trainlog::jsonl_path(dir.path(), 0)) as u64, N);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, filtered_out, caller, end_to_end);
+criterion_main!(benches);

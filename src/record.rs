@@ -278,9 +278,9 @@ impl Record {
 
     /// The timestamp as RFC 3339 UTC with microseconds, e.g. `2026-11-24T07:40:31.123456Z`.
     pub fn timestamp_rfc3339(&self) -> String {
-        let mut s = String::with_capacity(27);
-        write_rfc3339(&mut s, self.timestamp);
-        s
+        TimestampFormatter::default()
+            .format(self.timestamp)
+            .to_owned()
     }
 
     /// Seconds since the Unix epoch as a float (what TensorBoard calls wall time).
@@ -292,20 +292,41 @@ impl Record {
     }
 }
 
-/// Writes `t` as RFC 3339 UTC with microsecond precision. Times before 1970 clamp to the epoch.
-pub(crate) fn write_rfc3339(out: &mut impl fmt::Write, t: SystemTime) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(days as i64);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_micros()
-    );
+/// Formats timestamps as RFC 3339 UTC with microseconds (`2026-11-24T07:40:31.123456Z`).
+/// The date and time of day are reused while timestamps stay within the same second, so
+/// a stream of records costs six digits each. Times before 1970 clamp to the epoch.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TimestampFormatter {
+    secs: Option<u64>,
+    buf: [u8; 27],
+}
+
+impl TimestampFormatter {
+    pub(crate) fn format(&mut self, t: SystemTime) -> &str {
+        fn put(buf: &mut [u8], mut value: u64) {
+            for slot in buf.iter_mut().rev() {
+                *slot = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = d.as_secs();
+        if self.secs != Some(secs) {
+            let (days, rem) = (secs / 86_400, secs % 86_400);
+            let (y, m, day) = civil_from_days(days as i64);
+            self.buf = *b"0000-00-00T00:00:00.000000Z";
+            put(&mut self.buf[0..4], y.clamp(0, 9999) as u64);
+            put(&mut self.buf[5..7], m.into());
+            put(&mut self.buf[8..10], day.into());
+            put(&mut self.buf[11..13], rem / 3600);
+            put(&mut self.buf[14..16], rem / 60 % 60);
+            put(&mut self.buf[17..19], rem % 60);
+            self.secs = Some(secs);
+        }
+        put(&mut self.buf[20..26], d.subsec_micros().into());
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(&self.buf).unwrap_or_default()
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
@@ -528,18 +549,17 @@ mod tests {
 
     #[test]
     fn rfc3339_known_instants() {
-        let at = |secs: u64, micros: u64| {
-            let mut s = String::new();
-            write_rfc3339(
-                &mut s,
-                UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros),
-            );
-            s
+        let mut f = TimestampFormatter::default();
+        let mut at = |secs: u64, micros: u64| {
+            f.format(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros))
+                .to_owned()
         };
         assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.000005Z");
         assert_eq!(at(1_795_505_431, 123_456), "2026-11-24T07:30:31.123456Z");
+        assert_eq!(at(1_795_505_431, 7), "2026-11-24T07:30:31.000007Z"); // same second, cached
         assert_eq!(at(4_102_444_799, 999_999), "2099-12-31T23:59:59.999999Z");
+        assert_eq!(at(0, 1), "1970-01-01T00:00:00.000001Z");
     }
 
     #[test]

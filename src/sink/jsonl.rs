@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{RunOutcome, Sink};
-use crate::record::write_rfc3339;
+use crate::record::TimestampFormatter;
 use crate::{Error, Record, Result, Value};
 
 /// Bytes buffered before a batch is written out.
@@ -41,6 +41,7 @@ pub struct JsonlSink {
     path: PathBuf,
     file: File,
     buf: Vec<u8>,
+    timestamps: TimestampFormatter,
     max_pending: usize,
     lost: u64,
 }
@@ -73,6 +74,7 @@ impl JsonlSink {
             path,
             file,
             buf: Vec::with_capacity(WRITE_THRESHOLD + 4096),
+            timestamps: TimestampFormatter::default(),
             max_pending: Self::DEFAULT_MAX_PENDING,
             lost: 0,
         })
@@ -150,7 +152,7 @@ impl Sink for JsonlSink {
 
     fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
         for record in batch {
-            encode_line(&mut self.buf, record);
+            encode_line(&mut self.buf, &mut self.timestamps, record);
         }
         if self.buf.len() >= WRITE_THRESHOLD {
             self.write_out()?;
@@ -188,11 +190,9 @@ impl Error {
 }
 
 /// Appends one record as a JSON line (with the trailing newline) to `out`.
-pub(crate) fn encode_line(out: &mut Vec<u8>, r: &Record) {
+fn encode_line(out: &mut Vec<u8>, ts: &mut TimestampFormatter, r: &Record) {
     out.extend_from_slice(b"{\"timestamp\":\"");
-    let mut ts = TsBuf::default();
-    write_rfc3339(&mut ts, r.timestamp);
-    out.extend_from_slice(&ts.bytes[..ts.len]);
+    out.extend_from_slice(ts.format(r.timestamp).as_bytes());
     out.extend_from_slice(b"\",\"rank\":");
     out.extend_from_slice(itoa::Buffer::new().format(r.rank).as_bytes());
     if let Some(step) = r.step {
@@ -262,38 +262,13 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// A stack buffer for the fixed-width timestamp, so formatting it allocates nothing.
-struct TsBuf {
-    bytes: [u8; 40],
-    len: usize,
-}
-
-impl Default for TsBuf {
-    fn default() -> Self {
-        TsBuf {
-            bytes: [0; 40],
-            len: 0,
-        }
-    }
-}
-
-impl std::fmt::Write for TsBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn line(r: &Record) -> serde_json::Value {
         let mut out = Vec::new();
-        encode_line(&mut out, r);
+        encode_line(&mut out, &mut TimestampFormatter::default(), r);
         assert_eq!(out.last(), Some(&b'\n'));
         serde_json::from_slice(&out).expect("valid JSON")
     }
