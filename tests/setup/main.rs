@@ -1,0 +1,103 @@
+//! `setup_root_logger` and `setup_metric_logger` install the global subscriber, so each
+//! scenario runs in a child process (this test binary re-run with one ignored test).
+
+use std::process::Command;
+
+use tracing::info;
+
+fn child_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("TRAINLOG_SETUP_CHILD_DIR").map(Into::into)
+}
+
+#[test]
+#[ignore = "run in a child process by root_logger_then_metric_logger"]
+fn child_root_then_metrics() {
+    let Some(dir) = child_dir() else { return };
+    trainlog::setup_root_logger("info").unwrap();
+    info!("hello from the root logger");
+    tracing::debug!("debug is below the level");
+    let guard = trainlog::setup_metric_logger("async", &dir).unwrap();
+    info!(target: "metrics", step = 1, loss = 0.25, lr = 3e-4);
+    info!(target: "metrics", hparams = true, batch_size = 32u64);
+    let again = trainlog::setup_metric_logger("async", &dir).unwrap_err();
+    println!("second call: {again}");
+    drop(guard);
+}
+
+#[test]
+#[ignore = "run in a child process by metric_logger_alone_includes_the_root_logger"]
+fn child_metrics_only() {
+    let Some(dir) = child_dir() else { return };
+    let guard = trainlog::setup_metric_logger("async", &dir).unwrap();
+    info!("ordinary log line");
+    info!(target: "metrics", step = 0, acc = 0.5);
+    let root = trainlog::setup_root_logger("info").unwrap_err();
+    println!("root after metrics: {root}");
+    drop(guard);
+}
+
+fn run_child(test: &str, envs: &[(&str, &str)]) -> (String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
+        .env("TRAINLOG_SETUP_CHILD_DIR", dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("RANK");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+    (stdout, stderr, dir)
+}
+
+fn jsonl(dir: &std::path::Path, rank: u32) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(trainlog::jsonl_path(dir, rank))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn root_logger_then_metric_logger() {
+    let (stdout, stderr, dir) = run_child("child_root_then_metrics", &[]);
+    // Metrics on stdout as dict lines, without colour (stdout is a pipe here).
+    assert!(stdout.contains("step=1, loss=0.250, lr=3.00e-4\n"), "{stdout}");
+    assert!(stdout.contains("hparams: batch_size=32\n"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+    assert!(stdout.contains("second call: the metric logger is already set up"), "{stdout}");
+    // Ordinary logs on stderr at the chosen level; metrics are not repeated there.
+    assert!(stderr.contains("hello from the root logger"), "{stderr}");
+    assert!(!stderr.contains("debug is below the level"), "{stderr}");
+    assert!(!stderr.contains("loss"), "{stderr}");
+    let lines = jsonl(dir.path(), 0);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["step"], 1);
+    assert_eq!(lines[0]["loss"], 0.25);
+    assert_eq!(lines[1]["hparams"], true);
+}
+
+#[test]
+fn metric_logger_alone_includes_the_root_logger() {
+    let (stdout, stderr, dir) = run_child("child_metrics_only", &[]);
+    assert!(stdout.contains("step=0, acc=0.500\n"), "{stdout}");
+    assert!(stderr.contains("ordinary log line"), "{stderr}");
+    assert!(stdout.contains("root after metrics: trainlog already installed"), "{stdout}");
+    assert_eq!(jsonl(dir.path(), 0)[0]["acc"], 0.5);
+}
+
+#[test]
+fn console_is_rank0_only_but_jsonl_is_written_on_every_rank() {
+    let (stdout, _stderr, dir) = run_child("child_metrics_only", &[("RANK", "2")]);
+    assert!(!stdout.contains("acc="), "{stdout}");
+    assert_eq!(jsonl(dir.path(), 2)[0]["rank"], 2);
+}
+
+#[test]
+fn rust_log_overrides_the_root_level() {
+    let (_stdout, stderr, _dir) = run_child("child_root_then_metrics", &[("RUST_LOG", "warn")]);
+    assert!(!stderr.contains("hello from the root logger"), "{stderr}");
+}
