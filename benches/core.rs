@@ -2,7 +2,8 @@
 //!
 //! - `filtered_out`: an event no trainlog sink wants vs. a disabled `tracing` event.
 //! - `caller`: cost on the training thread of one enabled metrics event, trainlog's JSONL
-//!   layer vs. `fmt().json()` + `tracing_appender::non_blocking`, with a no-op layer as floor.
+//!   layer vs. `fmt().json()` + `tracing_appender::non_blocking`, with a no-op layer as floor,
+//!   in bursts the queues hold; plus sustained logging faster than the disk (block / drop).
 //! - `end_to_end`: 1,000,000 events from the first call until the guard is dropped and every
 //!   line is on disk, vs. `serde_json` into a `BufWriter<File>` and vs. `fmt().json()` +
 //!   lossless `non_blocking`.
@@ -73,6 +74,26 @@ macro_rules! metrics_event {
     }};
 }
 
+/// Times `iters` events emitted in bursts that fit in the queues, running `drain`
+/// (untimed) between bursts: the cost a training loop sees when logging is not
+/// saturating the writer.
+fn bursts(iters: u64, mut drain: impl FnMut(u64)) -> Duration {
+    const BURST: u64 = 10_000;
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = BURST.min(iters - done);
+        let start = Instant::now();
+        for i in done..done + n {
+            metrics_event!(i);
+        }
+        total += start.elapsed();
+        done += n;
+        drain(n);
+    }
+    total
+}
+
 fn caller(c: &mut Criterion) {
     let mut g = c.benchmark_group("caller");
     g.throughput(Throughput::Elements(1));
@@ -80,34 +101,42 @@ fn caller(c: &mut Criterion) {
     {
         let subscriber = tracing_subscriber::registry().with(Noop);
         tracing::subscriber::with_default(subscriber, || {
-            let mut i = 0u64;
-            g.bench_function("floor_noop_layer", |b| {
-                b.iter(|| {
-                    i += 1;
-                    metrics_event!(i)
-                })
-            });
+            g.bench_function("floor_noop_layer", |b| b.iter_custom(|n| bursts(n, |_| ())));
         });
     }
     {
-        let (writer, guard) = tracing_appender::non_blocking(
-            File::create(dir.path().join("fmt.jsonl")).unwrap(),
-        );
-        let subscriber = tracing_subscriber::fmt().json().with_writer(writer).finish();
+        let (writer, guard) =
+            tracing_appender::non_blocking(File::create(dir.path().join("fmt.jsonl")).unwrap());
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(writer)
+            .finish();
         tracing::subscriber::with_default(subscriber, || {
-            let mut i = 0u64;
+            // non_blocking cannot be flushed on demand: give its worker time to catch up.
             g.bench_function("baseline_fmt_json_non_blocking", |b| {
-                b.iter(|| {
-                    i += 1;
-                    metrics_event!(i)
-                })
+                b.iter_custom(|n| bursts(n, |k| std::thread::sleep(Duration::from_nanos(k * 1500))))
             });
         });
         drop(guard);
     }
+    {
+        let (layer, guard) = MetricLogger::builder()
+            .output_dir(dir.path().join("burst"))
+            .rank(0)
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            g.bench_function("trainlog_jsonl", |b| {
+                b.iter_custom(|n| bursts(n, |_| guard.flush().unwrap()))
+            });
+        });
+        drop(guard);
+    }
+    // Sustained logging faster than the disk takes it: under `Block` the caller runs at
+    // the sink's pace; under `Drop` it never waits and the excess is counted.
     for (name, overflow) in [
-        ("trainlog_jsonl_block", Overflow::Block),
-        ("trainlog_jsonl_drop", Overflow::Drop),
+        ("trainlog_jsonl_sustained_block", Overflow::Block),
+        ("trainlog_jsonl_sustained_drop", Overflow::Drop),
     ] {
         let out = dir.path().join(name);
         let (layer, guard) = MetricLogger::builder()
@@ -190,7 +219,10 @@ fn end_to_end(c: &mut Criterion) {
                 let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
                     .lossy(false)
                     .finish(File::create(&path).unwrap());
-                let subscriber = tracing_subscriber::fmt().json().with_writer(writer).finish();
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .with_writer(writer)
+                    .finish();
                 tracing::subscriber::with_default(subscriber, || {
                     for i in 0..N {
                         metrics_event!(i);
@@ -215,12 +247,17 @@ fn end_to_end(c: &mut Criterion) {
                     .rank(0)
                     .build()
                     .unwrap();
-                tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-                    for i in 0..N {
-                        metrics_event!(i);
-                    }
-                });
-                let stats = guard.shutdown(trainlog::sink::RunOutcome::Completed).unwrap();
+                tracing::subscriber::with_default(
+                    tracing_subscriber::registry().with(layer),
+                    || {
+                        for i in 0..N {
+                            metrics_event!(i);
+                        }
+                    },
+                );
+                let stats = guard
+                    .shutdown(trainlog::sink::RunOutcome::Completed)
+                    .unwrap();
                 total += start.elapsed();
                 assert_eq!(stats.written, N);
                 assert_eq!(count_lines(&trainlog::jsonl_path(dir.path(), 0)) as u64, N);

@@ -51,7 +51,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = start.elapsed();
     let peak = peak_rss_kib();
     let path = trainlog::jsonl_path(&dir, 0);
-    let lines = std::io::BufRead::lines(std::io::BufReader::new(std::fs::File::open(&path)?)).count();
+    let lines =
+        std::io::BufRead::lines(std::io::BufReader::new(std::fs::File::open(&path)?)).count();
     std::fs::remove_dir_all(&dir)?;
     println!(
         "{n} events: caller loop {:.3} s, until guard dropped {:.3} s ({:.2} M events/s), \

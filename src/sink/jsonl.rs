@@ -326,7 +326,11 @@ mod tests {
         let text = std::fs::read_to_string(sink.path()).unwrap();
         let steps: Vec<u64> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(steps, [0, 1, 2, 0]);
         assert_eq!(sink.lost(), 0);

@@ -39,10 +39,16 @@ fn child_metrics_only() {
 fn run_child(test: &str, envs: &[(&str, &str)]) -> (String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
-        .env("TRAINLOG_SETUP_CHILD_DIR", dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("RANK");
+    cmd.args([
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("TRAINLOG_SETUP_CHILD_DIR", dir.path())
+    .env_remove("RUST_LOG")
+    .env_remove("RANK");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -65,10 +71,16 @@ fn jsonl(dir: &std::path::Path, rank: u32) -> Vec<serde_json::Value> {
 fn root_logger_then_metric_logger() {
     let (stdout, stderr, dir) = run_child("child_root_then_metrics", &[]);
     // Metrics on stdout as dict lines, without colour (stdout is a pipe here).
-    assert!(stdout.contains("step=1, loss=0.250, lr=3.00e-4\n"), "{stdout}");
+    assert!(
+        stdout.contains("step=1, loss=0.250, lr=3.00e-4\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("hparams: batch_size=32\n"), "{stdout}");
     assert!(!stdout.contains('\u{1b}'), "{stdout}");
-    assert!(stdout.contains("second call: the metric logger is already set up"), "{stdout}");
+    assert!(
+        stdout.contains("second call: the metric logger is already set up"),
+        "{stdout}"
+    );
     // Ordinary logs on stderr at the chosen level; metrics are not repeated there.
     assert!(stderr.contains("hello from the root logger"), "{stderr}");
     assert!(!stderr.contains("debug is below the level"), "{stderr}");
@@ -85,7 +97,10 @@ fn metric_logger_alone_includes_the_root_logger() {
     let (stdout, stderr, dir) = run_child("child_metrics_only", &[]);
     assert!(stdout.contains("step=0, acc=0.500\n"), "{stdout}");
     assert!(stderr.contains("ordinary log line"), "{stderr}");
-    assert!(stdout.contains("root after metrics: trainlog already installed"), "{stdout}");
+    assert!(
+        stdout.contains("root after metrics: trainlog already installed"),
+        "{stdout}"
+    );
     assert_eq!(jsonl(dir.path(), 0)[0]["acc"], 0.5);
 }
 
