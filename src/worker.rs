@@ -1,16 +1,22 @@
 //! The private worker: one thread per sink behind a bounded queue, with batching,
 //! interval and on-demand flushes, overflow policy, error reporting and a bounded shutdown.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::sink::{RunOutcome, Sink};
 use crate::{Error, Overflow, Record, Result};
+
+thread_local! {
+    /// Set on worker threads, so events logged there never block on a queue.
+    static IN_WORKER: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Most records handed to a sink in one `write_batch` call.
 const MAX_BATCH: usize = 1024;
@@ -29,6 +35,8 @@ pub(crate) struct Counters {
     pub(crate) written: AtomicU64,
     pub(crate) write_errors: AtomicU64,
     pub(crate) lost: AtomicU64,
+    /// Set once the sink is closed: later records are counted as dropped.
+    pub(crate) closed: AtomicBool,
 }
 
 /// The producer's end: what the layer holds for each sink.
@@ -43,20 +51,25 @@ impl Feeder {
     /// Queues a record. Never panics; blocks only under `Overflow::Block` with a full queue.
     #[inline]
     pub(crate) fn send(&self, record: Arc<Record>) {
-        let sent = match self.overflow {
-            Overflow::Block => self.tx.send(Msg::Record(record)).is_ok(),
-            Overflow::Drop => match self.tx.try_send(Msg::Record(record)) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-            },
-        };
-        let counter = if sent {
-            &self.counters.queued
+        let c = &self.counters;
+        if c.closed.load(Relaxed) {
+            c.dropped.fetch_add(1, Relaxed);
+            return;
+        }
+        // Counted before the send so the worker never sees a record it cannot account for.
+        c.queued.fetch_add(1, Relaxed);
+        // A sink that logs metrics from its own worker must not wait on its own queue.
+        let block = self.overflow == Overflow::Block && !IN_WORKER.with(Cell::get);
+        let sent = if block {
+            self.tx.send(Msg::Record(record)).is_ok()
         } else {
-            // Full queue under the drop policy, or the worker already shut down.
-            &self.counters.dropped
+            self.tx.try_send(Msg::Record(record)).is_ok()
         };
-        counter.fetch_add(1, Relaxed);
+        if !sent {
+            // Full queue under the drop policy, or the worker already gone.
+            c.queued.fetch_sub(1, Relaxed);
+            c.dropped.fetch_add(1, Relaxed);
+        }
     }
 }
 
@@ -98,6 +111,7 @@ impl Worker {
         let thread = thread::Builder::new()
             .name(format!("trainlog-{name}"))
             .spawn(move || {
+                IN_WORKER.with(|w| w.set(true));
                 state.run(&rx, interval);
                 let _ = done_tx.send(());
             })
@@ -208,6 +222,13 @@ impl WorkerState {
                 self.write(&batch);
                 batch.clear();
                 dirty = true;
+                // Under steady traffic the receive never times out: flush on schedule here.
+                let now = Instant::now();
+                if now >= next_flush {
+                    let _ = self.call("flush", |s| s.flush());
+                    dirty = false;
+                    next_flush = now + interval;
+                }
             }
             match control {
                 None => {}
@@ -217,7 +238,7 @@ impl WorkerState {
                     next_flush = Instant::now() + interval;
                 }
                 Some(Msg::Shutdown(outcome)) => {
-                    self.close(outcome);
+                    self.shut_down(rx, outcome, &mut batch);
                     return;
                 }
                 Some(Msg::Record(_)) => unreachable!("records go to the batch"),
@@ -237,6 +258,36 @@ impl WorkerState {
             // The sink panicked on this batch: it is gone with the sink.
             self.dead_lost += batch.len() as u64;
             self.update_lost();
+        }
+    }
+
+    /// Writes what other threads queued before the shutdown message was handled (up to
+    /// the queue's length then, so a sink that logs cannot keep it going), closes the
+    /// sink, then counts records that still arrive as dropped rather than queued.
+    fn shut_down(&mut self, rx: &Receiver<Msg>, outcome: RunOutcome, batch: &mut Vec<Arc<Record>>) {
+        let pending = rx.len();
+        for msg in rx.try_iter().take(pending) {
+            match msg {
+                Msg::Record(r) => batch.push(r),
+                Msg::Flush(ack) => drop(ack),
+                Msg::Shutdown(_) => {}
+            }
+            if batch.len() == MAX_BATCH {
+                self.write(batch);
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            self.write(batch);
+            batch.clear();
+        }
+        self.close(outcome);
+        self.counters.closed.store(true, Relaxed);
+        for msg in rx.try_iter() {
+            if let Msg::Record(_) = msg {
+                self.counters.queued.fetch_sub(1, Relaxed);
+                self.counters.dropped.fetch_add(1, Relaxed);
+            }
         }
     }
 
