@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -172,6 +172,20 @@ struct Line<'a> {
     acc: f64,
 }
 
+/// Times `iters` runs of `write_all`, each in a fresh directory, from its first event until
+/// its file is complete; then checks the file it names holds all `N` lines.
+fn timed_runs(iters: u64, mut write_all: impl FnMut(&Path) -> PathBuf) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let path = write_all(dir.path());
+        total += start.elapsed();
+        assert_eq!(count_lines(&path) as u64, N, "lines lost");
+    }
+    total
+}
+
 fn end_to_end(c: &mut Criterion) {
     let mut g = c.benchmark_group("end_to_end_1m");
     g.sample_size(10)
@@ -181,11 +195,8 @@ fn end_to_end(c: &mut Criterion) {
 
     g.bench_function("baseline_serde_json_bufwriter", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().unwrap();
-                let path = dir.path().join("serde.jsonl");
-                let start = Instant::now();
+            timed_runs(iters, |dir| {
+                let path = dir.join("serde.jsonl");
                 let mut w = BufWriter::new(File::create(&path).unwrap());
                 for i in 0..N {
                     let ts = trainlog::Record::new(0).timestamp_rfc3339();
@@ -201,21 +212,15 @@ fn end_to_end(c: &mut Criterion) {
                     w.write_all(b"\n").unwrap();
                 }
                 w.flush().unwrap();
-                drop(w);
-                total += start.elapsed();
-                assert_eq!(count_lines(&path) as u64, N);
-            }
-            total
+                path
+            })
         })
     });
 
     g.bench_function("baseline_fmt_json_non_blocking_lossless", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().unwrap();
-                let path = dir.path().join("fmt.jsonl");
-                let start = Instant::now();
+            timed_runs(iters, |dir| {
+                let path = dir.join("fmt.jsonl");
                 let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
                     .lossy(false)
                     .finish(File::create(&path).unwrap());
@@ -229,40 +234,31 @@ fn end_to_end(c: &mut Criterion) {
                     }
                 });
                 drop(guard);
-                total += start.elapsed();
-                assert_eq!(count_lines(&path) as u64, N);
-            }
-            total
+                path
+            })
         })
     });
 
     g.bench_function("trainlog_jsonl", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().unwrap();
-                let start = Instant::now();
+            timed_runs(iters, |dir| {
                 let (layer, guard) = MetricLogger::builder()
-                    .output_dir(dir.path())
+                    .output_dir(dir)
                     .rank(0)
                     .build()
                     .unwrap();
-                tracing::subscriber::with_default(
-                    tracing_subscriber::registry().with(layer),
-                    || {
-                        for i in 0..N {
-                            metrics_event!(i);
-                        }
-                    },
-                );
+                let subscriber = tracing_subscriber::registry().with(layer);
+                tracing::subscriber::with_default(subscriber, || {
+                    for i in 0..N {
+                        metrics_event!(i);
+                    }
+                });
                 let stats = guard
                     .shutdown(trainlog::sink::RunOutcome::Completed)
                     .unwrap();
-                total += start.elapsed();
                 assert_eq!(stats.written, N);
-                assert_eq!(count_lines(&trainlog::jsonl_path(dir.path(), 0)) as u64, N);
-            }
-            total
+                trainlog::jsonl_path(dir, 0)
+            })
         })
     });
     g.finish();

@@ -30,6 +30,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! As the global subscriber, beside your own layers:
+//!
+//! ```no_run
+//! use tracing_subscriber::prelude::*;
+//!
+//! let (metrics, _guard) = trainlog::MetricLogger::builder()
+//!     .output_dir("runs/exp1")
+//!     .backends("async")?
+//!     .build()?;
+//! tracing_subscriber::registry()
+//!     .with(tracing_subscriber::fmt::layer())
+//!     .with(metrics)
+//!     .init();
+//! tracing::info!(target: "metrics", step = 10, loss = 0.25);
+//! # Ok::<(), trainlog::Error>(())
+//! ```
+//!
 //! Or in one call: `let _guard = trainlog::setup_metric_logger("async", "runs/exp1")?;`
 //! installs the global subscriber with a metrics console ([`format::DictFormat`]) and
 //! ordinary logs on stderr.

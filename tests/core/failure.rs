@@ -9,7 +9,7 @@ use tracing::info;
 use trainlog::sink::{MemorySink, RunOutcome, Sink};
 use trainlog::{Error, MetricLogger, Overflow, Record};
 
-use crate::support::{read_jsonl, with_logger};
+use crate::support::{dispatch, read_jsonl, with_logger};
 
 #[test]
 fn unwritable_output_dir_fails_build_naming_the_path() {
@@ -197,14 +197,8 @@ impl Sink for Panicky {
 
 #[test]
 fn a_panicking_sink_is_contained_and_counted() {
-    use tracing_subscriber::prelude::*;
     let memory = MemorySink::new();
-    let (layer, guard) = MetricLogger::builder()
-        .sink(Panicky)
-        .sink(memory.clone())
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (dispatch, guard) = dispatch(MetricLogger::builder().sink(Panicky).sink(memory.clone()));
     let log = |steps: std::ops::Range<u64>| {
         tracing::dispatcher::with_default(&dispatch, || {
             for step in steps {
@@ -231,15 +225,10 @@ fn a_panicking_sink_is_contained_and_counted() {
 #[test]
 fn guard_dropped_while_panicking_closes_sinks_as_failed() {
     let memory = MemorySink::new();
-    let (layer, guard) = MetricLogger::builder()
-        .sink(memory.clone())
-        .build()
-        .unwrap();
-    use tracing_subscriber::prelude::*;
-    let subscriber = tracing_subscriber::registry().with(layer);
+    let (dispatch, guard) = dispatch(MetricLogger::builder().sink(memory.clone()));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _guard = guard;
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::dispatcher::with_default(&dispatch, || {
             info!(target: "metrics", step = 1, loss = f64::NAN);
             panic!("training diverged");
         })
@@ -252,13 +241,8 @@ fn guard_dropped_while_panicking_closes_sinks_as_failed() {
 #[test]
 fn normal_drop_closes_sinks_as_completed_and_late_events_are_counted_not_fatal() {
     let memory = MemorySink::new();
-    let (layer, guard) = MetricLogger::builder()
-        .sink(memory.clone())
-        .build()
-        .unwrap();
-    use tracing_subscriber::prelude::*;
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || {
+    let (dispatch, guard) = dispatch(MetricLogger::builder().sink(memory.clone()));
+    tracing::dispatcher::with_default(&dispatch, || {
         info!(target: "metrics", step = 1, loss = 1.0);
         drop(guard);
         // After shutdown: no panic, no hang.
@@ -271,14 +255,8 @@ fn normal_drop_closes_sinks_as_completed_and_late_events_are_counted_not_fatal()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logging_inside_a_tokio_runtime_works_and_never_panics() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = MetricLogger::builder()
-        .output_dir(dir.path())
-        .rank(0)
-        .build()
-        .unwrap();
+    let (dispatch, guard) = dispatch(MetricLogger::builder().output_dir(dir.path()).rank(0));
     use tracing::instrument::WithSubscriber;
-    use tracing_subscriber::prelude::*;
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let tasks: Vec<_> = (0..4u64)
         .map(|task| {
             let dispatch = dispatch.clone();
@@ -318,15 +296,13 @@ fn wait_for_lines(path: &std::path::Path, lines: usize) -> usize {
 
 #[test]
 fn interval_flush_writes_without_an_explicit_flush() {
-    use tracing_subscriber::prelude::*;
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = MetricLogger::builder()
-        .output_dir(dir.path())
-        .rank(0)
-        .flush_interval(Duration::from_millis(20))
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (dispatch, guard) = dispatch(
+        MetricLogger::builder()
+            .output_dir(dir.path())
+            .rank(0)
+            .flush_interval(Duration::from_millis(20)),
+    );
     let path = dir.path().join("metrics_rank0.jsonl");
     tracing::dispatcher::with_default(&dispatch, || info!(target: "metrics", step = 0, loss = 1.0));
     // An idle logger flushes on its interval.
@@ -376,14 +352,12 @@ impl Sink for Echo {
 
 #[test]
 fn a_sink_logging_metrics_from_its_worker_cannot_deadlock() {
-    use tracing_subscriber::prelude::*;
     let slot = Arc::new(std::sync::OnceLock::new());
-    let (layer, guard) = MetricLogger::builder()
-        .sink(Echo(slot.clone()))
-        .queue_capacity(2)
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (dispatch, guard) = dispatch(
+        MetricLogger::builder()
+            .sink(Echo(slot.clone()))
+            .queue_capacity(2),
+    );
     let _ = slot.set(dispatch.clone());
     // With a queue of 2, the worker's own echoes would wait on a queue only it empties.
     tracing::dispatcher::with_default(&dispatch, || {

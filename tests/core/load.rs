@@ -5,21 +5,19 @@ use std::collections::HashMap;
 use tracing::info;
 use trainlog::MetricLogger;
 
-use crate::support::read_jsonl;
+use crate::support::{dispatch, read_jsonl};
 
 #[test]
 fn eight_threads_times_100k_events_exact_count_and_order() {
-    use tracing_subscriber::prelude::*;
     const THREADS: u64 = 8;
     const PER_THREAD: u64 = 100_000;
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = MetricLogger::builder()
-        .output_dir(dir.path())
-        .rank(0)
-        .queue_capacity(4096)
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (dispatch, guard) = dispatch(
+        MetricLogger::builder()
+            .output_dir(dir.path())
+            .rank(0)
+            .queue_capacity(4096),
+    );
     std::thread::scope(|scope| {
         for thread in 0..THREADS {
             let dispatch = dispatch.clone();

@@ -13,6 +13,16 @@ pub fn with_logger(builder: MetricLoggerBuilder, f: impl FnOnce()) -> MetricGuar
     guard
 }
 
+/// Builds the logger into a `Dispatch` the test can enter as often as it likes, from
+/// any thread, and returns it with the guard.
+pub fn dispatch(builder: MetricLoggerBuilder) -> (tracing::Dispatch, MetricGuard) {
+    let (layer, guard) = builder.build().expect("logger builds");
+    (
+        tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+    )
+}
+
 /// Every line of a JSONL file, parsed; panics with the line number on invalid JSON.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     let text =
