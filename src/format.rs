@@ -19,7 +19,12 @@ use crate::{Record, Value};
 
 /// Whether console output should be coloured: `NO_COLOR` unset (or empty) and stdout a terminal.
 pub fn color_enabled() -> bool {
-    std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()) && std::io::stdout().is_terminal()
+    color_enabled_for(&std::io::stdout())
+}
+
+/// Like [`color_enabled`] for another stream, e.g. `&std::io::stderr()`.
+pub fn color_enabled_for(stream: &impl IsTerminal) -> bool {
+    std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()) && stream.is_terminal()
 }
 
 /// Formats a float by the console rules: `0.250`, `3.00e-4`, `1.23e5`, `NaN`, `inf`.

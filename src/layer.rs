@@ -22,29 +22,31 @@ pub type MetricLayer<S> = Filtered<SinkLayer, MetricFilter, S>;
 /// policy is [`Overflow::Block`](crate::Overflow::Block).
 #[derive(Debug)]
 pub struct SinkLayer {
-    feeders: Arc<OnceLock<Vec<Feeder>>>,
-    rank: u32,
+    sinks: Arc<OnceLock<Sinks>>,
+}
+
+/// What a layer feeds: one queue per sink, and the rank records are stamped with.
+#[derive(Debug)]
+pub(crate) struct Sinks {
+    pub(crate) feeders: Vec<Feeder>,
+    pub(crate) rank: u32,
 }
 
 impl SinkLayer {
-    pub(crate) fn new(feeders: Vec<Feeder>, rank: u32) -> Self {
-        let slot = OnceLock::new();
-        let _ = slot.set(feeders);
+    pub(crate) fn new(sinks: Sinks) -> Self {
         SinkLayer {
-            feeders: Arc::new(slot),
-            rank,
+            sinks: Arc::new(OnceLock::from(sinks)),
         }
     }
 
     /// A layer whose sinks are attached later through the returned slot (used when
     /// `setup_root_logger` installs the subscriber before `setup_metric_logger` runs).
     #[cfg(feature = "console")]
-    pub(crate) fn deferred(rank: u32) -> (Self, Arc<OnceLock<Vec<Feeder>>>) {
+    pub(crate) fn deferred() -> (Self, Arc<OnceLock<Sinks>>) {
         let slot = Arc::new(OnceLock::new());
         (
             SinkLayer {
-                feeders: slot.clone(),
-                rank,
+                sinks: slot.clone(),
             },
             slot,
         )
@@ -53,14 +55,14 @@ impl SinkLayer {
 
 impl<S: Subscriber> Layer<S> for SinkLayer {
     fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
-        let Some(feeders) = self.feeders.get() else {
+        let Some(Sinks { feeders, rank }) = self.sinks.get() else {
             return;
         };
         match feeders.as_slice() {
             [] => {}
-            [only] => only.send(Arc::new(Record::from_event(event, self.rank))),
+            [only] => only.send(Arc::new(Record::from_event(event, *rank))),
             many => {
-                let record = Arc::new(Record::from_event(event, self.rank));
+                let record = Arc::new(Record::from_event(event, *rank));
                 for feeder in many {
                     feeder.send(record.clone());
                 }

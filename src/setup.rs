@@ -13,7 +13,7 @@ use tracing::Subscriber;
 use tracing_subscriber::Layer;
 
 use crate::filter::{MetricFilter, METRICS_TARGET};
-use crate::layer::{MetricLayer, SinkLayer};
+use crate::layer::{MetricLayer, SinkLayer, Sinks};
 use crate::rank::RankInfo;
 use crate::sink::{RunOutcome, Sink};
 use crate::worker::{Feeder, Worker, WorkerConfig};
@@ -253,7 +253,11 @@ impl MetricLoggerBuilder {
             target,
             active: !feeders.is_empty(),
         };
-        let layer = SinkLayer::new(feeders, guard.rank.rank).with_filter(filter);
+        let layer = SinkLayer::new(Sinks {
+            feeders,
+            rank: guard.rank.rank,
+        })
+        .with_filter(filter);
         Ok((layer, guard))
     }
 
@@ -382,7 +386,7 @@ impl MetricGuard {
         let deadline = Instant::now() + self.shutdown_timeout;
         let mut first_error = None;
         for worker in &self.workers {
-            if let Err(e) = worker.flush(deadline) {
+            if let Err(e) = worker.flush(deadline, self.shutdown_timeout) {
                 first_error.get_or_insert(e);
             }
         }
@@ -506,23 +510,18 @@ mod console {
 
     use super::{MetricGuard, MetricLoggerBuilder};
     use crate::filter::{self, MetricFilter, METRICS_TARGET};
-    use crate::format::{color_enabled, DictFormat};
-    use crate::layer::SinkLayer;
+    use crate::format::{color_enabled, color_enabled_for, DictFormat};
+    use crate::layer::{SinkLayer, Sinks};
     use crate::rank::RankInfo;
-    use crate::worker::Feeder;
     use crate::{Error, Result};
 
     /// The sink slot of the subscriber trainlog installed, if it installed one.
-    static INSTALLED: Mutex<Option<Arc<OnceLock<Vec<Feeder>>>>> = Mutex::new(None);
+    static INSTALLED: Mutex<Option<Arc<OnceLock<Sinks>>>> = Mutex::new(None);
 
     /// Installs the global subscriber: ordinary logs on stderr (level from `RUST_LOG`,
     /// else `default_level`), metrics as dict lines on stdout (rank 0), and the metric
     /// sinks, which may be attached later.
-    fn install(
-        default_level: &str,
-        console: bool,
-        rank: RankInfo,
-    ) -> Result<Arc<OnceLock<Vec<Feeder>>>> {
+    fn install(default_level: &str, console: bool, rank: RankInfo) -> Result<Arc<OnceLock<Sinks>>> {
         let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
         if installed.is_some() {
             return Err(Error::AlreadyInitialized(
@@ -534,10 +533,7 @@ mod console {
             .map_err(|e| Error::Config(format!("invalid log level `{default_level}`: {e}")))?;
         let logs = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .with_ansi(
-                std::io::IsTerminal::is_terminal(&std::io::stderr())
-                    && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()),
-            )
+            .with_ansi(color_enabled_for(&std::io::stderr()))
             .with_filter(env.and(filter_fn(|meta| meta.target() != METRICS_TARGET)));
         let metrics_console = console.then(|| {
             tracing_subscriber::fmt::layer()
@@ -550,7 +546,7 @@ mod console {
                         .and(filter::rank0_for(rank.rank)),
                 )
         });
-        let (sinks, slot) = SinkLayer::deferred(rank.rank);
+        let (sinks, slot) = SinkLayer::deferred();
         let sinks = sinks.with_filter(MetricFilter {
             target: METRICS_TARGET.into(),
             active: true,
@@ -616,7 +612,8 @@ mod console {
                 Some(slot) => slot,
                 None => install("info", console, guard.rank())?,
             };
-            slot.set(feeders).map_err(|_| {
+            let rank = guard.rank().rank;
+            slot.set(Sinks { feeders, rank }).map_err(|_| {
                 Error::AlreadyInitialized(
                     "the metric logger is already set up in this process".into(),
                 )

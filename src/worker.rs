@@ -59,7 +59,8 @@ impl Feeder {
         // Counted before the send so the worker never sees a record it cannot account for.
         c.queued.fetch_add(1, Relaxed);
         // A sink that logs metrics from its own worker must not wait on its own queue.
-        let block = self.overflow == Overflow::Block && !IN_WORKER.with(Cell::get);
+        let in_worker = IN_WORKER.try_with(Cell::get).unwrap_or(false);
+        let block = self.overflow == Overflow::Block && !in_worker;
         let sent = if block {
             self.tx.send(Msg::Record(record)).is_ok()
         } else {
@@ -132,11 +133,12 @@ impl Worker {
     }
 
     /// Asks the sink to flush and waits for it, at most until `deadline`.
-    pub(crate) fn flush(&self, deadline: Instant) -> Result<()> {
+    /// `timeout` is the allowance `deadline` came from, for the error message.
+    pub(crate) fn flush(&self, deadline: Instant, timeout: Duration) -> Result<()> {
         let (ack_tx, ack) = bounded(1);
         let timeout = || Error::Timeout {
             what: format!("flushing the {} sink", self.name),
-            after: deadline.saturating_duration_since(Instant::now()),
+            after: timeout,
         };
         self.tx
             .send_deadline(Msg::Flush(ack_tx), deadline)
@@ -160,8 +162,8 @@ impl Worker {
             }
             true
         } else {
-            // A closed channel means the thread is gone (it could not send: impossible
-            // short of an abort); otherwise it is still working and we leave it.
+            // Timed out: still working, left to finish alone. Disconnected: the thread
+            // ended without reporting, which only a bug in the worker itself can cause.
             self.thread.as_ref().is_some_and(|t| t.is_finished())
         }
     }
@@ -195,14 +197,14 @@ impl WorkerState {
                 Ok(msg) => msg,
                 Err(RecvTimeoutError::Timeout) => {
                     if dirty {
-                        let _ = self.call("flush", |s| s.flush());
-                        dirty = false;
+                        // A failed flush keeps its data: try again next interval.
+                        dirty = self.call("flush", |s| s.flush()).is_err();
                     }
                     next_flush = Instant::now() + interval;
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.close(RunOutcome::Completed);
+                    let _ = self.close(RunOutcome::Completed);
                     return;
                 }
             };
@@ -225,16 +227,16 @@ impl WorkerState {
                 // Under steady traffic the receive never times out: flush on schedule here.
                 let now = Instant::now();
                 if now >= next_flush {
-                    let _ = self.call("flush", |s| s.flush());
-                    dirty = false;
+                    dirty = self.call("flush", |s| s.flush()).is_err();
                     next_flush = now + interval;
                 }
             }
             match control {
                 None => {}
                 Some(Msg::Flush(ack)) => {
-                    let _ = ack.send(self.call("flush", |s| s.flush()));
-                    dirty = false;
+                    let result = self.call("flush", |s| s.flush());
+                    dirty = result.is_err();
+                    let _ = ack.send(result);
                     next_flush = Instant::now() + interval;
                 }
                 Some(Msg::Shutdown(outcome)) => {
@@ -266,10 +268,11 @@ impl WorkerState {
     /// sink, then counts records that still arrive as dropped rather than queued.
     fn shut_down(&mut self, rx: &Receiver<Msg>, outcome: RunOutcome, batch: &mut Vec<Arc<Record>>) {
         let pending = rx.len();
+        let mut acks = Vec::new();
         for msg in rx.try_iter().take(pending) {
             match msg {
                 Msg::Record(r) => batch.push(r),
-                Msg::Flush(ack) => drop(ack),
+                Msg::Flush(ack) => acks.push(ack),
                 Msg::Shutdown(_) => {}
             }
             if batch.len() == MAX_BATCH {
@@ -281,7 +284,18 @@ impl WorkerState {
             self.write(batch);
             batch.clear();
         }
-        self.close(outcome);
+        let closed = self.close(outcome);
+        for ack in acks {
+            let _ = ack.send(
+                closed
+                    .as_ref()
+                    .map_err(|e| Error::Sink {
+                        sink: self.name.clone(),
+                        message: e.to_string(),
+                    })
+                    .copied(),
+            );
+        }
         self.counters.closed.store(true, Relaxed);
         for msg in rx.try_iter() {
             if let Msg::Record(_) = msg {
@@ -291,9 +305,10 @@ impl WorkerState {
         }
     }
 
-    fn close(&mut self, outcome: RunOutcome) {
-        let _ = self.call("flush", |s| s.flush());
-        let _ = self.call("close", |s| s.close(outcome));
+    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
+        let flushed = self.call("flush", |s| s.flush());
+        let closed = self.call("close", |s| s.close(outcome));
+        flushed.and(closed)
     }
 
     /// Calls the sink, turning errors and panics into a report and counters.
