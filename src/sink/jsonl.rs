@@ -1,10 +1,10 @@
 //! `JsonlSink`: one JSON object per line, one file per rank (the `async` backend).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::file::{RecordFile, DEFAULT_MAX_PENDING};
 use super::{RunOutcome, Sink};
 use crate::record::TimestampFormatter;
 use crate::{Error, Record, Result, Value};
@@ -38,17 +38,13 @@ const WRITE_THRESHOLD: usize = 256 * 1024;
 /// discarded and counted as lost.
 #[derive(Debug)]
 pub struct JsonlSink {
-    path: PathBuf,
-    file: File,
-    buf: Vec<u8>,
+    out: RecordFile,
     timestamps: TimestampFormatter,
-    max_pending: usize,
-    lost: u64,
 }
 
 impl JsonlSink {
     /// How many unwritten bytes are kept for a retry before old lines are discarded.
-    pub const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
+    pub const DEFAULT_MAX_PENDING: usize = DEFAULT_MAX_PENDING;
 
     /// The file name a rank writes to: `metrics_rank<rank>.jsonl`.
     pub fn file_name(rank: u32) -> String {
@@ -71,77 +67,20 @@ impl JsonlSink {
             .open(&path)
             .map_err(|e| Error::io("open metrics file", &path, e))?;
         Ok(JsonlSink {
-            path,
-            file,
-            buf: Vec::with_capacity(WRITE_THRESHOLD + 4096),
+            out: RecordFile::new("jsonl", path, file),
             timestamps: TimestampFormatter::default(),
-            max_pending: Self::DEFAULT_MAX_PENDING,
-            lost: 0,
         })
     }
 
     /// Sets how many unwritten bytes are kept for retrying after a write error.
     pub fn with_max_pending(mut self, bytes: usize) -> Self {
-        self.max_pending = bytes;
+        self.out.set_max_pending(bytes);
         self
     }
 
     /// The file this sink appends to.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Writes out the buffer. On error the unwritten bytes stay buffered.
-    fn write_out(&mut self) -> Result<()> {
-        let mut done = 0;
-        let result = loop {
-            if done == self.buf.len() {
-                break Ok(());
-            }
-            match self.file.write(&self.buf[done..]) {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        self.buf.drain(..done);
-        result.map_err(|e| {
-            self.trim_pending();
-            Error::Sink {
-                sink: "jsonl".into(),
-                message: format!(
-                    "could not write {}: {e}; {} bytes kept for the next attempt",
-                    self.path.display(),
-                    self.buf.len()
-                ),
-            }
-        })
-    }
-
-    /// Discards the oldest whole lines while more than `max_pending` bytes wait.
-    fn trim_pending(&mut self) {
-        if self.buf.len() <= self.max_pending {
-            return;
-        }
-        let excess = self.buf.len() - self.max_pending;
-        // Cut after the first newline at or past `excess` so only whole lines go, but keep
-        // any partial line at the front: part of it may already be in the file.
-        let start = self
-            .buf
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let from = (start + excess).saturating_sub(1).min(self.buf.len());
-        let cut = match self.buf[from..].iter().position(|&b| b == b'\n') {
-            Some(p) => from + p + 1,
-            None => self.buf.len(),
-        };
-        if cut <= start {
-            return;
-        }
-        self.lost += self.buf[start..cut].iter().filter(|&&b| b == b'\n').count() as u64;
-        self.buf.drain(start..cut);
+        self.out.path()
     }
 }
 
@@ -152,40 +91,25 @@ impl Sink for JsonlSink {
 
     fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
         for record in batch {
-            encode_line(&mut self.buf, &mut self.timestamps, record);
+            encode_line(self.out.buffer(), &mut self.timestamps, record);
+            self.out.end_record();
         }
-        if self.buf.len() >= WRITE_THRESHOLD {
-            self.write_out()?;
+        if self.out.pending() >= WRITE_THRESHOLD {
+            self.out.write_out()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.write_out()
+        self.out.write_out()
     }
 
     fn close(&mut self, _outcome: RunOutcome) -> Result<()> {
-        self.write_out()?;
-        match self.file.sync_data() {
-            // Character devices and pipes cannot be synced; that is not a data loss.
-            Err(e) if e.kind() != io::ErrorKind::InvalidInput => {
-                Err(Error::io("sync metrics file", &self.path, e).into_sink())
-            }
-            _ => Ok(()),
-        }
+        self.out.sync()
     }
 
     fn lost(&self) -> u64 {
-        self.lost
-    }
-}
-
-impl Error {
-    fn into_sink(self) -> Error {
-        Error::Sink {
-            sink: "jsonl".into(),
-            message: self.to_string(),
-        }
+        self.out.lost()
     }
 }
 
@@ -302,49 +226,5 @@ mod tests {
         assert_eq!(v["ninf"], "-Infinity");
         assert_eq!(v["q\"uote"], "line\nbreak \u{1}");
         assert_eq!(v["big"], u64::MAX);
-    }
-
-    #[test]
-    fn failed_writes_are_kept_and_retried_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut sink = JsonlSink::in_dir(dir.path(), 0).unwrap();
-        let real = std::mem::replace(
-            &mut sink.file,
-            OpenOptions::new().append(true).open("/dev/full").unwrap(),
-        );
-        let batch: Vec<Arc<Record>> = (0..3)
-            .map(|i| Arc::new(Record::new(0).with_step(i)))
-            .collect();
-        sink.write_batch(&batch).unwrap(); // buffered: under the write threshold
-        let err = sink.flush().unwrap_err().to_string();
-        assert!(err.contains("No space left on device"), "{err}");
-        assert!(err.contains("metrics_rank0.jsonl"), "{err}");
-        // The disk has room again: the kept lines go out first, then the new ones.
-        sink.file = real;
-        sink.write_batch(&batch[..1]).unwrap();
-        sink.flush().unwrap();
-        let text = std::fs::read_to_string(sink.path()).unwrap();
-        let steps: Vec<u64> = text
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(steps, [0, 1, 2, 0]);
-        assert_eq!(sink.lost(), 0);
-    }
-
-    #[test]
-    fn trim_keeps_partial_front_line_and_counts_whole_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut sink = JsonlSink::in_dir(dir.path(), 0)
-            .unwrap()
-            .with_max_pending(20);
-        sink.buf = b"tail\nline-one\nline-two\nline-3\n".to_vec();
-        sink.trim_pending();
-        assert_eq!(sink.buf, b"tail\nline-3\n");
-        assert_eq!(sink.lost, 2);
     }
 }

@@ -33,6 +33,8 @@ use std::sync::Arc;
 
 use crate::{Record, Result};
 
+#[cfg(any(feature = "jsonl", feature = "tensorboard"))]
+mod file;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod memory;

@@ -1,0 +1,221 @@
+//! `RecordFile`: an append-only file fed from an in-memory buffer that survives write errors.
+//!
+//! File sinks encode whole records into the buffer and mark where each ends. Writing out
+//! copies the buffer to the file; bytes a failed write left behind stay buffered and go
+//! first next time, so a transient failure (disk full, NFS hiccup) loses nothing and the
+//! file never holds half a record followed by another. Past `max_pending` bytes, the
+//! oldest whole records are discarded and counted as lost.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// How many unwritten bytes are kept for a retry before old records are discarded.
+pub(crate) const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
+
+#[derive(Debug)]
+pub(crate) struct RecordFile {
+    sink: &'static str,
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    /// End offsets (in `buf`) of the records buffered, oldest first.
+    ends: VecDeque<usize>,
+    /// Bytes of the first buffered record already in the file (a partial write).
+    written_of_first: usize,
+    max_pending: usize,
+    lost: u64,
+}
+
+impl RecordFile {
+    pub(crate) fn new(sink: &'static str, path: PathBuf, file: File) -> Self {
+        RecordFile {
+            sink,
+            path,
+            file,
+            buf: Vec::with_capacity(64 * 1024),
+            ends: VecDeque::new(),
+            written_of_first: 0,
+            max_pending: DEFAULT_MAX_PENDING,
+            lost: 0,
+        }
+    }
+
+    pub(crate) fn set_max_pending(&mut self, bytes: usize) {
+        self.max_pending = bytes;
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The buffer to append one encoded record to; call [`end_record`](Self::end_record) after.
+    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Marks the end of the record just appended to the buffer.
+    pub(crate) fn end_record(&mut self) {
+        self.ends.push_back(self.buf.len());
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len() - self.written_of_first
+    }
+
+    /// Records discarded so far because the buffer overflowed while writes failed.
+    pub(crate) fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Writes the buffer to the file. On error the unwritten bytes stay buffered.
+    pub(crate) fn write_out(&mut self) -> Result<()> {
+        let mut done = self.written_of_first;
+        let result = loop {
+            if done == self.buf.len() {
+                break Ok(());
+            }
+            match self.file.write(&self.buf[done..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        // Forget the records that are now wholly in the file.
+        let mut whole = 0;
+        while self.ends.front().is_some_and(|&end| end <= done) {
+            whole = self.ends.pop_front().unwrap_or(whole);
+        }
+        self.buf.drain(..whole);
+        for end in self.ends.iter_mut() {
+            *end -= whole;
+        }
+        self.written_of_first = done - whole;
+        result.map_err(|e| {
+            self.trim();
+            Error::Sink {
+                sink: self.sink.into(),
+                message: format!(
+                    "could not write {}: {e}; {} bytes kept for the next attempt",
+                    self.path.display(),
+                    self.pending()
+                ),
+            }
+        })
+    }
+
+    /// Discards the oldest whole records (never one partly written) while more than
+    /// `max_pending` bytes wait.
+    fn trim(&mut self) {
+        let keep_from = if self.written_of_first > 0 { 1 } else { 0 };
+        let mut cut_records = 0;
+        let start = if keep_from == 1 { self.ends[0] } else { 0 };
+        let mut cut_end = start;
+        while self.buf.len() - (cut_end - start) > self.max_pending
+            && keep_from + cut_records < self.ends.len()
+        {
+            cut_end = self.ends[keep_from + cut_records];
+            cut_records += 1;
+        }
+        if cut_records == 0 {
+            return;
+        }
+        self.buf.drain(start..cut_end);
+        let removed = cut_end - start;
+        self.ends.drain(keep_from..keep_from + cut_records);
+        for end in self.ends.iter_mut().skip(keep_from) {
+            *end -= removed;
+        }
+        self.lost += cut_records as u64;
+    }
+
+    /// Writes everything out, then asks the OS to put it on disk.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.write_out()?;
+        match self.file.sync_data() {
+            // Character devices and pipes cannot be synced; that is not a data loss.
+            Err(e) if e.kind() != io::ErrorKind::InvalidInput => Err(Error::Sink {
+                sink: self.sink.into(),
+                message: format!("could not sync {}: {e}", self.path.display()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn replace_file(&mut self, file: File) -> File {
+        std::mem::replace(&mut self.file, file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::OpenOptions;
+
+    fn full() -> File {
+        OpenOptions::new().append(true).open("/dev/full").unwrap()
+    }
+
+    fn push(f: &mut RecordFile, text: &str) {
+        f.buffer().extend_from_slice(text.as_bytes());
+        f.end_record();
+    }
+
+    #[test]
+    fn failed_writes_are_kept_and_retried_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut f = RecordFile::new("test", path.clone(), File::create(&path).unwrap());
+        let real = f.replace_file(full());
+        push(&mut f, "one\n");
+        push(&mut f, "two\n");
+        let err = f.write_out().unwrap_err().to_string();
+        assert!(err.contains("No space left on device"), "{err}");
+        f.replace_file(real);
+        push(&mut f, "three\n");
+        f.write_out().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\nthree\n");
+        assert_eq!(f.pending(), 0);
+        assert_eq!(f.lost(), 0);
+    }
+
+    #[test]
+    fn overflow_discards_oldest_whole_records_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut f = RecordFile::new("test", path.clone(), full());
+        f.set_max_pending(10);
+        for r in ["aaaa\n", "bbbb\n", "cccc\n", "dddd\n"] {
+            push(&mut f, r);
+        }
+        assert!(f.write_out().is_err());
+        assert_eq!(f.lost(), 2);
+        assert_eq!(f.buf, b"cccc\ndddd\n");
+        f.replace_file(File::create(&path).unwrap());
+        f.write_out().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "cccc\ndddd\n");
+    }
+
+    #[test]
+    fn a_partly_written_record_is_never_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut f = RecordFile::new("test", path, full());
+        f.set_max_pending(4);
+        push(&mut f, "aaaa\n");
+        push(&mut f, "bbbb\n");
+        push(&mut f, "cccc\n");
+        // Pretend the first two bytes of the first record reached the file.
+        f.written_of_first = 2;
+        assert!(f.write_out().is_err());
+        assert_eq!(&f.buf, b"aaaa\n");
+        assert_eq!(f.written_of_first, 2);
+        assert_eq!(f.lost(), 2);
+    }
+}
