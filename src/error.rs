@@ -57,7 +57,7 @@ pub enum Error {
 }
 
 impl Error {
-    #[cfg_attr(not(feature = "jsonl"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "jsonl", feature = "tensorboard")), allow(dead_code))]
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             action,

@@ -2,7 +2,7 @@
 //!
 //! Training code writes ordinary `tracing` events on the `metrics` target; trainlog's
 //! layers capture them and write them out on background threads: structured JSONL per
-//! rank today, more backends (TensorBoard, HTTP, MLflow, …) behind features.
+//! rank and TensorBoard event files today, more backends (HTTP, MLflow, …) behind features.
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;
@@ -77,6 +77,7 @@
 //!
 //! - `console` (default): [`format::DictFormat`], [`setup_metric_logger`], [`setup_root_logger`].
 //! - `jsonl` (default): the `async` backend, [`sink::JsonlSink`].
+//! - `tensorboard` (default): the `tensorboard` backend, [`sink::TensorBoardSink`].
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 
@@ -86,6 +87,7 @@ pub mod filter;
 pub mod format;
 mod layer;
 mod log_dict;
+pub mod naming;
 pub mod rank;
 mod record;
 mod setup;

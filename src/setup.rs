@@ -36,6 +36,8 @@ pub enum Overflow {
 pub enum Backend {
     /// Structured JSONL, one file per rank, written on every rank (`async` or `jsonl`).
     Jsonl,
+    /// TensorBoard event files, rank 0 only by default (`tensorboard`).
+    TensorBoard,
 }
 
 impl Backend {
@@ -52,12 +54,20 @@ impl Backend {
                     })
                 }
             }
-            planned @ ("tensorboard" | "wandb" | "mlflow" | "http" | "otel") => {
-                Err(Error::BackendUnavailable {
-                    name: planned.into(),
-                    reason: "it is not implemented in this version of trainlog yet".into(),
-                })
+            "tensorboard" => {
+                if cfg!(feature = "tensorboard") {
+                    Ok(Backend::TensorBoard)
+                } else {
+                    Err(Error::BackendUnavailable {
+                        name: name.trim().into(),
+                        reason: "this build of trainlog lacks the `tensorboard` feature".into(),
+                    })
+                }
             }
+            planned @ ("wandb" | "mlflow" | "http" | "otel") => Err(Error::BackendUnavailable {
+                name: planned.into(),
+                reason: "it is not implemented in this version of trainlog yet".into(),
+            }),
             _ => Err(Error::UnknownBackend {
                 name: name.trim().into(),
             }),
@@ -113,6 +123,10 @@ pub struct MetricLoggerBuilder {
     shutdown_timeout: Duration,
     custom: Vec<(Box<dyn Sink>, bool)>,
     console: bool,
+    run_name: Option<String>,
+    tensorboard_dir: Option<PathBuf>,
+    tensorboard_all_ranks: bool,
+    tensorboard_experiment: bool,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
@@ -135,6 +149,10 @@ impl fmt::Debug for MetricLoggerBuilder {
                     .collect::<Vec<_>>(),
             )
             .field("console", &self.console)
+            .field("run_name", &self.run_name)
+            .field("tensorboard_dir", &self.tensorboard_dir)
+            .field("tensorboard_all_ranks", &self.tensorboard_all_ranks)
+            .field("tensorboard_experiment", &self.tensorboard_experiment)
             .finish()
     }
 }
@@ -153,6 +171,10 @@ impl Default for MetricLoggerBuilder {
             shutdown_timeout: Duration::from_secs(5),
             custom: Vec::new(),
             console: true,
+            run_name: None,
+            tensorboard_dir: None,
+            tensorboard_all_ranks: false,
+            tensorboard_experiment: false,
         }
     }
 }
@@ -235,6 +257,35 @@ impl MetricLoggerBuilder {
         self
     }
 
+    /// Run-name template for backends that name runs (TensorBoard's run directory).
+    /// Placeholders: `{time}`, `{utc_time}`, `{rank}`, `{local_rank}` (see
+    /// [`naming::expand_run_name`](crate::naming::expand_run_name)). Default `{time}_rank{rank}`.
+    pub fn run_name(mut self, template: impl Into<String>) -> Self {
+        self.run_name = Some(template.into());
+        self
+    }
+
+    /// Where TensorBoard runs go (default `<output_dir>/tensorboard`). Setting it turns
+    /// the `tensorboard` backend on, as InstructLab does when a log directory is given.
+    pub fn tensorboard_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tensorboard_dir = Some(dir.into());
+        self
+    }
+
+    /// Write TensorBoard files on every rank instead of rank 0 only (give each rank its
+    /// own run name, e.g. with `{rank}`, which the default has).
+    pub fn tensorboard_all_ranks(mut self, all: bool) -> Self {
+        self.tensorboard_all_ranks = all;
+        self
+    }
+
+    /// Write an HParams experiment record at close (off by default; see
+    /// [`TensorBoardSink`](crate::sink) for why).
+    pub fn tensorboard_experiment(mut self, enabled: bool) -> Self {
+        self.tensorboard_experiment = enabled;
+        self
+    }
+
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
     pub fn console(mut self, enabled: bool) -> Self {
         self.console = enabled;
@@ -264,12 +315,16 @@ impl MetricLoggerBuilder {
     /// Opens every sink and starts its worker.
     fn start(self) -> Result<(Vec<Feeder>, MetricGuard)> {
         let rank = self.rank.unwrap_or_else(RankInfo::from_env);
-        // Without an explicit list, a given output directory means JSONL.
-        let backends = match (self.backends_set, &self.output_dir) {
+        // Without an explicit list, a given output directory means JSONL; a TensorBoard
+        // directory means TensorBoard in any case (InstructLab's auto-detection).
+        let mut backends = match (self.backends_set, &self.output_dir) {
             (true, _) => self.backends.clone(),
             (false, Some(_)) => vec![Backend::Jsonl],
             (false, None) => Vec::new(),
         };
+        if self.tensorboard_dir.is_some() && !backends.contains(&Backend::TensorBoard) {
+            backends.push(Backend::parse("tensorboard")?);
+        }
         if backends.is_empty() && self.custom.is_empty() {
             return Err(Error::Config(
                 "nothing to log to: set `.output_dir(..)`, `.backends(..)` or add a `.sink(..)`"
@@ -280,6 +335,11 @@ impl MetricLoggerBuilder {
         for backend in &backends {
             match backend {
                 Backend::Jsonl => sinks.push(self.jsonl_sink(rank.rank)?),
+                Backend::TensorBoard => {
+                    if rank.is_rank0() || self.tensorboard_all_ranks {
+                        sinks.push(self.tensorboard_sink(rank)?);
+                    }
+                }
             }
         }
         for (sink, rank0_only) in self.custom {
@@ -321,6 +381,31 @@ impl MetricLoggerBuilder {
     #[cfg(not(feature = "jsonl"))]
     fn jsonl_sink(&self, _rank: u32) -> Result<Box<dyn Sink>> {
         unreachable!("Backend::parse refuses `async` without the `jsonl` feature")
+    }
+
+    #[cfg(feature = "tensorboard")]
+    fn tensorboard_sink(&self, rank: RankInfo) -> Result<Box<dyn Sink>> {
+        let dir = match (&self.tensorboard_dir, &self.output_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(out)) => out.join("tensorboard"),
+            (None, None) => {
+                return Err(Error::Config(
+                    "the `tensorboard` backend writes files: set `.output_dir(..)` or \
+                     `.tensorboard_dir(..)` on the builder"
+                        .into(),
+                ))
+            }
+        };
+        let template = self.run_name.as_deref().unwrap_or("{time}_rank{rank}");
+        let name = crate::naming::expand_run_name(template, rank, std::time::SystemTime::now())?;
+        let sink = crate::sink::TensorBoardSink::create(dir.join(name))?
+            .with_experiment(self.tensorboard_experiment);
+        Ok(Box::new(sink))
+    }
+
+    #[cfg(not(feature = "tensorboard"))]
+    fn tensorboard_sink(&self, _rank: RankInfo) -> Result<Box<dyn Sink>> {
+        unreachable!("Backend::parse refuses `tensorboard` without the `tensorboard` feature")
     }
 }
 

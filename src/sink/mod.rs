@@ -38,10 +38,14 @@ mod file;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod memory;
+#[cfg(feature = "tensorboard")]
+mod tensorboard;
 
 #[cfg(feature = "jsonl")]
 pub use jsonl::JsonlSink;
 pub use memory::MemorySink;
+#[cfg(feature = "tensorboard")]
+pub use tensorboard::TensorBoardSink;
 
 /// How the run ended, as far as the logger can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

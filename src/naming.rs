@@ -1,0 +1,92 @@
+//! Run names with placeholders, and the host name: shared by the backends that name runs.
+//!
+//! Placeholders (InstructLab's): `{time}` and `{utc_time}` (both `YYYYMMDD_HHMMSS` in UTC:
+//! trainlog carries no time-zone database), `{rank}`, `{local_rank}`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::record::civil_from_days;
+use crate::{Error, RankInfo, Result};
+
+/// Expands the placeholders of a run-name template.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use trainlog::{naming::expand_run_name, RankInfo};
+///
+/// let t = UNIX_EPOCH + Duration::from_secs(1_795_505_431);
+/// let name = expand_run_name("{time}_rank{rank}", RankInfo::new(3), t)?;
+/// assert_eq!(name, "20261124_073031_rank3");
+/// assert!(expand_run_name("{oops}", RankInfo::new(0), t).is_err());
+/// # Ok::<(), trainlog::Error>(())
+/// ```
+pub fn expand_run_name(template: &str, rank: RankInfo, now: SystemTime) -> Result<String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(Error::Config(format!(
+                "run name `{template}` has a `{{` without a closing `}}`"
+            )));
+        };
+        match &after[..close] {
+            "time" | "utc_time" => out.push_str(&compact_utc(now)),
+            "rank" => out.push_str(&rank.rank.to_string()),
+            "local_rank" => out.push_str(&rank.local_rank.to_string()),
+            other => {
+                return Err(Error::Config(format!(
+                    "run name `{template}` has an unknown placeholder `{{{other}}}`; \
+                     known: {{time}}, {{utc_time}}, {{rank}}, {{local_rank}}"
+                )))
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    if out.is_empty() || out.contains(['/', '\\']) || out == "." || out == ".." {
+        return Err(Error::Config(format!(
+            "run name `{out}` (from `{template}`) must be a non-empty name without path separators"
+        )));
+    }
+    Ok(out)
+}
+
+/// `YYYYMMDD_HHMMSS` in UTC.
+fn compact_utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}{m:02}{d:02}_{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// This machine's host name, reduced to characters safe in a file name.
+pub fn hostname() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_default();
+    let clean: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "localhost".into()
+    } else {
+        clean
+    }
+}

@@ -1,0 +1,374 @@
+//! `TensorBoardSink`: TensorBoard event files with scalars, text and hyperparameters.
+
+mod proto;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::OpenOptions;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+
+use self::proto::*;
+use super::file::RecordFile;
+use super::{RunOutcome, Sink};
+use crate::{Error, Record, Result, Value};
+
+/// Bytes buffered before events are written out between flushes.
+const WRITE_THRESHOLD: usize = 256 * 1024;
+
+/// Tags of the HParams plugin's three records.
+const EXPERIMENT_TAG: &str = "_hparams_/experiment";
+const SESSION_START_TAG: &str = "_hparams_/session_start_info";
+const SESSION_END_TAG: &str = "_hparams_/session_end_info";
+
+/// Distinguishes event files this process opens within the same second.
+static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes one TensorBoard event file, readable by `tensorboard --logdir <parent of run dir>`.
+///
+/// - File `events.out.tfevents.<secs>.<host>.<pid>.<n>` in the run directory, TFRecord
+///   framed (length, masked CRC32C of the length, data, masked CRC32C of the data); the
+///   first event is `file_version = "brain.Event:2"`.
+/// - Numeric and boolean fields become scalars (booleans as 0/1, stored as 32-bit floats
+///   as TensorBoard does) at the record's step; dotted names become `/` paths (`eval.acc`
+///   → `eval/acc`). Text fields, JSON arrays and a record's message go to the Text plugin.
+/// - A record without a step uses a counter per tag: the n-th value of a tag gets step n
+///   (from 0).
+/// - Hyperparameter records (`hparams = true`) feed the HParams plugin: a session start
+///   record with every hyperparameter (numbers, text, booleans; JSON as text), and a
+///   session end record at close with status success, or failure when the run failed.
+///   TensorBoard reads the first session start record of a run, so log hyperparameters
+///   once, before metrics; later ones are merged and written again for other readers.
+/// - With [`with_experiment`](Self::with_experiment), an experiment record listing the
+///   hyperparameters and every scalar tag is written at close. It is off by default:
+///   TensorBoard takes the first experiment record it finds in a log directory for all
+///   runs, which hides other runs' hyperparameters; without it the dashboard builds the
+///   experiment from every run's session.
+/// - Write errors keep the unwritten events buffered and retry (see the crate docs);
+///   a crash loses at most what came after the last flush, and the file stays readable up
+///   to its last complete record.
+#[derive(Debug)]
+pub struct TensorBoardSink {
+    out: RecordFile,
+    event: Vec<u8>,
+    counters: HashMap<String, i64>,
+    hparams: BTreeMap<String, ProtoValue>,
+    hparam_types: BTreeMap<String, i32>,
+    session_started: bool,
+    experiment: bool,
+    scalar_tags: BTreeSet<String>,
+    start_time: f64,
+}
+
+impl TensorBoardSink {
+    /// Creates `run_dir` if needed and a new event file in it.
+    pub fn create(run_dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = run_dir.as_ref();
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io("create TensorBoard run directory", dir, e))?;
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let host = crate::naming::hostname();
+        let pid = std::process::id();
+        let (path, file) = loop {
+            let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("events.out.tfevents.{secs}.{host}.{pid}.{n}"));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => break (path, file),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io("create TensorBoard event file", path, e)),
+            }
+        };
+        let mut sink = TensorBoardSink {
+            out: RecordFile::new("tensorboard", path, file),
+            event: Vec::with_capacity(256),
+            counters: HashMap::new(),
+            hparams: BTreeMap::new(),
+            hparam_types: BTreeMap::new(),
+            session_started: false,
+            experiment: false,
+            scalar_tags: BTreeSet::new(),
+            start_time: unix_seconds(now),
+        };
+        sink.push_event(&Event {
+            wall_time: sink.start_time,
+            step: 0,
+            what: Some(What::FileVersion("brain.Event:2".into())),
+        });
+        // The version record goes out at once, so even an empty run is a valid file.
+        sink.out.write_out()?;
+        Ok(sink)
+    }
+
+    /// Also write an HParams experiment record at close (see the type's docs).
+    pub fn with_experiment(mut self, enabled: bool) -> Self {
+        self.experiment = enabled;
+        self
+    }
+
+    /// The event file this sink writes.
+    pub fn path(&self) -> &Path {
+        self.out.path()
+    }
+
+    /// Encodes and frames one event into the buffer.
+    fn push_event(&mut self, event: &Event) {
+        self.event.clear();
+        // Encoding into a Vec cannot run out of space.
+        let _ = event.encode(&mut self.event);
+        frame_record(self.out.buffer(), &self.event);
+        self.out.end_record();
+    }
+
+    fn push_summary(&mut self, wall_time: f64, step: i64, value: Vec<SummaryValue>) {
+        self.push_event(&Event {
+            wall_time,
+            step,
+            what: Some(What::Summary(Summary { value })),
+        });
+    }
+
+    fn summary_value(&mut self, tag: String, value: &Value) -> SummaryValue {
+        match value.as_f64() {
+            Some(number) => {
+                if !self.scalar_tags.contains(&tag) {
+                    self.scalar_tags.insert(tag.clone());
+                }
+                SummaryValue {
+                    tag,
+                    metadata: None,
+                    value: Some(Payload::SimpleValue(number as f32)),
+                }
+            }
+            None => text_value(tag, &value.to_string()),
+        }
+    }
+
+    fn write_record(&mut self, r: &Record) {
+        let wall_time = r.unix_seconds();
+        if r.hparams {
+            self.add_hparams(r, wall_time);
+            return;
+        }
+        let mut values: Vec<(String, &Value)> = r
+            .unique_fields()
+            .map(|(k, v)| (k.replace('.', "/"), v))
+            .collect();
+        let message = r.message.as_ref().map(|m| Value::Str(m.clone()));
+        if let Some(m) = &message {
+            values.push(("message".into(), m));
+        }
+        match r.step {
+            Some(step) => {
+                let step = i64::try_from(step).unwrap_or(i64::MAX);
+                let summary = values
+                    .into_iter()
+                    .map(|(tag, v)| self.summary_value(tag, v))
+                    .collect();
+                self.push_summary(wall_time, step, summary);
+            }
+            None => {
+                for (tag, v) in values {
+                    let counter = self.counters.entry(tag.clone()).or_insert(0);
+                    let step = *counter;
+                    *counter += 1;
+                    let value = self.summary_value(tag, v);
+                    self.push_summary(wall_time, step, vec![value]);
+                }
+            }
+        }
+    }
+
+    fn add_hparams(&mut self, r: &Record, wall_time: f64) {
+        for (k, v) in r.unique_fields() {
+            let (kind, ty) = match v {
+                Value::Bool(b) => (Kind::BoolValue(*b), DATA_TYPE_BOOL),
+                Value::Str(s) => (Kind::StringValue(s.clone()), DATA_TYPE_STRING),
+                Value::Json(j) => (Kind::StringValue(j.to_string()), DATA_TYPE_STRING),
+                number => (
+                    Kind::NumberValue(number.as_f64().unwrap_or(f64::NAN)),
+                    DATA_TYPE_FLOAT64,
+                ),
+            };
+            self.hparams
+                .insert(k.to_owned(), ProtoValue { kind: Some(kind) });
+            self.hparam_types.insert(k.to_owned(), ty);
+        }
+        if self.session_started {
+            eprintln!(
+                "trainlog: tensorboard: hyperparameters logged again; TensorBoard's HParams \
+                 dashboard shows the first set of a run only"
+            );
+        }
+        self.session_started = true;
+        let start = HParamsData::SessionStartInfo(SessionStartInfo {
+            hparams: self.hparams.clone(),
+            start_time_secs: self.start_time,
+        });
+        self.push_summary(wall_time, 0, vec![hparams_value(SESSION_START_TAG, start)]);
+    }
+}
+
+impl Sink for TensorBoardSink {
+    fn name(&self) -> &str {
+        "tensorboard"
+    }
+
+    fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
+        for record in batch {
+            self.write_record(record);
+        }
+        if self.out.pending() >= WRITE_THRESHOLD {
+            self.out.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.write_out()
+    }
+
+    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
+        let now = unix_seconds(SystemTime::now());
+        if self.experiment && self.session_started {
+            let experiment = HParamsData::Experiment(Experiment {
+                time_created_secs: self.start_time,
+                hparam_infos: self
+                    .hparam_types
+                    .iter()
+                    .map(|(name, ty)| HParamInfo {
+                        name: name.clone(),
+                        r#type: *ty,
+                    })
+                    .collect(),
+                metric_infos: self
+                    .scalar_tags
+                    .iter()
+                    .map(|tag| MetricInfo {
+                        name: Some(MetricName {
+                            group: String::new(),
+                            tag: tag.clone(),
+                        }),
+                    })
+                    .collect(),
+            });
+            self.push_summary(now, 0, vec![hparams_value(EXPERIMENT_TAG, experiment)]);
+        }
+        if self.session_started {
+            let status = match outcome {
+                RunOutcome::Completed => STATUS_SUCCESS,
+                RunOutcome::Failed => STATUS_FAILURE,
+            };
+            let end = HParamsData::SessionEndInfo(SessionEndInfo {
+                status,
+                end_time_secs: now,
+            });
+            self.push_summary(now, 0, vec![hparams_value(SESSION_END_TAG, end)]);
+        }
+        self.out.sync()
+    }
+
+    fn lost(&self) -> u64 {
+        self.out.lost()
+    }
+}
+
+/// A text summary: Text plugin metadata and a scalar (rank-0) string tensor, which
+/// TensorBoard renders as Markdown.
+fn text_value(tag: String, text: &str) -> SummaryValue {
+    SummaryValue {
+        tag,
+        metadata: Some(plugin_metadata("text", Vec::new())),
+        value: Some(Payload::Tensor(TensorProto {
+            dtype: DT_STRING,
+            tensor_shape: Some(TensorShapeProto { dim: Vec::new() }),
+            float_val: Vec::new(),
+            string_val: vec![text.as_bytes().to_vec()],
+        })),
+    }
+}
+
+/// An HParams plugin record: the data in the metadata, an empty float tensor as value.
+fn hparams_value(tag: &str, data: HParamsData) -> SummaryValue {
+    let content = HParamsPluginData {
+        version: 0,
+        data: Some(data),
+    }
+    .encode_to_vec();
+    SummaryValue {
+        tag: tag.into(),
+        metadata: Some(plugin_metadata("hparams", content)),
+        value: Some(Payload::Tensor(TensorProto {
+            dtype: DT_FLOAT,
+            tensor_shape: Some(TensorShapeProto {
+                dim: vec![Dim { size: 0 }],
+            }),
+            float_val: Vec::new(),
+            string_val: Vec::new(),
+        })),
+    }
+}
+
+fn plugin_metadata(plugin: &str, content: Vec<u8>) -> SummaryMetadata {
+    SummaryMetadata {
+        plugin_data: Some(PluginData {
+            plugin_name: plugin.into(),
+            content,
+        }),
+        data_class: DATA_CLASS_TENSOR,
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// The TFRecord checksum: CRC32C, rotated right by 15 bits, plus a constant.
+fn masked_crc(data: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(data);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// Appends one TFRecord: length (u64 LE), masked CRC of the length, data, masked CRC of the data.
+fn frame_record(out: &mut Vec<u8>, data: &[u8]) {
+    let len = (data.len() as u64).to_le_bytes();
+    out.reserve(data.len() + 16);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&masked_crc(&len).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&masked_crc(data).to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_crc_matches_the_tfrecord_reference() {
+        // CRC32C check value of "123456789" is 0xE3069283 (RFC 3720).
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+        let expected = 0xE306_9283u32.rotate_right(15).wrapping_add(0xa282_ead8);
+        assert_eq!(masked_crc(b"123456789"), expected);
+        let mut out = Vec::new();
+        frame_record(&mut out, b"abc");
+        assert_eq!(out.len(), 8 + 4 + 3 + 4);
+        assert_eq!(&out[..8], &3u64.to_le_bytes());
+        assert_eq!(&out[12..15], b"abc");
+    }
+
+    #[test]
+    fn event_files_in_the_same_second_get_distinct_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = TensorBoardSink::create(dir.path()).unwrap();
+        let b = TensorBoardSink::create(dir.path()).unwrap();
+        assert_ne!(a.path(), b.path());
+        let name = a.path().file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("events.out.tfevents."), "{name}");
+    }
+}
