@@ -186,11 +186,11 @@ impl TensorBoardSink {
     fn add_hparams(&mut self, r: &Record, wall_time: f64) {
         for (k, v) in r.unique_fields() {
             let (kind, ty) = match v {
-                Value::Bool(b) => (Kind::BoolValue(*b), DATA_TYPE_BOOL),
-                Value::Str(s) => (Kind::StringValue(s.clone()), DATA_TYPE_STRING),
-                Value::Json(j) => (Kind::StringValue(j.to_string()), DATA_TYPE_STRING),
+                Value::Bool(b) => (Kind::Bool(*b), DATA_TYPE_BOOL),
+                Value::Str(s) => (Kind::String(s.clone()), DATA_TYPE_STRING),
+                Value::Json(j) => (Kind::String(j.to_string()), DATA_TYPE_STRING),
                 number => (
-                    Kind::NumberValue(number.as_f64().unwrap_or(f64::NAN)),
+                    Kind::Number(number.as_f64().unwrap_or(f64::NAN)),
                     DATA_TYPE_FLOAT64,
                 ),
             };

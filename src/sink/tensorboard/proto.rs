@@ -193,13 +193,13 @@ pub(crate) struct ProtoValue {
     pub(crate) kind: Option<Kind>,
 }
 
-/// `google.protobuf.Value.kind`.
+/// `google.protobuf.Value.kind` (`number_value`, `string_value`, `bool_value`).
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub(crate) enum Kind {
     #[prost(double, tag = "2")]
-    NumberValue(f64),
+    Number(f64),
     #[prost(string, tag = "3")]
-    StringValue(String),
+    String(String),
     #[prost(bool, tag = "4")]
-    BoolValue(bool),
+    Bool(bool),
 }
