@@ -1,0 +1,97 @@
+"""Reads a TensorBoard log directory with TensorBoard's own loader and prints JSON.
+
+Usage: python read_tensorboard.py LOGDIR
+
+Output: {"runs": {run: {"scalars": {tag: [[step, value], ...]},
+                        "text": {tag: [[step, text], ...]},
+                        "hparams": {"start": {name: value} | null,
+                                    "end": {"status": str, "end_time_secs": float} | null,
+                                    "experiment": {"hparams": [[name, type]], "metrics": [tag]} | null}}},
+         "warnings": [messages TensorBoard logged while loading, e.g. data loss]}
+"""
+
+import json
+import logging
+import math
+import sys
+
+from tensorboard.backend.event_processing import event_multiplexer
+from tensorboard.plugins.hparams import api_pb2, metadata
+from tensorboard.util import tensor_util
+
+
+class Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        msg = record.getMessage()
+        lower = msg.lower()
+        if "truncated record" in lower or "crc" in lower or "data loss" in lower:
+            self.messages.append(msg)
+
+
+def number(v):
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v
+
+
+def value_of(v):
+    kind = v.WhichOneof("kind")
+    return getattr(v, kind) if kind else None
+
+
+def main(logdir):
+    collect = Collect()
+    logging.getLogger().addHandler(collect)
+    logging.getLogger().setLevel(logging.DEBUG)
+    mux = event_multiplexer.EventMultiplexer(
+        size_guidance={"scalars": 0, "tensors": 0}
+    ).AddRunsFromDirectory(logdir)
+    mux.Reload()
+    runs = {}
+    for run in sorted(mux.Runs()):
+        acc = mux.GetAccumulator(run)
+        tags = acc.Tags()
+        scalars = {
+            tag: [[e.step, number(e.value)] for e in acc.Scalars(tag)]
+            for tag in tags["scalars"]
+        }
+        text = {}
+        for tag in tags["tensors"]:
+            if acc.SummaryMetadata(tag).plugin_data.plugin_name != "text":
+                continue
+            text[tag] = [
+                [e.step, tensor_util.make_ndarray(e.tensor_proto).item().decode("utf-8")]
+                for e in acc.Tensors(tag)
+            ]
+        try:
+            content = acc.PluginTagToContent("hparams")
+        except KeyError:
+            content = {}
+        hparams = {"start": None, "end": None, "experiment": None}
+        if metadata.SESSION_START_INFO_TAG in content:
+            start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+            hparams["start"] = {k: value_of(v) for k, v in start.hparams.items()}
+        if metadata.SESSION_END_INFO_TAG in content:
+            end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+            hparams["end"] = {
+                "status": api_pb2.Status.Name(end.status),
+                "end_time_secs": end.end_time_secs,
+            }
+        if metadata.EXPERIMENT_TAG in content:
+            exp = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
+            hparams["experiment"] = {
+                "hparams": [[h.name, api_pb2.DataType.Name(h.type)] for h in exp.hparam_infos],
+                "metrics": [m.name.tag for m in exp.metric_infos],
+            }
+        runs[run] = {"scalars": scalars, "text": text, "hparams": hparams}
+    json.dump({"runs": runs, "warnings": collect.messages}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
