@@ -6,7 +6,7 @@
 //!   in bursts the queues hold; plus sustained logging faster than the disk (block / drop).
 //! - `end_to_end`: 1,000,000 events from the first call until the guard is dropped and every
 //!   line is on disk, vs. `serde_json` into a `BufWriter<File>` and vs. `fmt().json()` +
-//!   lossless `non_blocking`.
+//!   lossless `non_blocking`; and the TensorBoard sink (3 scalars per event) beside JSONL.
 //!
 //! Run: `cargo bench --bench core` (figures are recorded in the README).
 
@@ -173,17 +173,49 @@ struct Line<'a> {
 }
 
 /// Times `iters` runs of `write_all`, each in a fresh directory, from its first event until
-/// its file is complete; then checks the file it names holds all `N` lines.
-fn timed_runs(iters: u64, mut write_all: impl FnMut(&Path) -> PathBuf) -> Duration {
+/// its file is complete; then checks with `count` that the file it names holds all `N`.
+fn timed_runs(
+    iters: u64,
+    count: fn(&Path) -> usize,
+    mut write_all: impl FnMut(&Path) -> PathBuf,
+) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let dir = tempfile::tempdir().unwrap();
         let start = Instant::now();
         let path = write_all(dir.path());
         total += start.elapsed();
-        assert_eq!(count_lines(&path) as u64, N, "lines lost");
+        assert_eq!(count(&path) as u64, N, "records lost");
     }
     total
+}
+
+/// Events in a TensorBoard file, not counting the version record, by walking the framing.
+fn count_events(path: &Path) -> usize {
+    let data = std::fs::read(path).unwrap();
+    let (mut at, mut n) = (0, 0);
+    while at + 12 <= data.len() {
+        let len = u64::from_le_bytes(data[at..at + 8].try_into().unwrap()) as usize;
+        at += 12 + len + 4;
+        n += 1;
+    }
+    assert_eq!(at, data.len(), "a torn record");
+    n - 1
+}
+
+/// The event file of the only run under `<dir>/tensorboard`.
+fn event_file(dir: &Path) -> PathBuf {
+    let run = std::fs::read_dir(dir.join("tensorboard"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    std::fs::read_dir(run.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
 }
 
 fn end_to_end(c: &mut Criterion) {
@@ -195,7 +227,7 @@ fn end_to_end(c: &mut Criterion) {
 
     g.bench_function("baseline_serde_json_bufwriter", |b| {
         b.iter_custom(|iters| {
-            timed_runs(iters, |dir| {
+            timed_runs(iters, count_lines, |dir| {
                 let path = dir.join("serde.jsonl");
                 let mut w = BufWriter::new(File::create(&path).unwrap());
                 for i in 0..N {
@@ -219,7 +251,7 @@ fn end_to_end(c: &mut Criterion) {
 
     g.bench_function("baseline_fmt_json_non_blocking_lossless", |b| {
         b.iter_custom(|iters| {
-            timed_runs(iters, |dir| {
+            timed_runs(iters, count_lines, |dir| {
                 let path = dir.join("fmt.jsonl");
                 let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
                     .lossy(false)
@@ -241,7 +273,7 @@ fn end_to_end(c: &mut Criterion) {
 
     g.bench_function("trainlog_jsonl", |b| {
         b.iter_custom(|iters| {
-            timed_runs(iters, |dir| {
+            timed_runs(iters, count_lines, |dir| {
                 let (layer, guard) = MetricLogger::builder()
                     .output_dir(dir)
                     .rank(0)
@@ -258,6 +290,31 @@ fn end_to_end(c: &mut Criterion) {
                     .unwrap();
                 assert_eq!(stats.written, N);
                 trainlog::jsonl_path(dir, 0)
+            })
+        })
+    });
+
+    g.bench_function("trainlog_tensorboard", |b| {
+        b.iter_custom(|iters| {
+            timed_runs(iters, count_events, |dir| {
+                let (layer, guard) = MetricLogger::builder()
+                    .output_dir(dir)
+                    .backends("tensorboard")
+                    .unwrap()
+                    .rank(0)
+                    .build()
+                    .unwrap();
+                let subscriber = tracing_subscriber::registry().with(layer);
+                tracing::subscriber::with_default(subscriber, || {
+                    for i in 0..N {
+                        metrics_event!(i);
+                    }
+                });
+                let stats = guard
+                    .shutdown(trainlog::sink::RunOutcome::Completed)
+                    .unwrap();
+                assert_eq!(stats.written, N);
+                event_file(dir)
             })
         })
     });

@@ -132,12 +132,17 @@ impl TensorBoardSink {
         });
     }
 
+    /// Remembers a scalar tag for the experiment record, when one will be written.
+    fn note_scalar_tag(&mut self, tag: &str) {
+        if self.experiment && !self.scalar_tags.contains(tag) {
+            self.scalar_tags.insert(tag.to_owned());
+        }
+    }
+
     fn summary_value(&mut self, tag: String, value: &Value) -> SummaryValue {
         match value.as_f64() {
             Some(number) => {
-                if !self.scalar_tags.contains(&tag) {
-                    self.scalar_tags.insert(tag.clone());
-                }
+                self.note_scalar_tag(&tag);
                 SummaryValue {
                     tag,
                     metadata: None,
@@ -153,6 +158,12 @@ impl TensorBoardSink {
         if r.hparams {
             self.add_hparams(r, wall_time);
             return;
+        }
+        if let (Some(step), None) = (r.step, &r.message) {
+            if r.fields.iter().all(|(_, v)| v.as_f64().is_some()) {
+                self.push_scalar_event(wall_time, step, r);
+                return;
+            }
         }
         let mut values: Vec<(String, &Value)> = r
             .unique_fields()
@@ -181,6 +192,49 @@ impl TensorBoardSink {
                 }
             }
         }
+    }
+
+    /// The common case, a record of numbers with a step, encoded straight into the
+    /// buffer without building messages: `Event { wall_time, step, summary }` with one
+    /// `Summary.Value { tag, simple_value }` per field.
+    fn push_scalar_event(&mut self, wall_time: f64, step: u64, r: &Record) {
+        let step = step.min(i64::MAX as u64);
+        if self.experiment {
+            for (k, _) in r.unique_fields() {
+                self.note_scalar_tag(&k.replace('.', "/"));
+            }
+        }
+        let value_len = |tag: &str| 1 + varint_len(tag.len() as u64) + tag.len() + 1 + 4;
+        let summary_len: usize = r
+            .unique_fields()
+            .map(|(k, _)| {
+                let n = value_len(k);
+                1 + varint_len(n as u64) + n
+            })
+            .sum();
+        let e = &mut self.event;
+        e.clear();
+        e.push(0x09); // wall_time: field 1, 64-bit
+        e.extend_from_slice(&wall_time.to_le_bytes());
+        if step != 0 {
+            e.push(0x10); // step: field 2, varint
+            put_varint(e, step);
+        }
+        e.push(0x2a); // summary: field 5, length-delimited
+        put_varint(e, summary_len as u64);
+        for (k, v) in r.unique_fields() {
+            e.push(0x0a); // Summary.value: field 1, length-delimited
+            put_varint(e, value_len(k) as u64);
+            e.push(0x0a); // Value.tag: field 1, length-delimited
+            put_varint(e, k.len() as u64);
+            // '.' and '/' are single bytes in UTF-8: the swap keeps the text valid.
+            e.extend(k.bytes().map(|b| if b == b'.' { b'/' } else { b }));
+            e.push(0x15); // Value.simple_value: field 2, 32-bit
+            let number = v.as_f64().unwrap_or(f64::NAN) as f32;
+            e.extend_from_slice(&number.to_le_bytes());
+        }
+        frame_record(self.out.buffer(), &self.event);
+        self.out.end_record();
     }
 
     fn add_hparams(&mut self, r: &Record, wall_time: f64) {
@@ -329,6 +383,18 @@ fn unix_seconds(t: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 /// The TFRecord checksum: CRC32C, rotated right by 15 bits, plus a constant.
 fn masked_crc(data: &[u8]) -> u32 {
     let crc = crc32c::crc32c(data);
@@ -360,6 +426,45 @@ mod tests {
         assert_eq!(out.len(), 8 + 4 + 3 + 4);
         assert_eq!(&out[..8], &3u64.to_le_bytes());
         assert_eq!(&out[12..15], b"abc");
+    }
+
+    #[test]
+    fn hand_encoded_scalar_events_equal_prost_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = TensorBoardSink::create(dir.path()).unwrap();
+        for step in [0u64, 1, 300, 1 << 40] {
+            let long = "x".repeat(200);
+            let r = Record::new(0)
+                .with_step(step)
+                .with_field("loss", 0.5)
+                .with_field("eval.acc", 1u64)
+                .with_field(long.clone(), true)
+                .with_field("loss", f64::NAN);
+            sink.push_scalar_event(1.5, step, &r);
+            let fast = sink.event.clone();
+            let value = |tag: &str, v: f32| SummaryValue {
+                tag: tag.into(),
+                metadata: None,
+                value: Some(Payload::SimpleValue(v)),
+            };
+            let reference = Event {
+                wall_time: 1.5,
+                step: step as i64,
+                what: Some(What::Summary(Summary {
+                    value: vec![
+                        value("loss", f32::NAN),
+                        value("eval/acc", 1.0),
+                        value(&long, 1.0),
+                    ],
+                })),
+            }
+            .encode_to_vec();
+            assert_eq!(fast, reference, "step {step}");
+        }
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(u64::MAX), 10);
     }
 
     #[test]
