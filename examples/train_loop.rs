@@ -6,11 +6,13 @@
 //! ```
 //!
 //! Flags: `--output-dir DIR` (default `runs/demo`), `--steps N` (default 1000),
-//! `--backends LIST` (default `async`), `--log-every K` (default 1), `--eval-every N`
-//! (default 100), `--quiet` (no console lines for metrics).
+//! `--backends LIST` (default `async`; e.g. `async,tensorboard`), `--log-every K`
+//! (default 1), `--eval-every N` (default 100), `--quiet` (no console lines for metrics).
 //!
 //! Writes `DIR/metrics_rank<RANK>.jsonl`: one hyperparameter line, then one line per
 //! logged step; every `--eval-every` steps that line also carries nested `eval.*` metrics.
+//! With `tensorboard` it also writes `DIR/tensorboard/<time>_rank0/events.out.tfevents.*`
+//! (view with `tensorboard --logdir DIR/tensorboard`).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -142,12 +144,15 @@ fn main() -> ExitCode {
         }
     }
     let elapsed = started.elapsed();
-    let stats = guard.stats();
-    tracing::info!(
-        records = stats.queued,
-        seconds = elapsed.as_secs_f64(),
-        "training done"
-    );
+    for (sink, stats) in guard.sink_stats() {
+        tracing::info!(
+            sink,
+            records = stats.queued,
+            dropped = stats.dropped,
+            seconds = elapsed.as_secs_f64(),
+            "training done"
+        );
+    }
     drop(guard);
     ExitCode::SUCCESS
 }
