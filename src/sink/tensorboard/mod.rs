@@ -51,6 +51,19 @@ static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// - Write errors keep the unwritten events buffered and retry (see the crate docs);
 ///   a crash loses at most what came after the last flush, and the file stays readable up
 ///   to its last complete record.
+///
+/// The `tensorboard` backend builds one for you; to place it yourself:
+///
+/// ```
+/// use trainlog::{sink::TensorBoardSink, MetricLogger};
+///
+/// let dir = tempfile::tempdir()?;
+/// let (layer, guard) = MetricLogger::builder()
+///     .rank0_sink(TensorBoardSink::create(dir.path().join("my_run"))?)
+///     .build()?;
+/// # let _: trainlog::MetricLayer<tracing_subscriber::Registry> = layer;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TensorBoardSink {
     out: RecordFile,
@@ -465,6 +478,52 @@ mod tests {
         assert_eq!(varint_len(127), 1);
         assert_eq!(varint_len(128), 2);
         assert_eq!(varint_len(u64::MAX), 10);
+    }
+
+    /// Decodes every event of a file, checking both CRCs of each record.
+    fn read_events(path: &Path) -> Vec<Event> {
+        let data = std::fs::read(path).unwrap();
+        let mut at = 0;
+        let mut events = Vec::new();
+        while at < data.len() {
+            let len_bytes = &data[at..at + 8];
+            let len = u64::from_le_bytes(len_bytes.try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap());
+            assert_eq!(crc, masked_crc(len_bytes));
+            let body = &data[at + 12..at + 12 + len];
+            let crc = u32::from_le_bytes(data[at + 12 + len..at + 16 + len].try_into().unwrap());
+            assert_eq!(crc, masked_crc(body));
+            events.push(Event::decode(body).unwrap());
+            at += 16 + len;
+        }
+        events
+    }
+
+    #[test]
+    fn a_full_disk_loses_nothing_once_space_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = TensorBoardSink::create(dir.path()).unwrap();
+        let dev_full = std::fs::OpenOptions::new()
+            .append(true)
+            .open("/dev/full")
+            .unwrap();
+        let real = sink.out.replace_file(dev_full);
+        let batch: Vec<Arc<Record>> = (0..50)
+            .map(|i| Arc::new(Record::new(0).with_step(i).with_field("loss", i as f64)))
+            .collect();
+        sink.write_batch(&batch).unwrap();
+        let err = sink.flush().unwrap_err().to_string();
+        assert!(err.contains("No space left on device"), "{err}");
+        sink.out.replace_file(real);
+        sink.close(RunOutcome::Completed).unwrap();
+        let events = read_events(sink.path());
+        assert_eq!(events.len(), 51);
+        assert_eq!(
+            events[0].what,
+            Some(What::FileVersion("brain.Event:2".into()))
+        );
+        let steps: Vec<i64> = events[1..].iter().map(|e| e.step).collect();
+        assert_eq!(steps, (0..50).collect::<Vec<_>>());
     }
 
     #[test]
