@@ -57,7 +57,10 @@ pub enum Error {
 }
 
 impl Error {
-    #[cfg_attr(not(any(feature = "jsonl", feature = "tensorboard")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "jsonl", feature = "tensorboard", feature = "http")),
+        allow(dead_code)
+    )]
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             action,

@@ -78,6 +78,7 @@
 //! - `console` (default): [`format::DictFormat`], [`setup_metric_logger`], [`setup_root_logger`].
 //! - `jsonl` (default): the `async` backend, [`sink::JsonlSink`].
 //! - `tensorboard` (default): the `tensorboard` backend, [`sink::TensorBoardSink`].
+//! - `http`: the `http` backend, [`sink::HttpSink`] (reqwest with rustls).
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 
@@ -85,11 +86,14 @@ mod error;
 pub mod filter;
 #[cfg(feature = "console")]
 pub mod format;
+mod json;
 mod layer;
 mod log_dict;
 pub mod naming;
 pub mod rank;
 mod record;
+#[cfg(feature = "http")]
+mod retry;
 mod setup;
 pub mod sink;
 mod worker;

@@ -38,39 +38,37 @@ pub enum Backend {
     Jsonl,
     /// TensorBoard event files, rank 0 only by default (`tensorboard`).
     TensorBoard,
+    /// JSON POSTs to a server, rank 0 only by default (`http`).
+    Http,
 }
 
 impl Backend {
     /// Parses one name of a backends list (case-insensitive).
     pub fn parse(name: &str) -> Result<Backend> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "async" | "jsonl" => {
-                if cfg!(feature = "jsonl") {
-                    Ok(Backend::Jsonl)
-                } else {
-                    Err(Error::BackendUnavailable {
-                        name: name.trim().into(),
-                        reason: "this build of trainlog lacks the `jsonl` feature".into(),
-                    })
-                }
+        let name = name.trim();
+        let (backend, feature, built) = match name.to_ascii_lowercase().as_str() {
+            "async" | "jsonl" => (Backend::Jsonl, "jsonl", cfg!(feature = "jsonl")),
+            "tensorboard" => (
+                Backend::TensorBoard,
+                "tensorboard",
+                cfg!(feature = "tensorboard"),
+            ),
+            "http" => (Backend::Http, "http", cfg!(feature = "http")),
+            planned @ ("wandb" | "mlflow" | "otel") => {
+                return Err(Error::BackendUnavailable {
+                    name: planned.into(),
+                    reason: "it is not implemented in this version of trainlog yet".into(),
+                })
             }
-            "tensorboard" => {
-                if cfg!(feature = "tensorboard") {
-                    Ok(Backend::TensorBoard)
-                } else {
-                    Err(Error::BackendUnavailable {
-                        name: name.trim().into(),
-                        reason: "this build of trainlog lacks the `tensorboard` feature".into(),
-                    })
-                }
-            }
-            planned @ ("wandb" | "mlflow" | "http" | "otel") => Err(Error::BackendUnavailable {
-                name: planned.into(),
-                reason: "it is not implemented in this version of trainlog yet".into(),
-            }),
-            _ => Err(Error::UnknownBackend {
-                name: name.trim().into(),
-            }),
+            _ => return Err(Error::UnknownBackend { name: name.into() }),
+        };
+        if built {
+            Ok(backend)
+        } else {
+            Err(Error::BackendUnavailable {
+                name: name.into(),
+                reason: format!("this build of trainlog lacks the `{feature}` feature"),
+            })
         }
     }
 }
@@ -127,12 +125,14 @@ pub struct MetricLoggerBuilder {
     tensorboard_dir: Option<PathBuf>,
     tensorboard_all_ranks: bool,
     tensorboard_experiment: bool,
+    #[cfg(feature = "http")]
+    http: Option<crate::sink::HttpOptions>,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricLoggerBuilder")
-            .field("output_dir", &self.output_dir)
+        let mut f = f.debug_struct("MetricLoggerBuilder");
+        f.field("output_dir", &self.output_dir)
             .field("backends", &self.backends)
             .field("rank", &self.rank)
             .field("target", &self.target)
@@ -152,8 +152,10 @@ impl fmt::Debug for MetricLoggerBuilder {
             .field("run_name", &self.run_name)
             .field("tensorboard_dir", &self.tensorboard_dir)
             .field("tensorboard_all_ranks", &self.tensorboard_all_ranks)
-            .field("tensorboard_experiment", &self.tensorboard_experiment)
-            .finish()
+            .field("tensorboard_experiment", &self.tensorboard_experiment);
+        #[cfg(feature = "http")]
+        f.field("http", &self.http);
+        f.finish()
     }
 }
 
@@ -175,6 +177,8 @@ impl Default for MetricLoggerBuilder {
             tensorboard_dir: None,
             tensorboard_all_ranks: false,
             tensorboard_experiment: false,
+            #[cfg(feature = "http")]
+            http: None,
         }
     }
 }
@@ -286,6 +290,13 @@ impl MetricLoggerBuilder {
         self
     }
 
+    /// Settings of the `http` backend; setting them turns it on.
+    #[cfg(feature = "http")]
+    pub fn http(mut self, options: crate::sink::HttpOptions) -> Self {
+        self.http = Some(options);
+        self
+    }
+
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
     pub fn console(mut self, enabled: bool) -> Self {
         self.console = enabled;
@@ -325,6 +336,10 @@ impl MetricLoggerBuilder {
         if self.tensorboard_dir.is_some() && !backends.contains(&Backend::TensorBoard) {
             backends.push(Backend::parse("tensorboard")?);
         }
+        #[cfg(feature = "http")]
+        if self.http.is_some() && !backends.contains(&Backend::Http) {
+            backends.push(Backend::Http);
+        }
         if backends.is_empty() && self.custom.is_empty() {
             return Err(Error::Config(
                 "nothing to log to: set `.output_dir(..)`, `.backends(..)` or add a `.sink(..)`"
@@ -338,6 +353,11 @@ impl MetricLoggerBuilder {
                 Backend::TensorBoard => {
                     if rank.is_rank0() || self.tensorboard_all_ranks {
                         sinks.push(self.tensorboard_sink(rank)?);
+                    }
+                }
+                Backend::Http => {
+                    if let Some(sink) = self.http_sink(rank)? {
+                        sinks.push(sink);
                     }
                 }
             }
@@ -401,6 +421,28 @@ impl MetricLoggerBuilder {
         let sink = crate::sink::TensorBoardSink::create(dir.join(name))?
             .with_experiment(self.tensorboard_experiment);
         Ok(Box::new(sink))
+    }
+
+    #[cfg(feature = "http")]
+    fn http_sink(&self, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+        let options = self.http.clone().unwrap_or_default();
+        if !options.sends_on(rank) {
+            return Ok(None);
+        }
+        let dir = self.output_dir.as_deref().ok_or_else(|| {
+            Error::Config(
+                "the `http` backend spools messages to disk: set `.output_dir(..)` on the builder"
+                    .into(),
+            )
+        })?;
+        Ok(Some(Box::new(crate::sink::HttpSink::new(
+            options, dir, rank,
+        )?)))
+    }
+
+    #[cfg(not(feature = "http"))]
+    fn http_sink(&self, _rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+        unreachable!("Backend::parse refuses `http` without the `http` feature")
     }
 
     #[cfg(not(feature = "tensorboard"))]

@@ -28,11 +28,15 @@ pub(crate) struct RecordFile {
     written_of_first: usize,
     max_pending: usize,
     lost: u64,
+    /// Bytes in the file: its length when opened plus what was written since.
+    file_len: u64,
 }
 
 impl RecordFile {
     pub(crate) fn new(sink: &'static str, path: PathBuf, file: File) -> Self {
+        let file_len = file.metadata().map_or(0, |m| m.len());
         RecordFile {
+            file_len,
             sink,
             path,
             file,
@@ -67,6 +71,12 @@ impl RecordFile {
         self.buf.len() - self.written_of_first
     }
 
+    /// Bytes in the file, assuming this is its only writer.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
     /// Records discarded so far because the buffer overflowed while writes failed.
     pub(crate) fn lost(&self) -> u64 {
         self.lost
@@ -86,6 +96,7 @@ impl RecordFile {
                 Err(e) => break Err(e),
             }
         };
+        self.file_len += (done - self.written_of_first) as u64;
         // Forget the records that are now wholly in the file.
         let mut whole = 0;
         while self.ends.front().is_some_and(|&end| end <= done) {

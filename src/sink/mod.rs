@@ -33,14 +33,18 @@ use std::sync::Arc;
 
 use crate::{Record, Result};
 
-#[cfg(any(feature = "jsonl", feature = "tensorboard"))]
+#[cfg(any(feature = "jsonl", feature = "tensorboard", feature = "http"))]
 mod file;
+#[cfg(feature = "http")]
+mod http;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod memory;
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
 
+#[cfg(feature = "http")]
+pub use http::{HttpOptions, HttpSink, TOKEN_VARS, URL_VARS};
 #[cfg(feature = "jsonl")]
 pub use jsonl::JsonlSink;
 pub use memory::MemorySink;

@@ -1,0 +1,365 @@
+//! The http backend against a real HTTP server on 127.0.0.1 with injected faults.
+
+mod server;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use server::{free_port, Faults, TestServer};
+use tracing::info;
+use tracing_subscriber::prelude::*;
+use trainlog::sink::HttpOptions;
+use trainlog::{MetricGuard, MetricLogger, MetricLoggerBuilder};
+
+fn logger(dir: &Path, options: HttpOptions) -> MetricLoggerBuilder {
+    MetricLogger::builder()
+        .output_dir(dir)
+        .backends("http")
+        .unwrap()
+        .rank(0)
+        .shutdown_timeout(Duration::from_secs(30))
+        .http(options)
+}
+
+fn options(url: &str, run_id: &str) -> HttpOptions {
+    HttpOptions::new()
+        .url(url)
+        .token("t0ken")
+        .project("proj")
+        .run_id(run_id)
+        .batch(50, Duration::from_millis(50))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .shutdown_timeout(Duration::from_secs(20))
+}
+
+fn log_steps(builder: MetricLoggerBuilder, steps: std::ops::Range<u64>) -> MetricGuard {
+    let (layer, guard) = builder.build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for step in steps {
+            info!(target: "metrics", step, loss = step as f64 / 4.0);
+        }
+    });
+    guard
+}
+
+/// The `log` messages' steps, in the order the server stored them.
+fn logged_steps(stored: &[Json]) -> Vec<u64> {
+    stored
+        .iter()
+        .filter(|m| m["event_type"] == "log")
+        .map(|m| m["step"].as_u64().unwrap())
+        .collect()
+}
+
+fn assert_exact(server: &TestServer, steps: std::ops::Range<u64>) {
+    let stored = server.stored();
+    assert_eq!(logged_steps(&stored), steps.collect::<Vec<_>>());
+    assert_eq!(stored.first().unwrap()["event_type"], "training_started");
+    assert_eq!(stored.last().unwrap()["event_type"], "training_finished");
+}
+
+#[test]
+fn every_record_arrives_once_in_order_in_batches() {
+    let server = TestServer::start(Faults {
+        token: Some("t0ken".into()),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let guard = log_steps(logger(dir.path(), options(&server.url(), "r1")), 0..500);
+    let spool = dir.path().join("http_spool/r1_rank0.jsonl");
+    assert!(spool.exists());
+    drop(guard);
+    assert_exact(&server, 0..500);
+    let stored = server.stored();
+    assert_eq!(stored.len(), 502);
+    let m = &stored[1];
+    assert_eq!(m["project_name"], "proj");
+    assert_eq!(m["run_id"], "r1");
+    assert_eq!(m["rank"], 0);
+    assert_eq!(m["step"], 0);
+    assert_eq!(m["data"], serde_json::json!({"loss": 0.0}));
+    assert!(m["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(stored[501]["status"], "completed");
+    assert_eq!(stored[501]["data"]["status"], "completed");
+    let requests = server.requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.status == 200 && r.was_array && r.messages <= 50));
+    assert!(requests.len() >= 11, "{} requests", requests.len());
+    assert!(requests.iter().all(|r| r
+        .idempotency_key
+        .as_deref()
+        .is_some_and(|k| k.starts_with("r1:0:"))));
+    assert_eq!(server.duplicates(), 0);
+    // Delivered in full: the spool has served its purpose.
+    assert!(!spool.exists());
+}
+
+#[test]
+fn event_types_hparams_custom_and_single_record_mode() {
+    let server = TestServer::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let builder = logger(
+        dir.path(),
+        options(&server.url(), "types").single_record(true),
+    );
+    let (layer, guard) = builder.build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info!(target: "metrics", hparams = true, lr = 3e-4, model = "tiny");
+        info!(target: "metrics", step = 3, event = "eval_done", acc = 0.5, "eval finished");
+        info!(target: "metrics", step = 4, nan = f64::NAN);
+    });
+    drop(guard);
+    let stored = server.stored();
+    let types: Vec<&str> = stored
+        .iter()
+        .map(|m| m["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "training_started",
+            "hparams",
+            "eval_done",
+            "log",
+            "training_finished"
+        ]
+    );
+    assert_eq!(
+        stored[1]["data"],
+        serde_json::json!({"lr": 3e-4, "model": "tiny"})
+    );
+    assert_eq!(stored[1]["step"], Json::Null);
+    assert_eq!(
+        stored[2]["data"],
+        serde_json::json!({"message": "eval finished", "acc": 0.5})
+    );
+    assert_eq!(stored[3]["data"]["nan"], "NaN");
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| !r.was_array && r.messages == 1));
+}
+
+#[test]
+fn server_errors_are_retried_until_delivered() {
+    let server = TestServer::start(Faults {
+        fail_first: 3,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    drop(log_steps(
+        logger(dir.path(), options(&server.url(), "e500")),
+        0..200,
+    ));
+    assert_exact(&server, 0..200);
+    let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..4], &[500, 500, 500, 200]);
+    assert_eq!(server.duplicates(), 0);
+}
+
+#[test]
+fn too_many_requests_honours_retry_after() {
+    let server = TestServer::start(Faults {
+        throttle_first: 1,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    drop(log_steps(
+        logger(dir.path(), options(&server.url(), "e429")),
+        0..100,
+    ));
+    assert_exact(&server, 0..100);
+    let requests = server.requests();
+    assert_eq!(requests[0].status, 429);
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?}, Retry-After said 1 s"
+    );
+}
+
+#[test]
+fn a_stalled_request_times_out_is_retried_and_deduplicated_by_message_id() {
+    let server = TestServer::start(Faults {
+        stall_first: 1,
+        stall: Duration::from_secs(3),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&server.url(), "stall").request_timeout(Duration::from_secs(1));
+    drop(log_steps(logger(dir.path(), opts), 0..100));
+    assert_exact(&server, 0..100);
+    // The stalled batch was stored, its response lost, and the batch sent again.
+    assert!(
+        server.duplicates() > 0,
+        "the retry of the stalled batch should arrive twice"
+    );
+    let keys: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.idempotency_key.clone())
+        .collect();
+    assert_eq!(
+        keys[0], keys[1],
+        "a retried batch keeps its idempotency key"
+    );
+}
+
+#[test]
+fn records_spool_while_the_server_is_down_and_arrive_when_it_is_up() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/ingest");
+    let dir = tempfile::tempdir().unwrap();
+    let guard = log_steps(logger(dir.path(), options(&url, "down")), 0..300);
+    std::thread::sleep(Duration::from_millis(500)); // several failed attempts
+    let server = TestServer::start_on(port, Faults::default());
+    drop(guard);
+    assert_exact(&server, 0..300);
+    assert_eq!(server.duplicates(), 0);
+}
+
+#[test]
+fn a_wrong_token_is_not_retried_and_goes_to_the_dead_letter_file() {
+    let server = TestServer::start(Faults {
+        token: Some("right".into()),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&server.url(), "auth").token("wrong");
+    let guard = log_steps(logger(dir.path(), opts), 0..120);
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert!(server.stored().is_empty());
+    assert!(server.requests().iter().all(|r| r.status == 401));
+    let dead =
+        std::fs::read_to_string(dir.path().join("http_spool/auth_rank0.dead.jsonl")).unwrap();
+    let dead: Vec<Json> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged_steps(&dead), (0..120).collect::<Vec<_>>());
+    assert_eq!(dead.len(), 122);
+    assert_eq!(stats.lost, 122, "{stats:?}");
+    // Each batch was refused once: no retries of a 401.
+    let sent: usize = server.requests().iter().map(|r| r.messages).sum();
+    assert_eq!(sent, 122);
+}
+
+#[test]
+fn exit_is_not_held_by_a_dead_server_and_the_next_start_sends_the_spool() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/ingest");
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&url, "resume").shutdown_timeout(Duration::from_millis(500));
+    let guard = log_steps(logger(dir.path(), opts.clone()), 0..100);
+    let started = Instant::now();
+    let result = guard.shutdown(trainlog::sink::RunOutcome::Completed);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        result.is_ok(),
+        "the sink reports through stderr and stats, not the guard: {result:?}"
+    );
+    let spool = dir.path().join("http_spool/resume_rank0.jsonl");
+    assert_eq!(
+        std::fs::read_to_string(&spool).unwrap().lines().count(),
+        102
+    );
+
+    // The server comes back; a new process with the same run id logs 100..150.
+    let server = TestServer::start_on(port, Faults::default());
+    drop(log_steps(
+        logger(dir.path(), options(&url, "resume")),
+        100..150,
+    ));
+    let stored = server.stored();
+    assert_eq!(logged_steps(&stored), (0..150).collect::<Vec<_>>());
+    let kinds: Vec<&str> = stored
+        .iter()
+        .map(|m| m["event_type"].as_str().unwrap())
+        .filter(|k| *k != "log")
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "training_started",
+            "training_finished",
+            "training_started",
+            "training_finished"
+        ]
+    );
+    assert_eq!(server.duplicates(), 0);
+}
+
+#[test]
+fn configuration_errors_name_what_to_set_and_secrets_stay_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    if trainlog::sink::URL_VARS
+        .iter()
+        .all(|v| std::env::var_os(v).is_none())
+    {
+        let err = MetricLogger::builder()
+            .output_dir(dir.path())
+            .backends("http")
+            .unwrap()
+            .rank(0)
+            .build::<tracing_subscriber::Registry>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TRAINLOG_SERVER_URL") && err.contains("MESSENGER_LOGGER_SERVER_URL"),
+            "{err}"
+        );
+    }
+    let insecure = HttpOptions::new()
+        .url("http://metrics.example.com/x")
+        .token("hunter2");
+    let err = logger(dir.path(), insecure.clone())
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plain http"), "{err}");
+    assert!(!err.contains("hunter2"));
+    let builder = logger(dir.path(), insecure.allow_insecure_http(true));
+    assert!(!format!("{builder:?}").contains("hunter2"));
+    let err = logger(dir.path(), HttpOptions::new().url("ftp://x"))
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("http:// or https://"), "{err}");
+}
+
+#[test]
+fn rank0_only_by_default() {
+    let server = TestServer::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let guard = log_steps(
+        logger(dir.path(), options(&server.url(), "ranks")).rank(1),
+        0..10,
+    );
+    assert!(guard.sinks().is_empty());
+    drop(guard);
+    let guard = log_steps(
+        logger(dir.path(), options(&server.url(), "ranks").all_ranks(true)).rank(1),
+        0..10,
+    );
+    drop(guard);
+    let stored = server.stored();
+    assert_eq!(logged_steps(&stored), (0..10).collect::<Vec<_>>());
+    assert!(stored.iter().all(|m| m["rank"] == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_and_never_panics_inside_a_tokio_runtime() {
+    let server = TestServer::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let guard = log_steps(logger(dir.path(), options(&server.url(), "tokio")), 0..50);
+    drop(guard); // dropped on a runtime thread
+    assert_exact(&server, 0..50);
+}
