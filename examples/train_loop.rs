@@ -7,7 +7,9 @@
 //!
 //! Flags: `--output-dir DIR` (default `runs/demo`), `--steps N` (default 1000),
 //! `--backends LIST` (default `async`; e.g. `async,tensorboard`), `--log-every K`
-//! (default 1), `--eval-every N` (default 100), `--quiet` (no console lines for metrics).
+//! (default 1), `--eval-every N` (default 100), `--quiet` (no console lines for metrics),
+//! `--url URL` (the `http` backend's server; build with `--features http`, token from
+//! `TRAINLOG_AUTH_TOKEN`).
 //!
 //! Writes `DIR/metrics_rank<RANK>.jsonl`: one hyperparameter line, then one line per
 //! logged step; every `--eval-every` steps that line also carries nested `eval.*` metrics.
@@ -26,6 +28,7 @@ struct Args {
     log_every: u64,
     eval_every: u64,
     quiet: bool,
+    url: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -36,6 +39,7 @@ fn parse_args() -> Result<Args, String> {
         log_every: 1,
         eval_every: 100,
         quiet: false,
+        url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,10 +55,11 @@ fn parse_args() -> Result<Args, String> {
             "--log-every" => args.log_every = number(value()?)?.max(1),
             "--eval-every" => args.eval_every = number(value()?)?.max(1),
             "--quiet" => args.quiet = true,
+            "--url" => args.url = Some(value()?),
             "-h" | "--help" => {
                 println!(
                     "usage: train_loop [--output-dir DIR] [--steps N] [--backends LIST] \
-                     [--log-every K] [--eval-every N] [--quiet]"
+                     [--log-every K] [--eval-every N] [--quiet] [--url URL]"
                 );
                 std::process::exit(0);
             }
@@ -62,6 +67,29 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// `--url` configures the http backend (the token comes from `TRAINLOG_AUTH_TOKEN`).
+#[cfg(feature = "http")]
+fn with_url(
+    builder: trainlog::MetricLoggerBuilder,
+    url: Option<&str>,
+) -> trainlog::MetricLoggerBuilder {
+    match url {
+        Some(url) => builder.http(trainlog::sink::HttpOptions::new().url(url)),
+        None => builder,
+    }
+}
+
+#[cfg(not(feature = "http"))]
+fn with_url(
+    builder: trainlog::MetricLoggerBuilder,
+    url: Option<&str>,
+) -> trainlog::MetricLoggerBuilder {
+    if url.is_some() {
+        eprintln!("train_loop: --url needs the `http` feature: add --features http");
+    }
+    builder
 }
 
 /// A small deterministic noise source so runs are reproducible without extra crates.
@@ -88,7 +116,7 @@ fn main() -> ExitCode {
         .output_dir(&args.output_dir)
         .backends(&args.backends)
     {
-        Ok(builder) => builder.console(!args.quiet),
+        Ok(builder) => with_url(builder.console(!args.quiet), args.url.as_deref()),
         Err(e) => {
             eprintln!("train_loop: {e}");
             return ExitCode::from(2);

@@ -713,7 +713,8 @@ impl Sender {
             None => reader.insert(File::open(&self.spool_path)?),
         };
         file.seek(SeekFrom::Start(window.read))?;
-        let mut len = (spooled - window.read).min(4 * 1024 * 1024) as usize;
+        // About what the wanted lines take; the rest is read again next time.
+        let mut len = (spooled - window.read).min(256 * 1024) as usize;
         let mut buf = vec![0; len];
         file.read_exact(&mut buf)?;
         if !buf.contains(&b'\n') {

@@ -363,3 +363,125 @@ async fn works_and_never_panics_inside_a_tokio_runtime() {
     drop(guard); // dropped on a runtime thread
     assert_exact(&server, 0..50);
 }
+
+#[test]
+fn a_run_that_panics_finishes_with_status_failed() {
+    let server = TestServer::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = logger(dir.path(), options(&server.url(), "boom"))
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _guard = guard;
+        tracing::dispatcher::with_default(&dispatch, || {
+            info!(target: "metrics", step = 0, loss = 1.0);
+            panic!("out of memory");
+        })
+    }));
+    assert!(result.is_err());
+    let stored = server.stored();
+    assert_eq!(stored.last().unwrap()["event_type"], "training_finished");
+    assert_eq!(stored.last().unwrap()["status"], "failed");
+}
+
+#[test]
+fn heartbeats_are_sent_while_idle() {
+    let server = TestServer::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&server.url(), "beat").heartbeat(Duration::from_millis(100));
+    let guard = log_steps(logger(dir.path(), opts), 0..1);
+    std::thread::sleep(Duration::from_millis(800));
+    drop(guard);
+    let beats: Vec<Json> = server
+        .stored()
+        .into_iter()
+        .filter(|m| m["event_type"] == "heartbeat")
+        .collect();
+    assert!(
+        beats.len() >= 3,
+        "{} heartbeats in 800 ms at 100 ms",
+        beats.len()
+    );
+    assert!(beats
+        .iter()
+        .all(|b| b["run_id"] == "beat" && b["project_name"] == "proj"));
+}
+
+/// Runs in a child process with a controlled environment (see the next test).
+#[test]
+#[ignore = "run in a child process"]
+fn child_configured_from_the_environment() {
+    let Some(dir) = std::env::var_os("TRAINLOG_HTTP_CHILD_DIR") else {
+        return;
+    };
+    let builder = MetricLogger::builder()
+        .output_dir(Path::new(&dir))
+        .backends("http")
+        .unwrap()
+        .rank(0);
+    let builder = match std::env::var("CHILD_BUILDER_URL") {
+        Ok(url) => builder.http(HttpOptions::new().url(url).run_id("env")),
+        Err(_) => builder.http(HttpOptions::new().run_id("env")),
+    };
+    drop(log_steps(builder, 0..5));
+}
+
+fn run_child(server_dir: &Path, env: &[(&str, String)]) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_configured_from_the_environment",
+        "--ignored",
+        "--quiet",
+    ])
+    .env("TRAINLOG_HTTP_CHILD_DIR", server_dir);
+    for var in trainlog::sink::URL_VARS
+        .iter()
+        .chain(&trainlog::sink::TOKEN_VARS)
+    {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    assert!(cmd.status().unwrap().success());
+}
+
+#[test]
+fn url_and_token_come_from_the_environment_and_the_builder_wins() {
+    let right = TestServer::start(Faults {
+        token: Some("env-token".into()),
+        ..Faults::default()
+    });
+    let other = TestServer::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    // The Python callback's variable names work alone.
+    run_child(
+        dir.path(),
+        &[
+            ("MESSENGER_LOGGER_SERVER_URL", right.url()),
+            ("MESSENGER_LOGGER_AUTH_TOKEN", "env-token".into()),
+        ],
+    );
+    assert_eq!(logged_steps(&right.stored()), (0..5).collect::<Vec<_>>());
+    // TRAINLOG_* wins over MESSENGER_LOGGER_*.
+    run_child(
+        dir.path(),
+        &[
+            ("TRAINLOG_SERVER_URL", other.url()),
+            ("MESSENGER_LOGGER_SERVER_URL", right.url()),
+        ],
+    );
+    assert_eq!(logged_steps(&other.stored()), (0..5).collect::<Vec<_>>());
+    // The builder wins over the environment.
+    run_child(
+        dir.path(),
+        &[
+            ("TRAINLOG_SERVER_URL", right.url()),
+            ("CHILD_BUILDER_URL", other.url()),
+        ],
+    );
+    assert_eq!(logged_steps(&other.stored()).len(), 10);
+    assert_eq!(logged_steps(&right.stored()).len(), 5);
+}
