@@ -349,7 +349,12 @@ impl WorkerState {
             Err(e) => {
                 self.counters.write_errors.fetch_add(1, Relaxed);
                 if self.failing == 0 && !self.dead {
-                    eprintln!("trainlog: {what} failed: {e}; will retry (further failures are counted, not printed)");
+                    let next = if what == "close" {
+                        ""
+                    } else {
+                        "; will retry (further failures are counted, not printed)"
+                    };
+                    eprintln!("trainlog: {what} failed: {e}{next}");
                 }
                 self.failing += 1;
             }

@@ -215,6 +215,14 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Waits for a notification or `timeout`, whichever comes first.
+    fn wait<'a>(&self, state: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
+        match self.wake.wait_timeout(state, timeout) {
+            Ok((state, _)) => state,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
 }
 
 /// POSTs records to an HTTP server. See the [module docs](crate::sink) and the README's
@@ -479,12 +487,7 @@ impl Sink for HttpSink {
             if left.is_zero() {
                 break;
             }
-            state = self
-                .shared
-                .wake
-                .wait_timeout(state, left)
-                .map(|(s, _)| s)
-                .unwrap_or_else(|e| e.into_inner().0);
+            state = self.shared.wait(state, left);
         }
         let (stopped, drained) = (state.stopped, state.drained);
         drop(state);
@@ -510,6 +513,16 @@ impl Sink for HttpSink {
                 ),
             })
         }
+    }
+}
+
+impl Drop for HttpSink {
+    fn drop(&mut self) {
+        // Dropped without close (the worker gave up): let the sender thread end.
+        let mut state = self.shared.lock();
+        state.deadline.get_or_insert_with(Instant::now);
+        drop(state);
+        self.shared.wake.notify_all();
     }
 }
 
@@ -613,12 +626,7 @@ impl Sender {
                         .flatten()
                         .min()
                         .unwrap_or(Duration::from_secs(3600));
-                    state = self
-                        .shared
-                        .wake
-                        .wait_timeout(state, wait)
-                        .map(|(s, _)| s)
-                        .unwrap_or_else(|e| e.into_inner().0);
+                    state = self.shared.wait(state, wait);
                 }
                 (state.spooled, state.deadline)
             };
@@ -873,12 +881,7 @@ impl Sender {
             if left.is_zero() {
                 return;
             }
-            state = self
-                .shared
-                .wake
-                .wait_timeout(state, left)
-                .map(|(s, _)| s)
-                .unwrap_or_else(|e| e.into_inner().0);
+            state = self.shared.wait(state, left);
         }
     }
 }
