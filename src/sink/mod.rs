@@ -40,6 +40,8 @@ mod http;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod memory;
+#[cfg(feature = "http")]
+mod spool;
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
 

@@ -1,0 +1,498 @@
+//! The delivery machinery network sinks share: a spool file on disk, read in order by a
+//! sender thread that hands batches to a [`Deliver`] implementation, with retries,
+//! exponential backoff, `Retry-After`, dead letters and a bounded close.
+//!
+//! A sink appends one line per message to `<dir>/<stem>.jsonl` and publishes it; the
+//! sender records in `<stem>.offset` how far delivery got (write, then rename). So training
+//! never waits for the network, memory stays bounded while the far side is away, and
+//! messages survive a crash: a sink opened later with the same stem delivers what is left.
+//! Lines refused for good go to `<stem>.dead.jsonl`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::file::RecordFile;
+use crate::retry::{Backoff, Verdict};
+use crate::{Error, Result};
+
+/// The outcome of one delivery attempt.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    /// What to do next.
+    pub(crate) verdict: Verdict,
+    /// How many of the offered lines this attempt covered (at least 1).
+    pub(crate) count: usize,
+    /// For a refusal: the status and the far side's message, reported once.
+    pub(crate) refusal: Option<(u16, String)>,
+}
+
+/// Sends spooled lines somewhere. Runs on the sender thread.
+pub(crate) trait Deliver: Send + 'static {
+    /// Where lines go, for messages (never containing credentials).
+    fn target(&self) -> String;
+
+    /// Delivers a prefix of `lines` (oldest first) within `timeout`.
+    fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery;
+
+    /// Sends a liveness message, best effort (only with a heartbeat interval).
+    fn heartbeat(&mut self, timeout: Duration) {
+        let _ = timeout;
+    }
+}
+
+/// Batching, retry and shutdown settings of a spool.
+#[derive(Debug, Clone)]
+pub(crate) struct SpoolOptions {
+    pub(crate) batch_size: usize,
+    pub(crate) batch_interval: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) heartbeat: Option<Duration>,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) retry_base: Duration,
+    pub(crate) retry_max: Duration,
+}
+
+/// State shared by the sink (producer) and its sender thread.
+#[derive(Debug, Default)]
+struct State {
+    /// Bytes of the spool file that are complete on disk.
+    spooled: u64,
+    /// Set at close: deliver until then, then stop.
+    deadline: Option<Instant>,
+    /// The sender thread has stopped.
+    stopped: bool,
+    /// The spool was delivered completely when the sender stopped.
+    drained: bool,
+    /// Messages the server refused for good (now in the dead-letter file).
+    rejected: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a notification or `timeout`, whichever comes first.
+    fn wait<'a>(&self, state: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
+        match self.wake.wait_timeout(state, timeout) {
+            Ok((state, _)) => state,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
+}
+
+/// The producer's side: append lines, publish them, close.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    name: &'static str,
+    file: RecordFile,
+    shared: Arc<Shared>,
+    sender: Option<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+    offset_path: PathBuf,
+    dead_path: PathBuf,
+}
+
+impl Spool {
+    /// Opens (or resumes) `<dir>/<stem>.jsonl` and starts the sender thread.
+    pub(crate) fn open(
+        name: &'static str,
+        dir: &Path,
+        stem: &str,
+        options: SpoolOptions,
+        deliver: impl Deliver,
+    ) -> Result<Spool> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create spool directory", dir, e))?;
+        let spool_path = dir.join(format!("{stem}.jsonl"));
+        let offset_path = dir.join(format!("{stem}.offset"));
+        let dead_path = dir.join(format!("{stem}.dead.jsonl"));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spool_path)
+            .map_err(|e| Error::io("open spool file", &spool_path, e))?;
+        let file = RecordFile::new(name, spool_path.clone(), file);
+        let spooled = file.file_len();
+        let sent = read_offset(&offset_path).min(spooled);
+        if sent < spooled {
+            eprintln!(
+                "trainlog: {name}: resuming {} unsent bytes spooled earlier in {}",
+                spooled - sent,
+                spool_path.display()
+            );
+        }
+        let shared = Arc::new(Shared::default());
+        shared.lock().spooled = spooled;
+        let shutdown_timeout = options.shutdown_timeout;
+        let sender = Sender {
+            name,
+            deliver,
+            options,
+            shared: shared.clone(),
+            spool_path,
+            offset_path: offset_path.clone(),
+            dead_path: dead_path.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("trainlog-{name}-send"))
+            .spawn(move || sender.run(sent))
+            .map_err(|e| Error::Config(format!("could not start the {name} sender thread: {e}")))?;
+        Ok(Spool {
+            name,
+            file,
+            shared,
+            sender: Some(handle),
+            shutdown_timeout,
+            offset_path,
+            dead_path,
+        })
+    }
+
+    /// The buffer to append one message line (with its newline) to.
+    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
+        self.file.buffer()
+    }
+
+    /// Marks the end of the line just appended.
+    pub(crate) fn end_record(&mut self) {
+        self.file.end_record();
+    }
+
+    /// Writes buffered lines to the spool file and hands them to the sender.
+    pub(crate) fn publish(&mut self) -> Result<()> {
+        self.file.write_out()?;
+        self.shared.lock().spooled = self.file.file_len();
+        self.shared.wake.notify_all();
+        Ok(())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    pub(crate) fn dead_letter_path(&self) -> &Path {
+        &self.dead_path
+    }
+
+    /// Lines refused for good so far (now in the dead-letter file).
+    pub(crate) fn rejected(&self) -> u64 {
+        self.shared.lock().rejected
+    }
+
+    /// Publishes, then lets the sender deliver for at most the shutdown timeout. A fully
+    /// delivered spool is deleted; otherwise the error says where the rest waits.
+    pub(crate) fn close(&mut self, resume_hint: &str) -> Result<()> {
+        let published = self.publish();
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let mut state = self.shared.lock();
+        state.deadline = Some(deadline);
+        self.shared.wake.notify_all();
+        while !state.stopped {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self.shared.wait(state, left);
+        }
+        let (stopped, drained) = (state.stopped, state.drained);
+        drop(state);
+        if stopped {
+            if let Some(sender) = self.sender.take() {
+                let _ = sender.join();
+            }
+        }
+        published?;
+        if drained {
+            let _ = std::fs::remove_file(self.file.path());
+            let _ = std::fs::remove_file(&self.offset_path);
+            Ok(())
+        } else {
+            Err(Error::Sink {
+                sink: self.name.into(),
+                message: format!(
+                    "messages not yet delivered stay in {}; {resume_hint}",
+                    self.file.path().display()
+                ),
+            })
+        }
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        // Dropped without close (the worker gave up): let the sender thread end.
+        self.shared.lock().deadline.get_or_insert_with(Instant::now);
+        self.shared.wake.notify_all();
+    }
+}
+
+fn read_offset(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The sender thread: reads the spool in order and delivers it.
+struct Sender<D> {
+    name: &'static str,
+    deliver: D,
+    options: SpoolOptions,
+    shared: Arc<Shared>,
+    spool_path: PathBuf,
+    offset_path: PathBuf,
+    dead_path: PathBuf,
+}
+
+/// Lines read from the spool but not yet acknowledged.
+#[derive(Default)]
+struct Window {
+    lines: std::collections::VecDeque<Vec<u8>>,
+    /// Offset of the first line in `lines` (everything before it is acknowledged).
+    acked: u64,
+    /// Offset up to which the file has been read into `lines`.
+    read: u64,
+}
+
+impl<D: Deliver> Sender<D> {
+    fn run(mut self, start: u64) {
+        let mut window = Window {
+            acked: start,
+            read: start,
+            ..Window::default()
+        };
+        let drained = self.deliver_all(&mut window);
+        let mut state = self.shared.lock();
+        state.stopped = true;
+        state.drained = drained;
+        drop(state);
+        self.shared.wake.notify_all();
+    }
+
+    /// Delivers until closed; returns whether everything spooled was acknowledged.
+    fn deliver_all(&mut self, window: &mut Window) -> bool {
+        let name = self.name;
+        let mut reader = None;
+        let mut backoff = Backoff::new(self.options.retry_base, self.options.retry_max);
+        let mut rejected_once = false;
+        let mut first_waiting: Option<Instant> = None;
+        let mut last_sent = Instant::now();
+        loop {
+            // Wait until a batch is due, the run closes, or a heartbeat is due.
+            let (spooled, deadline) = {
+                let mut state = self.shared.lock();
+                loop {
+                    let unsent =
+                        window.lines.len() as u64 + state.spooled.saturating_sub(window.read);
+                    if unsent > 0 && first_waiting.is_none() {
+                        first_waiting = Some(Instant::now());
+                    }
+                    let full = window.lines.len() >= self.options.batch_size
+                        || state.spooled > window.read && state.spooled - window.read >= 64 * 1024;
+                    let due =
+                        first_waiting.is_some_and(|t| t.elapsed() >= self.options.batch_interval);
+                    if state.deadline.is_some() || (unsent > 0 && (full || due)) {
+                        break;
+                    }
+                    let heartbeat_in = self
+                        .options
+                        .heartbeat
+                        .map(|every| every.saturating_sub(last_sent.elapsed()));
+                    if heartbeat_in.is_some_and(|d| d.is_zero()) {
+                        break;
+                    }
+                    let batch_in = first_waiting
+                        .map(|t| self.options.batch_interval.saturating_sub(t.elapsed()));
+                    let wait = [heartbeat_in, batch_in]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                        .unwrap_or(Duration::from_secs(3600));
+                    state = self.shared.wait(state, wait);
+                }
+                (state.spooled, state.deadline)
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return window.lines.is_empty() && window.read >= spooled;
+            }
+            if let Err(e) = self.fill(window, &mut reader, spooled) {
+                eprintln!("trainlog: {name}: could not read the spool: {e}");
+                return false;
+            }
+            if window.lines.is_empty() {
+                if deadline.is_some() {
+                    return true;
+                }
+                if self.options.heartbeat.is_some()
+                    && last_sent.elapsed() >= self.options.heartbeat.unwrap_or_default()
+                {
+                    self.deliver.heartbeat(self.options.request_timeout);
+                    last_sent = Instant::now();
+                }
+                first_waiting = None;
+                continue;
+            }
+            let offered = window.lines.len().min(self.options.batch_size);
+            let lines: Vec<&[u8]> = window
+                .lines
+                .iter()
+                .take(offered)
+                .map(|l| l.as_slice())
+                .collect();
+            let mut timeout = self.options.request_timeout;
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                timeout = timeout.min(left.max(Duration::from_millis(1)));
+            }
+            let Delivery {
+                verdict,
+                count,
+                refusal,
+            } = self.deliver.deliver(&lines, timeout);
+            let count = count.clamp(1, offered);
+            match verdict {
+                Verdict::Done => {
+                    if backoff.failures() > 0 {
+                        eprintln!(
+                            "trainlog: {name}: delivering again after {} failed attempts",
+                            backoff.failures()
+                        );
+                    }
+                    backoff.reset();
+                    self.ack(window, count);
+                    last_sent = Instant::now();
+                    if window.lines.is_empty() && window.read >= spooled {
+                        first_waiting = None;
+                    }
+                }
+                Verdict::Reject => {
+                    if let (false, Some((status, text))) = (rejected_once, refusal) {
+                        rejected_once = true;
+                        eprintln!(
+                            "trainlog: {name}: {} refused {count} messages with status {status}: \
+                             {text}; they are kept in {} and not sent again (further refusals \
+                             are counted, not printed)",
+                            self.deliver.target(),
+                            self.dead_path.display()
+                        );
+                    }
+                    self.dead_letter(window, count);
+                    self.shared.lock().rejected += count as u64;
+                    self.ack(window, count);
+                }
+                Verdict::Retry { after } => {
+                    if backoff.failures() == 0 {
+                        eprintln!(
+                            "trainlog: {name}: delivery to {} failed; messages stay spooled in {} \
+                             and are retried (further failures are counted, not printed)",
+                            self.deliver.target(),
+                            self.spool_path.display()
+                        );
+                    }
+                    let delay = after.unwrap_or_else(|| backoff.next_delay());
+                    if after.is_some() {
+                        backoff.next_delay();
+                    }
+                    self.sleep(delay);
+                }
+            }
+        }
+    }
+
+    /// Reads complete lines from the spool until the window holds a few batches.
+    fn fill(
+        &self,
+        window: &mut Window,
+        reader: &mut Option<File>,
+        spooled: u64,
+    ) -> std::io::Result<()> {
+        let want = self.options.batch_size * 4;
+        if window.lines.len() >= want || window.read >= spooled {
+            return Ok(());
+        }
+        let file = match reader {
+            Some(f) => f,
+            None => reader.insert(File::open(&self.spool_path)?),
+        };
+        file.seek(SeekFrom::Start(window.read))?;
+        // About what the wanted lines take; the rest is read again next time.
+        let mut len = (spooled - window.read).min(256 * 1024) as usize;
+        let mut buf = vec![0; len];
+        file.read_exact(&mut buf)?;
+        if !buf.contains(&b'\n') {
+            // One message larger than the chunk: read up to `spooled`, a line boundary.
+            len = (spooled - window.read) as usize;
+            buf.resize(len, 0);
+            file.seek(SeekFrom::Start(window.read))?;
+            file.read_exact(&mut buf)?;
+        }
+        let mut start = 0;
+        while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+            window.lines.push_back(buf[start..start + nl].to_vec());
+            start += nl + 1;
+            if window.lines.len() >= want {
+                break;
+            }
+        }
+        window.read += start as u64;
+        Ok(())
+    }
+
+    /// Drops the first `count` lines from the window and records the new offset.
+    fn ack(&self, window: &mut Window, count: usize) {
+        for line in window.lines.drain(..count) {
+            window.acked += line.len() as u64 + 1;
+        }
+        // Write-then-rename, so a crash never leaves a half-written offset.
+        let tmp = self.offset_path.with_extension("offset.tmp");
+        if std::fs::write(&tmp, window.acked.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.offset_path);
+        }
+    }
+
+    fn dead_letter(&self, window: &Window, count: usize) {
+        let mut text = Vec::new();
+        for line in window.lines.iter().take(count) {
+            text.extend_from_slice(line);
+            text.push(b'\n');
+        }
+        let written = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.dead_path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &text));
+        if let Err(e) = written {
+            eprintln!(
+                "trainlog: {}: could not write {}: {e}",
+                self.name,
+                self.dead_path.display()
+            );
+        }
+    }
+
+    /// Sleeps, waking early when the run closes (and never past its deadline).
+    fn sleep(&self, delay: Duration) {
+        let until = Instant::now() + delay;
+        let mut state = self.shared.lock();
+        loop {
+            let mut left = until.saturating_duration_since(Instant::now());
+            if let Some(d) = state.deadline {
+                left = left.min(d.saturating_duration_since(Instant::now()));
+            }
+            if left.is_zero() {
+                return;
+            }
+            state = self.shared.wait(state, left);
+        }
+    }
+}
