@@ -58,7 +58,12 @@ pub enum Error {
 
 impl Error {
     #[cfg_attr(
-        not(any(feature = "jsonl", feature = "tensorboard", feature = "http")),
+        not(any(
+            feature = "jsonl",
+            feature = "tensorboard",
+            feature = "http",
+            feature = "mlflow"
+        )),
         allow(dead_code)
     )]
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {

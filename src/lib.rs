@@ -79,6 +79,7 @@
 //! - `jsonl` (default): the `async` backend, [`sink::JsonlSink`].
 //! - `tensorboard` (default): the `tensorboard` backend, [`sink::TensorBoardSink`].
 //! - `http`: the `http` backend, [`sink::HttpSink`] (reqwest with rustls).
+//! - `mlflow`: the `mlflow` backend, [`sink::MlflowSink`] (reqwest with rustls).
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 
@@ -92,7 +93,7 @@ mod log_dict;
 pub mod naming;
 pub mod rank;
 mod record;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "mlflow"))]
 mod retry;
 mod setup;
 pub mod sink;

@@ -40,6 +40,8 @@ pub enum Backend {
     TensorBoard,
     /// JSON POSTs to a server, rank 0 only by default (`http`).
     Http,
+    /// An MLflow tracking server, rank 0 only by default (`mlflow`).
+    Mlflow,
 }
 
 impl Backend {
@@ -54,7 +56,8 @@ impl Backend {
                 cfg!(feature = "tensorboard"),
             ),
             "http" => (Backend::Http, "http", cfg!(feature = "http")),
-            planned @ ("wandb" | "mlflow" | "otel") => {
+            "mlflow" => (Backend::Mlflow, "mlflow", cfg!(feature = "mlflow")),
+            planned @ ("wandb" | "otel") => {
                 return Err(Error::BackendUnavailable {
                     name: planned.into(),
                     reason: "it is not implemented in this version of trainlog yet".into(),
@@ -127,6 +130,8 @@ pub struct MetricLoggerBuilder {
     tensorboard_experiment: bool,
     #[cfg(feature = "http")]
     http: Option<crate::sink::HttpOptions>,
+    #[cfg(feature = "mlflow")]
+    mlflow: Option<crate::sink::MlflowOptions>,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
@@ -155,6 +160,8 @@ impl fmt::Debug for MetricLoggerBuilder {
             .field("tensorboard_experiment", &self.tensorboard_experiment);
         #[cfg(feature = "http")]
         f.field("http", &self.http);
+        #[cfg(feature = "mlflow")]
+        f.field("mlflow", &self.mlflow);
         f.finish()
     }
 }
@@ -179,6 +186,8 @@ impl Default for MetricLoggerBuilder {
             tensorboard_experiment: false,
             #[cfg(feature = "http")]
             http: None,
+            #[cfg(feature = "mlflow")]
+            mlflow: None,
         }
     }
 }
@@ -297,6 +306,14 @@ impl MetricLoggerBuilder {
         self
     }
 
+    /// Settings of the `mlflow` backend; setting them turns it on (as do
+    /// `MLFLOW_TRACKING_URI` or `MLFLOW_EXPERIMENT_NAME` in the environment).
+    #[cfg(feature = "mlflow")]
+    pub fn mlflow(mut self, options: crate::sink::MlflowOptions) -> Self {
+        self.mlflow = Some(options);
+        self
+    }
+
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
     pub fn console(mut self, enabled: bool) -> Self {
         self.console = enabled;
@@ -340,6 +357,12 @@ impl MetricLoggerBuilder {
         if self.http.is_some() && !backends.contains(&Backend::Http) {
             backends.push(Backend::Http);
         }
+        #[cfg(feature = "mlflow")]
+        if (self.mlflow.is_some() || crate::sink::MlflowOptions::requested_by_env())
+            && !backends.contains(&Backend::Mlflow)
+        {
+            backends.push(Backend::Mlflow);
+        }
         if backends.is_empty() && self.custom.is_empty() {
             return Err(Error::Config(
                 "nothing to log to: set `.output_dir(..)`, `.backends(..)` or add a `.sink(..)`"
@@ -357,6 +380,11 @@ impl MetricLoggerBuilder {
                 }
                 Backend::Http => {
                     if let Some(sink) = self.http_sink(rank)? {
+                        sinks.push(sink);
+                    }
+                }
+                Backend::Mlflow => {
+                    if let Some(sink) = self.mlflow_sink(rank)? {
                         sinks.push(sink);
                     }
                 }
@@ -438,6 +466,26 @@ impl MetricLoggerBuilder {
         Ok(Some(Box::new(crate::sink::HttpSink::new(
             options, dir, rank,
         )?)))
+    }
+
+    #[cfg(feature = "mlflow")]
+    fn mlflow_sink(&self, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+        let options = self.mlflow.clone().unwrap_or_default();
+        if !options.sends_on(rank) {
+            return Ok(None);
+        }
+        let dir = self.output_dir.as_deref().ok_or_else(|| {
+            Error::Config(
+                "the `mlflow` backend spools to disk: set `.output_dir(..)` on the builder".into(),
+            )
+        })?;
+        let sink = crate::sink::MlflowSink::new(options, dir, rank, self.run_name.as_deref())?;
+        Ok(Some(Box::new(sink)))
+    }
+
+    #[cfg(not(feature = "mlflow"))]
+    fn mlflow_sink(&self, _rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+        unreachable!("Backend::parse refuses `mlflow` without the `mlflow` feature")
     }
 
     #[cfg(not(feature = "http"))]

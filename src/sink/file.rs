@@ -73,7 +73,7 @@ impl RecordFile {
     }
 
     /// Bytes in the file, assuming this is its only writer.
-    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "http", feature = "mlflow")), allow(dead_code))]
     pub(crate) fn file_len(&self) -> u64 {
         self.file_len
     }

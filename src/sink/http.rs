@@ -4,12 +4,11 @@
 //! and delivered from there by the shared [spool](super::spool) machinery; this module
 //! knows the message format and how to POST a batch.
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::spool::{Deliver, Delivery, Spool, SpoolOptions};
+use super::spool::{first_env, Deliver, Delivery, Secret, Spool, SpoolOptions};
 use super::{RunOutcome, Sink};
 use crate::json::{write_str, write_value};
 use crate::record::TimestampFormatter;
@@ -20,16 +19,6 @@ use crate::{Error, RankInfo, Record, Result, Value};
 pub const URL_VARS: [&str; 2] = ["TRAINLOG_SERVER_URL", "MESSENGER_LOGGER_SERVER_URL"];
 /// Environment variables for the bearer token, in the order they are consulted.
 pub const TOKEN_VARS: [&str; 2] = ["TRAINLOG_AUTH_TOKEN", "MESSENGER_LOGGER_AUTH_TOKEN"];
-
-/// A credential that never shows up in `Debug` output or messages.
-#[derive(Clone, PartialEq, Eq)]
-struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// Settings of the `http` backend. Everything has a default; the URL and token also
 /// come from the environment ([`URL_VARS`], [`TOKEN_VARS`]); values set here win.
@@ -168,11 +157,6 @@ impl HttpOptions {
         self.retry_max = max.max(base);
         self
     }
-}
-
-fn first_env(vars: &[&str]) -> Option<String> {
-    vars.iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
 }
 
 /// What every message of this sink shares.

@@ -33,14 +33,21 @@ use std::sync::Arc;
 
 use crate::{Record, Result};
 
-#[cfg(any(feature = "jsonl", feature = "tensorboard", feature = "http"))]
+#[cfg(any(
+    feature = "jsonl",
+    feature = "tensorboard",
+    feature = "http",
+    feature = "mlflow"
+))]
 mod file;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod memory;
-#[cfg(feature = "http")]
+#[cfg(feature = "mlflow")]
+mod mlflow;
+#[cfg(any(feature = "http", feature = "mlflow"))]
 mod spool;
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
@@ -50,6 +57,8 @@ pub use http::{HttpOptions, HttpSink, TOKEN_VARS, URL_VARS};
 #[cfg(feature = "jsonl")]
 pub use jsonl::JsonlSink;
 pub use memory::MemorySink;
+#[cfg(feature = "mlflow")]
+pub use mlflow::{MlflowOptions, MlflowSink};
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::TensorBoardSink;
 

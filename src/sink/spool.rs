@@ -8,6 +8,7 @@
 //! messages survive a crash: a sink opened later with the same stem delivers what is left.
 //! Lines refused for good go to `<stem>.dead.jsonl`.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,22 @@ use std::time::{Duration, Instant};
 use super::file::RecordFile;
 use crate::retry::{Backoff, Verdict};
 use crate::{Error, Result};
+
+/// A credential that never shows up in `Debug` output or messages.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The first of `vars` that is set to something other than blanks.
+pub(crate) fn first_env(vars: &[&str]) -> Option<String> {
+    vars.iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+}
 
 /// The outcome of one delivery attempt.
 #[derive(Debug)]

@@ -113,6 +113,7 @@ impl Drop for LockFile {
 }
 
 /// Runs a helper script with the environment's interpreter and parses its JSON output.
+#[allow(dead_code)] // not every test binary reads JSON from a script
 pub fn run_json(env: &str, script_name: &str, args: &[&Path]) -> serde_json::Value {
     let out = Command::new(python(env))
         .arg(script(script_name))

@@ -1,0 +1,595 @@
+//! `MlflowSink`: runs, params, metrics and tags in an MLflow tracking server, over its REST API.
+//!
+//! Records are turned into MLflow entities when they are captured and spooled to disk;
+//! the shared [spool](super::spool) machinery delivers them in order with retries. The
+//! run is created on first delivery (so a server that is down at start costs nothing) and
+//! its id kept beside the spool, so a logger restarted with the same run name resumes the
+//! same MLflow run.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value as Json};
+
+use super::spool::{first_env, Deliver, Delivery, Secret, Spool, SpoolOptions};
+use super::{RunOutcome, Sink};
+use crate::json::{write_str, write_value};
+use crate::retry::{classify, Verdict};
+use crate::{Error, RankInfo, Record, Result, Value};
+
+/// MLflow's per-request limits for `runs/log-batch` (metrics; params and tags; bytes).
+const MAX_METRICS: usize = 1000;
+const MAX_PARAMS_TAGS: usize = 100;
+const MAX_BODY: usize = 900 * 1024;
+/// MLflow's value length limits.
+const MAX_PARAM_VALUE: usize = 6000;
+const MAX_TAG_VALUE: usize = 8000;
+const MAX_KEY: usize = 250;
+
+/// Settings of the `mlflow` backend. Unset values come from the standard variables
+/// `MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`, `MLFLOW_RUN_NAME`,
+/// `MLFLOW_TRACKING_TOKEN` (bearer) or `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`.
+#[derive(Clone, Debug, Default)]
+pub struct MlflowOptions {
+    tracking_uri: Option<String>,
+    experiment: Option<String>,
+    run_name: Option<String>,
+    token: Option<Secret>,
+    basic: Option<(String, Secret)>,
+    all_ranks: bool,
+    shutdown_timeout: Option<Duration>,
+    retry: Option<(Duration, Duration)>,
+}
+
+impl MlflowOptions {
+    /// Everything from the environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The tracking server, e.g. `http://127.0.0.1:5000` (`MLFLOW_TRACKING_URI`).
+    pub fn tracking_uri(mut self, uri: impl Into<String>) -> Self {
+        self.tracking_uri = Some(uri.into());
+        self
+    }
+
+    /// Experiment name, created if missing (`MLFLOW_EXPERIMENT_NAME`, else `Default`).
+    pub fn experiment(mut self, name: impl Into<String>) -> Self {
+        self.experiment = Some(name.into());
+        self
+    }
+
+    /// Run name template with the placeholders of
+    /// [`expand_run_name`](crate::naming::expand_run_name) (`MLFLOW_RUN_NAME`, else the
+    /// builder's `run_name`, else `{time}_rank{rank}`).
+    pub fn run_name(mut self, template: impl Into<String>) -> Self {
+        self.run_name = Some(template.into());
+        self
+    }
+
+    /// Bearer token (`MLFLOW_TRACKING_TOKEN`); never printed.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret(token.into()));
+        self
+    }
+
+    /// Basic authentication (`MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`).
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic = Some((user.into(), Secret(password.into())));
+        self
+    }
+
+    /// Log from every rank (each rank its own run) instead of rank 0 only.
+    pub fn all_ranks(mut self, all: bool) -> Self {
+        self.all_ranks = all;
+        self
+    }
+
+    /// How long closing may keep delivering (default 3 s); the rest stays spooled.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// First retry delay and its cap (default 200 ms and 30 s).
+    pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.retry = Some((base, max.max(base)));
+        self
+    }
+
+    pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
+        self.all_ranks || rank.is_rank0()
+    }
+
+    /// Whether the environment asks for MLflow (InstructLab's auto-detection).
+    pub(crate) fn requested_by_env() -> bool {
+        first_env(&["MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"]).is_some()
+    }
+}
+
+/// Logs to an MLflow tracking server: `hparams` records as params (once each, values
+/// stringified and cut to MLflow's 6,000 characters with a message), numbers and booleans
+/// as metrics with the record's step (0 without one) and millisecond timestamp, text as
+/// tags; nested names joined with `.`. The run ends `FINISHED`, or `FAILED` when the
+/// guard drops during a panic. MLflow stores +∞/−∞ as ±1.797e308 and keeps NaN.
+#[derive(Debug)]
+pub struct MlflowSink {
+    spool: Spool,
+    warned_cut: bool,
+}
+
+impl MlflowSink {
+    /// Starts the sink; `default_run_name` is the builder's run-name template, if any.
+    pub fn new(
+        options: MlflowOptions,
+        output_dir: &Path,
+        rank: RankInfo,
+        default_run_name: Option<&str>,
+    ) -> Result<Self> {
+        let uri = options
+            .tracking_uri
+            .clone()
+            .or_else(|| first_env(&["MLFLOW_TRACKING_URI"]))
+            .ok_or_else(|| {
+                Error::Config(
+                    "the mlflow backend needs a tracking server: set MlflowOptions::tracking_uri \
+                     or MLFLOW_TRACKING_URI (e.g. http://127.0.0.1:5000)"
+                        .into(),
+                )
+            })?;
+        let base = reqwest::Url::parse(uri.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "MLflow tracking URI `{uri}` is not an http(s) URL: trainlog talks to a \
+                     tracking server (`mlflow server`) over its REST API"
+                ))
+            })?;
+        let experiment = options
+            .experiment
+            .clone()
+            .or_else(|| first_env(&["MLFLOW_EXPERIMENT_NAME"]))
+            .unwrap_or_else(|| "Default".into());
+        let template = options
+            .run_name
+            .clone()
+            .or_else(|| first_env(&["MLFLOW_RUN_NAME"]))
+            .or_else(|| default_run_name.map(str::to_owned))
+            .unwrap_or_else(|| "{time}_rank{rank}".into());
+        let run_name = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
+        let auth = match (&options.token, &options.basic) {
+            (Some(token), _) => Auth::Bearer(token.clone()),
+            (None, Some((user, pass))) => Auth::Basic(user.clone(), pass.clone()),
+            (None, None) => match (
+                first_env(&["MLFLOW_TRACKING_TOKEN"]),
+                first_env(&["MLFLOW_TRACKING_USERNAME"]),
+                first_env(&["MLFLOW_TRACKING_PASSWORD"]),
+            ) {
+                (Some(token), _, _) => Auth::Bearer(Secret(token)),
+                (None, Some(user), pass) => Auth::Basic(user, Secret(pass.unwrap_or_default())),
+                _ => Auth::None,
+            },
+        };
+        let dir = output_dir.join("mlflow_spool");
+        let stem = format!("{run_name}_rank{}", rank.rank);
+        let (base_delay, max_delay) = options
+            .retry
+            .unwrap_or((Duration::from_millis(200), Duration::from_secs(30)));
+        let spool_options = SpoolOptions {
+            batch_size: 200,
+            batch_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(30),
+            heartbeat: None,
+            shutdown_timeout: options.shutdown_timeout.unwrap_or(Duration::from_secs(3)),
+            retry_base: base_delay,
+            retry_max: max_delay,
+        };
+        let deliver = MlflowDeliver {
+            client: None,
+            base,
+            auth,
+            experiment,
+            run_name,
+            run_id: std::fs::read_to_string(dir.join(format!("{stem}.run_id")))
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+            run_id_path: dir.join(format!("{stem}.run_id")),
+            params: HashMap::new(),
+            warned_param_change: false,
+        };
+        let spool = Spool::open("mlflow", &dir, &stem, spool_options, deliver)?;
+        Ok(MlflowSink {
+            spool,
+            warned_cut: false,
+        })
+    }
+
+    /// The spool file (what is not yet delivered).
+    pub fn spool_path(&self) -> &Path {
+        self.spool.path()
+    }
+
+    /// Where lines MLflow refused for good are kept.
+    pub fn dead_letter_path(&self) -> &Path {
+        self.spool.dead_letter_path()
+    }
+
+    /// Appends the spool lines for one record: `{"t":ms,"s":step,"m":[[k,v]..],"p":..,"g":..}`,
+    /// split so that each line fits in one `log-batch` request.
+    fn append(&mut self, r: &Record) {
+        let t = r
+            .timestamp
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let mut metrics: Vec<(String, &Value)> = Vec::new();
+        let mut texts: Vec<(String, String)> = Vec::new();
+        let mut cut = Vec::new();
+        for (k, v) in r.unique_fields() {
+            let key = clip(k, MAX_KEY).to_owned();
+            if r.hparams {
+                let value = v.to_string();
+                if value.chars().count() > MAX_PARAM_VALUE {
+                    cut.push(key.clone());
+                }
+                texts.push((key, clip(&value, MAX_PARAM_VALUE).to_owned()));
+            } else if v.as_f64().is_some() {
+                metrics.push((key, v));
+            } else {
+                let value = v.to_string();
+                if value.chars().count() > MAX_TAG_VALUE {
+                    cut.push(key.clone());
+                }
+                texts.push((key, clip(&value, MAX_TAG_VALUE).to_owned()));
+            }
+        }
+        if !cut.is_empty() && !self.warned_cut {
+            self.warned_cut = true;
+            eprintln!(
+                "trainlog: mlflow: values of {} were cut to MLflow's limit ({MAX_PARAM_VALUE} \
+                 characters for params, {MAX_TAG_VALUE} for tags)",
+                cut.join(", ")
+            );
+        }
+        let text_kind = if r.hparams { "p" } else { "g" };
+        let step = r.step.unwrap_or(0).min(i64::MAX as u64);
+        let mut metrics = metrics.into_iter().peekable();
+        let mut texts = texts.into_iter().peekable();
+        while metrics.peek().is_some() || texts.peek().is_some() {
+            let out = self.spool.buffer();
+            let start = out.len();
+            out.extend_from_slice(b"{\"t\":");
+            out.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
+            out.extend_from_slice(b",\"s\":");
+            out.extend_from_slice(itoa::Buffer::new().format(step).as_bytes());
+            out.extend_from_slice(b",\"m\":[");
+            let mut n = 0;
+            while n < MAX_METRICS / 2 && out.len() - start < MAX_BODY / 4 {
+                let Some((k, v)) = metrics.next() else { break };
+                if n > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                write_str(out, &k);
+                out.push(b',');
+                match v {
+                    Value::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
+                    number => write_value(out, number),
+                }
+                out.push(b']');
+                n += 1;
+            }
+            out.extend_from_slice(b"],\"");
+            out.extend_from_slice(text_kind.as_bytes());
+            out.extend_from_slice(b"\":[");
+            let mut n = 0;
+            while n < MAX_PARAMS_TAGS / 2 && out.len() - start < MAX_BODY / 4 {
+                let Some((k, v)) = texts.next() else { break };
+                if n > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                write_str(out, &k);
+                out.push(b',');
+                write_str(out, &v);
+                out.push(b']');
+                n += 1;
+            }
+            out.extend_from_slice(b"]}\n");
+            self.spool.end_record();
+        }
+    }
+}
+
+/// At most `max` characters of `s`.
+fn clip(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+impl Sink for MlflowSink {
+    fn name(&self) -> &str {
+        "mlflow"
+    }
+
+    fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
+        for record in batch {
+            self.append(record);
+        }
+        self.spool.publish()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.spool.publish()
+    }
+
+    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
+        let status = match outcome {
+            RunOutcome::Completed => "FINISHED",
+            RunOutcome::Failed => "FAILED",
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let out = self.spool.buffer();
+        out.extend_from_slice(format!("{{\"end\":\"{status}\",\"t\":{now}}}\n").as_bytes());
+        self.spool.end_record();
+        self.spool
+            .close("a logger started with the same run name sends them")
+    }
+
+    /// Lines MLflow refused for good; they are in the dead-letter file.
+    fn lost(&self) -> u64 {
+        self.spool.rejected()
+    }
+}
+
+#[derive(Debug)]
+enum Auth {
+    None,
+    Bearer(Secret),
+    Basic(String, Secret),
+}
+
+/// Talks to the tracking server (runs on the spool's sender thread).
+struct MlflowDeliver {
+    client: Option<reqwest::blocking::Client>,
+    base: reqwest::Url,
+    auth: Auth,
+    experiment: String,
+    run_name: String,
+    run_id: Option<String>,
+    run_id_path: std::path::PathBuf,
+    /// Params already logged, to send each once and never a changed value.
+    params: HashMap<String, String>,
+    warned_param_change: bool,
+}
+
+/// The result of one REST call: the verdict, and the body (or the refusal).
+type Call = (Verdict, Result<Json, (u16, String)>);
+
+impl MlflowDeliver {
+    fn call(&mut self, method: &str, path: &str, body: Option<&Json>, timeout: Duration) -> Call {
+        if self.client.is_none() {
+            match reqwest::blocking::Client::builder().build() {
+                Ok(c) => self.client = Some(c),
+                Err(_) => return (Verdict::Retry { after: None }, Err((0, String::new()))),
+            }
+        }
+        let Some(client) = &self.client else {
+            return (Verdict::Retry { after: None }, Err((0, String::new())));
+        };
+        let url = format!(
+            "{}/api/2.0/mlflow/{path}",
+            self.base.as_str().trim_end_matches('/')
+        );
+        let mut request = match method {
+            "GET" => client.get(url),
+            _ => client.post(url),
+        }
+        .timeout(timeout);
+        request = match &self.auth {
+            Auth::None => request,
+            Auth::Bearer(Secret(token)) => request.bearer_auth(token),
+            Auth::Basic(user, Secret(pass)) => request.basic_auth(user, Some(pass)),
+        };
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        match request.send() {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let verdict = classify(status, retry_after.as_deref());
+                let text = response.text().unwrap_or_default();
+                match verdict {
+                    Verdict::Done => (
+                        verdict,
+                        Ok(serde_json::from_str(&text).unwrap_or(Json::Null)),
+                    ),
+                    _ => (verdict, Err((status, text.chars().take(300).collect()))),
+                }
+            }
+            Err(_) => (Verdict::Retry { after: None }, Err((0, String::new()))),
+        }
+    }
+
+    /// Gets or creates the experiment and creates the run, once.
+    fn ensure_run(&mut self, timeout: Duration) -> std::result::Result<String, Delivery> {
+        if let Some(id) = &self.run_id {
+            return Ok(id.clone());
+        }
+        let fail = |verdict, refusal: Option<(u16, String)>| Delivery {
+            verdict,
+            count: 1,
+            refusal,
+        };
+        let query = format!(
+            "experiments/get-by-name?experiment_name={}",
+            urlencode(&self.experiment)
+        );
+        let experiment_id = match self.call("GET", &query, None, timeout) {
+            (Verdict::Done, Ok(body)) => body["experiment"]["experiment_id"]
+                .as_str()
+                .map(str::to_owned),
+            (_, Err((404, _))) => {
+                let create = json!({"name": self.experiment});
+                match self.call("POST", "experiments/create", Some(&create), timeout) {
+                    (Verdict::Done, Ok(body)) => body["experiment_id"].as_str().map(str::to_owned),
+                    // Another rank or process created it first: look it up again next time.
+                    (_, Err((400, text))) if text.contains("RESOURCE_ALREADY_EXISTS") => {
+                        return Err(fail(
+                            Verdict::Retry {
+                                after: Some(Duration::ZERO),
+                            },
+                            None,
+                        ))
+                    }
+                    (verdict, Err(refusal)) => return Err(fail(verdict, Some(refusal))),
+                    (verdict, Ok(_)) => return Err(fail(verdict, None)),
+                }
+            }
+            (verdict, Err(refusal)) => return Err(fail(verdict, Some(refusal))),
+            (verdict, Ok(_)) => return Err(fail(verdict, None)),
+        };
+        let Some(experiment_id) = experiment_id else {
+            return Err(fail(Verdict::Retry { after: None }, None));
+        };
+        let start_time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let create = json!({
+            "experiment_id": experiment_id,
+            "run_name": self.run_name,
+            "start_time": start_time,
+            "tags": [{"key": "mlflow.source.name", "value": "trainlog"}],
+        });
+        match self.call("POST", "runs/create", Some(&create), timeout) {
+            (Verdict::Done, Ok(body)) => match body["run"]["info"]["run_id"].as_str() {
+                Some(id) => {
+                    let _ = std::fs::write(&self.run_id_path, id);
+                    self.run_id = Some(id.to_owned());
+                    Ok(id.to_owned())
+                }
+                None => Err(fail(Verdict::Retry { after: None }, None)),
+            },
+            (verdict, Err(refusal)) => Err(fail(verdict, Some(refusal))),
+            (verdict, Ok(_)) => Err(fail(verdict, None)),
+        }
+    }
+}
+
+impl Deliver for MlflowDeliver {
+    fn target(&self) -> String {
+        format!("MLflow at {}", self.base)
+    }
+
+    fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery {
+        let run_id = match self.ensure_run(timeout) {
+            Ok(id) => id,
+            Err(failure) => return failure,
+        };
+        let parsed: Vec<Json> = lines
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap_or(Json::Null))
+            .collect();
+        if let Some(status) = parsed[0]["end"].as_str() {
+            let update = json!({"run_id": run_id, "status": status, "end_time": parsed[0]["t"]});
+            let (verdict, result) = self.call("POST", "runs/update", Some(&update), timeout);
+            return Delivery {
+                verdict,
+                count: 1,
+                refusal: result.err(),
+            };
+        }
+        // Gather whole lines while they fit in one log-batch request.
+        let (mut metrics, mut params, mut tags) = (Vec::new(), Vec::new(), Vec::new());
+        let mut count = 0;
+        let mut changed = Vec::new();
+        for line in &parsed {
+            let (m, p, g) = (
+                line["m"].as_array().map_or(0, Vec::len),
+                line["p"].as_array().map_or(0, Vec::len),
+                line["g"].as_array().map_or(0, Vec::len),
+            );
+            let fits = metrics.len() + m <= MAX_METRICS
+                && params.len() + tags.len() + p + g <= MAX_PARAMS_TAGS
+                && metrics.len() + params.len() + tags.len() + m + p + g <= MAX_METRICS;
+            if line["end"].is_string() || (count > 0 && !fits) {
+                break;
+            }
+            count += 1;
+            let (t, s) = (&line["t"], &line["s"]);
+            for kv in line["m"].as_array().into_iter().flatten() {
+                metrics.push(json!({"key": kv[0], "value": kv[1], "timestamp": t, "step": s}));
+            }
+            for kv in line["p"].as_array().into_iter().flatten() {
+                let (Some(k), Some(v)) = (kv[0].as_str(), kv[1].as_str()) else {
+                    continue;
+                };
+                match self.params.get(k) {
+                    Some(old) if old == v => {}
+                    Some(_) => changed.push(k.to_owned()),
+                    None => {
+                        self.params.insert(k.to_owned(), v.to_owned());
+                        params.push(json!({"key": k, "value": v}));
+                    }
+                }
+            }
+            for kv in line["g"].as_array().into_iter().flatten() {
+                tags.push(json!({"key": kv[0], "value": kv[1]}));
+            }
+        }
+        if !changed.is_empty() && !self.warned_param_change {
+            self.warned_param_change = true;
+            eprintln!(
+                "trainlog: mlflow: params {} were logged again with other values; MLflow keeps \
+                 a run's first value, so the new ones were not sent",
+                changed.join(", ")
+            );
+        }
+        let batch = json!({"run_id": run_id, "metrics": metrics, "params": params, "tags": tags});
+        let (verdict, result) = self.call("POST", "runs/log-batch", Some(&batch), timeout);
+        if verdict != Verdict::Done {
+            // Not logged after all: send these params again with the retry.
+            for p in &params {
+                if let Some(k) = p["key"].as_str() {
+                    self.params.remove(k);
+                }
+            }
+        }
+        Delivery {
+            verdict,
+            count: count.max(1),
+            refusal: result.err(),
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

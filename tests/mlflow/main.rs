@@ -1,0 +1,360 @@
+//! The mlflow backend against a real `mlflow server` (SQLite store, 127.0.0.1), read back
+//! through MLflow's REST API. The server is installed by the tests (pinned in
+//! `tests/python/requirements-mlflow.txt`) and shared by the tests of this binary.
+
+#[path = "../support/python.rs"]
+mod python;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value as Json};
+use tracing::info;
+use tracing_subscriber::prelude::*;
+use trainlog::sink::MlflowOptions;
+use trainlog::{MetricGuard, MetricLogger, MetricLoggerBuilder};
+
+struct Server {
+    url: String,
+    /// Holding its stdin open keeps the server up; the process ends with this binary.
+    _child: Mutex<Child>,
+    _root: tempfile::TempDir,
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let python = python::python("mlflow");
+        let root = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(python)
+            .arg(python::script("mlflow_server.py"))
+            .arg(port.to_string())
+            .arg(root.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting mlflow_server.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "mlflow server did not start: {line}");
+        Server {
+            url: format!("http://127.0.0.1:{port}"),
+            _child: Mutex::new(child),
+            _root: root,
+        }
+    })
+}
+
+fn api(method: &str, path: &str, body: Option<Json>) -> Json {
+    let url = format!("{}/api/2.0/mlflow/{path}", server().url);
+    let client = reqwest::blocking::Client::new();
+    let request = match body {
+        Some(b) => client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(b.to_string()),
+        None => client.get(url),
+    };
+    let _ = method;
+    let response = request.send().unwrap();
+    let status = response.status();
+    let text = response.text().unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The run named `run_name` in experiment `experiment`.
+fn find_run(experiment: &str, run_name: &str) -> Json {
+    let exp = api(
+        "GET",
+        &format!("experiments/get-by-name?experiment_name={experiment}"),
+        None,
+    );
+    let id = exp["experiment"]["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let found = api(
+        "POST",
+        "runs/search",
+        Some(
+            json!({"experiment_ids": [id], "filter": format!("attributes.run_name = '{run_name}'")}),
+        ),
+    );
+    let runs = found["runs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 1, "runs named {run_name}: {found}");
+    runs[0].clone()
+}
+
+/// Every point of a metric's history as (step, value), by step.
+fn history(run_id: &str, key: &str) -> Vec<(i64, Json)> {
+    let h = api(
+        "GET",
+        &format!("metrics/get-history?run_id={run_id}&metric_key={key}&max_results=25000"),
+        None,
+    );
+    let mut points: Vec<(i64, Json)> = h["metrics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            (
+                m["step"]
+                    .as_str()
+                    .map_or_else(|| m["step"].as_i64().unwrap_or(0), |s| s.parse().unwrap()),
+                m["value"].clone(),
+            )
+        })
+        .collect();
+    points.sort_by_key(|p| p.0);
+    points
+}
+
+fn key_values(run: &Json, field: &str) -> std::collections::BTreeMap<String, String> {
+    run["data"][field]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            (
+                p["key"].as_str().unwrap().to_owned(),
+                p["value"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn logger(dir: &Path, options: MlflowOptions) -> MetricLoggerBuilder {
+    MetricLogger::builder()
+        .output_dir(dir)
+        .backends("mlflow")
+        .unwrap()
+        .rank(0)
+        .shutdown_timeout(Duration::from_secs(60))
+        .mlflow(options)
+}
+
+/// Options for the test server, with time enough to deliver everything at close.
+fn to_server(experiment: &str, run_name: &str) -> MlflowOptions {
+    MlflowOptions::new()
+        .tracking_uri(&server().url)
+        .experiment(experiment)
+        .run_name(run_name)
+        .shutdown_timeout(Duration::from_secs(50))
+}
+
+fn run(builder: MetricLoggerBuilder, f: impl FnOnce()) -> MetricGuard {
+    let (layer, guard) = builder.build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+    guard
+}
+
+#[test]
+fn params_metrics_tags_and_status_read_back_through_the_rest_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(7000);
+    let options = to_server("trainlog-basic", "basic_{rank}");
+    let guard = run(logger(dir.path(), options), || {
+        info!(target: "metrics", hparams = true, lr = 3e-4, batch_size = 32u64, model = "tiny", notes = long.as_str());
+        for step in 0..300u64 {
+            info!(target: "metrics", step, loss = step as f64 / 8.0, done = step == 299);
+            if step % 100 == 0 {
+                trainlog::log_dict(
+                    Some(step),
+                    &json!({"eval": {"acc": step as f64 / 1000.0}, "split": "val"}),
+                );
+            }
+        }
+    });
+    drop(guard);
+    let run = find_run("trainlog-basic", "basic_0");
+    let run_id = run["info"]["run_id"].as_str().unwrap();
+    assert_eq!(run["info"]["status"], "FINISHED");
+    assert!(run["info"]["end_time"]
+        .as_i64()
+        .or_else(|| run["info"]["end_time"]
+            .as_str()
+            .and_then(|s| s.parse().ok()))
+        .is_some());
+    let params = key_values(&run, "params");
+    assert_eq!(params["lr"], "0.0003");
+    assert_eq!(params["batch_size"], "32");
+    assert_eq!(params["model"], "tiny");
+    assert_eq!(params["notes"].len(), 6000, "cut to MLflow's limit");
+    assert_eq!(key_values(&run, "tags")["split"], "val");
+    let loss = history(run_id, "loss");
+    assert_eq!(loss.len(), 300);
+    for (i, (step, value)) in loss.iter().enumerate() {
+        assert_eq!(*step, i as i64);
+        assert_eq!(value.as_f64(), Some(i as f64 / 8.0));
+    }
+    let acc = history(run_id, "eval.acc");
+    assert_eq!(acc.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 100, 200]);
+    assert_eq!(acc[1].1.as_f64(), Some(0.1));
+    assert_eq!(
+        history(run_id, "done").last().unwrap().1.as_f64(),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_panicking_run_ends_failed_and_non_finite_values_are_defined() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = to_server("trainlog-failed", "boom");
+    let (layer, guard) = logger(dir.path(), options).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _guard = guard;
+        tracing::dispatcher::with_default(&dispatch, || {
+            info!(target: "metrics", step = 0, loss = f64::NAN);
+            info!(target: "metrics", step = 1, loss = f64::INFINITY);
+            info!(target: "metrics", step = 2, loss = 0.5);
+            panic!("diverged");
+        })
+    }));
+    assert!(result.is_err());
+    let run = find_run("trainlog-failed", "boom");
+    assert_eq!(run["info"]["status"], "FAILED");
+    let loss = history(run["info"]["run_id"].as_str().unwrap(), "loss");
+    assert_eq!(loss[0].1, "NaN");
+    assert_eq!(
+        loss[1].1.as_f64(),
+        Some(f64::MAX),
+        "MLflow stores +inf as the largest double"
+    );
+    assert_eq!(loss[2].1.as_f64(), Some(0.5));
+}
+
+#[test]
+fn five_thousand_metrics_in_one_record_respect_the_batch_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = to_server("trainlog-wide", "wide");
+    let fields: serde_json::Map<String, Json> = (0..5000)
+        .map(|i| (format!("layer{i}.norm"), json!(i)))
+        .collect();
+    let guard = run(logger(dir.path(), options), || {
+        trainlog::log_dict(Some(7), &fields)
+    });
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    let run = find_run("trainlog-wide", "wide");
+    let metrics = run["data"]["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 5000);
+    let run_id = run["info"]["run_id"].as_str().unwrap();
+    assert_eq!(history(run_id, "layer4999.norm"), vec![(7, json!(4999.0))]);
+}
+
+#[test]
+fn unreachable_at_first_then_resumed_by_the_next_start_with_the_same_run_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let options = |uri: &str| {
+        to_server("trainlog-resume", "resumed")
+            .tracking_uri(uri)
+            .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
+    };
+    let started = std::time::Instant::now();
+    let dead_options = options(&dead).shutdown_timeout(Duration::from_millis(300));
+    let guard = run(logger(dir.path(), dead_options), || {
+        for step in 0..50u64 {
+            info!(target: "metrics", step, loss = step as f64);
+        }
+    });
+    drop(guard); // cannot deliver: stays spooled
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "exit held for {:?}",
+        started.elapsed()
+    );
+    assert!(dir.path().join("mlflow_spool/resumed_rank0.jsonl").exists());
+    let guard = run(logger(dir.path(), options(&server().url)), || {
+        for step in 50..80u64 {
+            info!(target: "metrics", step, loss = step as f64);
+        }
+    });
+    drop(guard);
+    let run = find_run("trainlog-resume", "resumed");
+    let loss = history(run["info"]["run_id"].as_str().unwrap(), "loss");
+    assert_eq!(
+        loss.iter().map(|p| p.0).collect::<Vec<_>>(),
+        (0..80).collect::<Vec<_>>()
+    );
+    assert_eq!(run["info"]["status"], "FINISHED");
+    assert!(!dir.path().join("mlflow_spool/resumed_rank0.jsonl").exists());
+}
+
+#[test]
+fn two_ranks_create_the_same_new_experiment_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |rank: u32| {
+        MetricLogger::builder()
+            .output_dir(dir.path())
+            .rank(rank)
+            .mlflow(to_server("trainlog-race", "race_rank{rank}").all_ranks(true))
+            .shutdown_timeout(Duration::from_secs(60))
+    };
+    let guards: Vec<MetricGuard> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|rank| {
+                let builder = make(rank);
+                s.spawn(move || run(builder, || info!(target: "metrics", step = 0, x = 1.0)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    drop(guards);
+    for rank in 0..2 {
+        let run = find_run("trainlog-race", &format!("race_rank{rank}"));
+        assert_eq!(
+            history(run["info"]["run_id"].as_str().unwrap(), "x").len(),
+            1
+        );
+    }
+}
+
+#[test]
+fn configuration_errors_say_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("MLFLOW_TRACKING_URI").is_none() {
+        let err = logger(dir.path(), MlflowOptions::new())
+            .build::<tracing_subscriber::Registry>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MLFLOW_TRACKING_URI"), "{err}");
+    }
+    let err = logger(
+        dir.path(),
+        MlflowOptions::new().tracking_uri("sqlite:///x.db"),
+    )
+    .build::<tracing_subscriber::Registry>()
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("mlflow server"), "{err}");
+    let opts = MlflowOptions::new()
+        .tracking_uri("http://x")
+        .token("s3cret")
+        .basic_auth("u", "pw123");
+    assert!(!format!("{opts:?}").contains("s3cret"));
+    assert!(!format!("{opts:?}").contains("pw123"));
+}
