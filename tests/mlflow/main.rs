@@ -24,35 +24,40 @@ struct Server {
     _root: tempfile::TempDir,
 }
 
+/// Starts `mlflow server` (with MLflow's basic-auth app when `admin_password` is given).
+fn start_server(admin_password: Option<&str>) -> Server {
+    let python = python::python("mlflow");
+    let root = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(python)
+        .arg(python::script("mlflow_server.py"))
+        .arg(port.to_string())
+        .arg(root.path())
+        .args(admin_password)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting mlflow_server.py");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "mlflow server did not start: {line}");
+    Server {
+        url: format!("http://127.0.0.1:{port}"),
+        _child: Mutex::new(child),
+        _root: root,
+    }
+}
+
+/// The server most tests share.
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let python = python::python("mlflow");
-        let root = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(python)
-            .arg(python::script("mlflow_server.py"))
-            .arg(port.to_string())
-            .arg(root.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting mlflow_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "mlflow server did not start: {line}");
-        Server {
-            url: format!("http://127.0.0.1:{port}"),
-            _child: Mutex::new(child),
-            _root: root,
-        }
-    })
+    SERVER.get_or_init(|| start_server(None))
 }
 
 fn api(method: &str, path: &str, body: Option<Json>) -> Json {
@@ -357,4 +362,48 @@ fn configuration_errors_say_what_to_set() {
         .basic_auth("u", "pw123");
     assert!(!format!("{opts:?}").contains("s3cret"));
     assert!(!format!("{opts:?}").contains("pw123"));
+}
+
+#[test]
+fn basic_auth_is_sent_and_a_wrong_password_is_refused_not_retried() {
+    let secured = start_server(Some("admin-pass-123"));
+    let dir = tempfile::tempdir().unwrap();
+    let options = |password: &str, run_name: &str| {
+        to_server("trainlog-auth", run_name)
+            .tracking_uri(&secured.url)
+            .basic_auth("admin", password)
+    };
+    let guard = run(
+        logger(dir.path(), options("admin-pass-123", "authed")),
+        || {
+            info!(target: "metrics", step = 0, loss = 1.0);
+        },
+    );
+    drop(guard);
+    let client = reqwest::blocking::Client::new();
+    let get = |path: String| -> Json {
+        let response = client
+            .get(format!("{}/api/2.0/mlflow/{path}", secured.url))
+            .basic_auth("admin", Some("admin-pass-123"))
+            .send()
+            .unwrap();
+        assert!(response.status().is_success());
+        serde_json::from_str(&response.text().unwrap()).unwrap()
+    };
+    let exp = get("experiments/get-by-name?experiment_name=trainlog-auth".into());
+    assert_eq!(exp["experiment"]["name"], "trainlog-auth");
+
+    let guard = run(logger(dir.path(), options("wrong", "refused")), || {
+        info!(target: "metrics", step = 0, loss = 1.0);
+    });
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert!(
+        stats.lost > 0,
+        "a 401 goes to the dead-letter file: {stats:?}"
+    );
+    let dead =
+        std::fs::read_to_string(dir.path().join("mlflow_spool/refused_rank0.dead.jsonl")).unwrap();
+    assert!(dead.contains("\"loss\""), "{dead}");
 }

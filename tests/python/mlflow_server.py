@@ -1,8 +1,9 @@
 """Runs `mlflow server` for the tests until this script's stdin closes.
 
-Usage: python mlflow_server.py PORT ROOT
+Usage: python mlflow_server.py PORT ROOT [ADMIN_PASSWORD]
 
-Starts the server with a SQLite store under ROOT on 127.0.0.1:PORT, prints `ready` once
+Starts the server with a SQLite store under ROOT on 127.0.0.1:PORT (with ADMIN_PASSWORD:
+MLflow's basic-auth app, user `admin`), prints `ready` once
 `/health` answers, then waits for EOF on stdin (the test process ending) and stops the
 server and its workers.
 """
@@ -15,21 +16,38 @@ import time
 import urllib.request
 
 
-def main(port, root):
+def main(port, root, admin_password=None):
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
     log = open(os.path.join(root, "server.log"), "w")
+    args = [
+        mlflow, "server",
+        "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+        "--default-artifact-root", f"{root}/artifacts",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+    ]
+    env = dict(os.environ)
+    if admin_password:
+        config = os.path.join(root, "auth.ini")
+        with open(config, "w") as f:
+            f.write(
+                "[mlflow]\n"
+                "default_permission = READ\n"
+                f"database_uri = sqlite:///{root}/basic_auth.db\n"
+                "admin_username = admin\n"
+                f"admin_password = {admin_password}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            )
+        env["MLFLOW_AUTH_CONFIG_PATH"] = config
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "trainlog-tests"
+        args += ["--app-name", "basic-auth"]
     proc = subprocess.Popen(
-        [
-            mlflow, "server",
-            "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-            "--default-artifact-root", f"{root}/artifacts",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-        ],
+        args,
         stdout=log,
         stderr=log,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        env=env,
     )
     deadline = time.time() + 180
     while True:
@@ -60,4 +78,4 @@ def stop(proc):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:4]))
