@@ -80,6 +80,7 @@
 //! - `tensorboard` (default): the `tensorboard` backend, [`sink::TensorBoardSink`].
 //! - `http`: the `http` backend, [`sink::HttpSink`] (reqwest with rustls).
 //! - `mlflow`: the `mlflow` backend, [`sink::MlflowSink`] (reqwest with rustls).
+//! - `otel`: the `otel` backend, [`sink::OtelSink`] (opentelemetry SDK, OTLP/HTTP).
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 

@@ -42,6 +42,8 @@ pub enum Backend {
     Http,
     /// An MLflow tracking server, rank 0 only by default (`mlflow`).
     Mlflow,
+    /// OpenTelemetry metrics over OTLP, rank 0 only by default (`otel`).
+    Otel,
 }
 
 impl Backend {
@@ -57,7 +59,8 @@ impl Backend {
             ),
             "http" => (Backend::Http, "http", cfg!(feature = "http")),
             "mlflow" => (Backend::Mlflow, "mlflow", cfg!(feature = "mlflow")),
-            planned @ ("wandb" | "otel") => {
+            "otel" => (Backend::Otel, "otel", cfg!(feature = "otel")),
+            planned @ "wandb" => {
                 return Err(Error::BackendUnavailable {
                     name: planned.into(),
                     reason: "it is not implemented in this version of trainlog yet".into(),
@@ -132,6 +135,8 @@ pub struct MetricLoggerBuilder {
     http: Option<crate::sink::HttpOptions>,
     #[cfg(feature = "mlflow")]
     mlflow: Option<crate::sink::MlflowOptions>,
+    #[cfg(feature = "otel")]
+    otel: Option<crate::sink::OtelOptions>,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
@@ -162,6 +167,8 @@ impl fmt::Debug for MetricLoggerBuilder {
         f.field("http", &self.http);
         #[cfg(feature = "mlflow")]
         f.field("mlflow", &self.mlflow);
+        #[cfg(feature = "otel")]
+        f.field("otel", &self.otel);
         f.finish()
     }
 }
@@ -188,6 +195,8 @@ impl Default for MetricLoggerBuilder {
             http: None,
             #[cfg(feature = "mlflow")]
             mlflow: None,
+            #[cfg(feature = "otel")]
+            otel: None,
         }
     }
 }
@@ -314,6 +323,13 @@ impl MetricLoggerBuilder {
         self
     }
 
+    /// Settings of the `otel` backend; setting them turns it on.
+    #[cfg(feature = "otel")]
+    pub fn otel(mut self, options: crate::sink::OtelOptions) -> Self {
+        self.otel = Some(options);
+        self
+    }
+
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
     pub fn console(mut self, enabled: bool) -> Self {
         self.console = enabled;
@@ -357,6 +373,10 @@ impl MetricLoggerBuilder {
         if self.http.is_some() && !backends.contains(&Backend::Http) {
             backends.push(Backend::Http);
         }
+        #[cfg(feature = "otel")]
+        if self.otel.is_some() && !backends.contains(&Backend::Otel) {
+            backends.push(Backend::Otel);
+        }
         #[cfg(feature = "mlflow")]
         if (self.mlflow.is_some() || crate::sink::MlflowOptions::requested_by_env())
             && !backends.contains(&Backend::Mlflow)
@@ -385,6 +405,11 @@ impl MetricLoggerBuilder {
                 }
                 Backend::Mlflow => {
                     if let Some(sink) = self.mlflow_sink(rank)? {
+                        sinks.push(sink);
+                    }
+                }
+                Backend::Otel => {
+                    if let Some(sink) = self.otel_sink(rank)? {
                         sinks.push(sink);
                     }
                 }
@@ -481,6 +506,21 @@ impl MetricLoggerBuilder {
         })?;
         let sink = crate::sink::MlflowSink::new(options, dir, rank, self.run_name.as_deref())?;
         Ok(Some(Box::new(sink)))
+    }
+
+    #[cfg(feature = "otel")]
+    fn otel_sink(&self, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+        let options = self.otel.clone().unwrap_or_default();
+        if !options.sends_on(rank) {
+            return Ok(None);
+        }
+        let sink = crate::sink::OtelSink::new(options, rank, self.run_name.as_deref())?;
+        Ok(Some(Box::new(sink)))
+    }
+
+    #[cfg(not(feature = "otel"))]
+    fn otel_sink(&self, _rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+        unreachable!("Backend::parse refuses `otel` without the `otel` feature")
     }
 
     #[cfg(not(feature = "mlflow"))]

@@ -47,6 +47,8 @@ mod jsonl;
 mod memory;
 #[cfg(feature = "mlflow")]
 mod mlflow;
+#[cfg(feature = "otel")]
+mod otel;
 #[cfg(any(feature = "http", feature = "mlflow"))]
 mod spool;
 #[cfg(feature = "tensorboard")]
@@ -59,6 +61,8 @@ pub use jsonl::JsonlSink;
 pub use memory::MemorySink;
 #[cfg(feature = "mlflow")]
 pub use mlflow::{MlflowOptions, MlflowSink};
+#[cfg(feature = "otel")]
+pub use otel::{OtelOptions, OtelSink, MONOTONIC_PREFIX};
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::TensorBoardSink;
 

@@ -1,0 +1,269 @@
+//! `OtelSink`: metrics records as OpenTelemetry instruments, exported over OTLP/HTTP protobuf.
+//!
+//! The standard OpenTelemetry environment variables apply: `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! (or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), `OTEL_EXPORTER_OTLP_HEADERS`,
+//! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`; values set
+//! in [`OtelOptions`] win.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::metrics::{Counter, Gauge, Meter, MeterProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::Resource;
+
+use super::{RunOutcome, Sink};
+use crate::{Error, RankInfo, Record, Result};
+
+/// Field-name prefix that makes a field a monotonic counter (the value is added).
+pub const MONOTONIC_PREFIX: &str = "monotonic_counter.";
+
+/// Settings of the `otel` backend.
+#[derive(Clone, Debug)]
+pub struct OtelOptions {
+    endpoint: Option<String>,
+    interval: Option<Duration>,
+    run_name: Option<String>,
+    step_gauge: String,
+    all_ranks: bool,
+}
+
+impl Default for OtelOptions {
+    fn default() -> Self {
+        OtelOptions {
+            endpoint: None,
+            interval: None,
+            run_name: None,
+            step_gauge: "train.step".into(),
+            all_ranks: false,
+        }
+    }
+}
+
+impl OtelOptions {
+    /// Defaults: endpoint and interval from the environment (OTLP's defaults otherwise:
+    /// `http://localhost:4318/v1/metrics`, 60 s), step gauge `train.step`, rank 0 only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The full metrics URL, e.g. `http://collector:4318/v1/metrics`.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// How often the last values are exported.
+    pub fn export_interval(mut self, every: Duration) -> Self {
+        self.interval = Some(every);
+        self
+    }
+
+    /// The `trainlog.run` resource attribute (a run-name template; default the builder's
+    /// `run_name`, else `{time}_rank{rank}`).
+    pub fn run_name(mut self, template: impl Into<String>) -> Self {
+        self.run_name = Some(template.into());
+        self
+    }
+
+    /// Name of the gauge that carries the step (default `train.step`).
+    pub fn step_gauge(mut self, name: impl Into<String>) -> Self {
+        self.step_gauge = name.into();
+        self
+    }
+
+    /// Export from every rank instead of rank 0 only.
+    pub fn all_ranks(mut self, all: bool) -> Self {
+        self.all_ranks = all;
+        self
+    }
+
+    pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
+        self.all_ranks || rank.is_rank0()
+    }
+}
+
+/// Turns numeric fields into OpenTelemetry gauges (last value) named after the field,
+/// the step into its own gauge (never an attribute: that would explode cardinality), and
+/// fields named `monotonic_counter.<name>` into a counter `<name>` that the value is added
+/// to. Booleans are 0/1; text and hyperparameter records are not metrics and are skipped.
+/// Run, rank and host are resource attributes (`trainlog.run`, `trainlog.rank`,
+/// `host.name`; service name `trainlog` unless `OTEL_SERVICE_NAME` says otherwise).
+///
+/// The OpenTelemetry pipeline is built on the sink's worker thread at first use, so
+/// building the logger inside an async runtime is safe. Close exports the last values.
+pub struct OtelSink {
+    options: OtelOptions,
+    /// Taken when the pipeline starts.
+    resource: Option<Resource>,
+    provider: Option<SdkMeterProvider>,
+    meter: Option<Meter>,
+    gauges: HashMap<String, Gauge<f64>>,
+    counters: HashMap<String, Counter<f64>>,
+    warned_negative: bool,
+}
+
+impl std::fmt::Debug for OtelSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtelSink")
+            .field("started", &self.provider.is_some())
+            .field("gauges", &self.gauges.len())
+            .field("counters", &self.counters.len())
+            .finish()
+    }
+}
+
+impl OtelSink {
+    /// Checks the settings; the exporter starts on first use.
+    pub fn new(
+        options: OtelOptions,
+        rank: RankInfo,
+        default_run_name: Option<&str>,
+    ) -> Result<Self> {
+        if let Some(url) = &options.endpoint {
+            let ok = reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(Error::Config(format!(
+                    "OTLP endpoint `{url}` is not an http(s) URL (OTLP over HTTP/protobuf)"
+                )));
+            }
+        }
+        let template = options
+            .run_name
+            .clone()
+            .or_else(|| default_run_name.map(str::to_owned))
+            .unwrap_or_else(|| "{time}_rank{rank}".into());
+        let run = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
+        let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "trainlog".into());
+        let resource = Resource::builder()
+            .with_service_name(service)
+            .with_attributes([
+                KeyValue::new("trainlog.run", run),
+                KeyValue::new("trainlog.rank", i64::from(rank.rank)),
+                KeyValue::new("trainlog.world_size", i64::from(rank.world_size)),
+                KeyValue::new("host.name", crate::naming::hostname()),
+            ])
+            .build();
+        Ok(OtelSink {
+            options,
+            resource: Some(resource),
+            provider: None,
+            meter: None,
+            gauges: HashMap::new(),
+            counters: HashMap::new(),
+            warned_negative: false,
+        })
+    }
+
+    /// Builds the exporter and meter on first use (on the worker thread).
+    fn meter(&mut self) -> Result<&Meter> {
+        if self.meter.is_none() {
+            let Some(resource) = self.resource.take() else {
+                return Err(Error::Sink {
+                    sink: "otel".into(),
+                    message: "the OTLP exporter could not be created".into(),
+                });
+            };
+            let mut exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary);
+            if let Some(url) = &self.options.endpoint {
+                exporter = exporter.with_endpoint(url.clone());
+            }
+            let exporter = exporter.build().map_err(|e| Error::Sink {
+                sink: "otel".into(),
+                message: format!("could not create the OTLP exporter: {e}"),
+            })?;
+            let mut reader = PeriodicReader::builder(exporter);
+            if let Some(every) = self.options.interval {
+                reader = reader.with_interval(every);
+            }
+            let provider = SdkMeterProvider::builder()
+                .with_resource(resource)
+                .with_reader(reader.build())
+                .build();
+            self.meter = Some(provider.meter("trainlog"));
+            self.provider = Some(provider);
+        }
+        self.meter.as_ref().ok_or_else(|| Error::Sink {
+            sink: "otel".into(),
+            message: "no meter".into(),
+        })
+    }
+
+    fn gauge(&mut self, name: &str, value: f64) -> Result<()> {
+        if !self.gauges.contains_key(name) {
+            let gauge = self.meter()?.f64_gauge(name.to_owned()).build();
+            self.gauges.insert(name.to_owned(), gauge);
+        }
+        if let Some(g) = self.gauges.get(name) {
+            g.record(value, &[]);
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, name: &str, value: f64) -> Result<()> {
+        if value < 0.0 || value.is_nan() {
+            if !self.warned_negative {
+                self.warned_negative = true;
+                eprintln!(
+                    "trainlog: otel: counter `{name}` got {value}; counters only go up, so it was skipped"
+                );
+            }
+            return Ok(());
+        }
+        if !self.counters.contains_key(name) {
+            let counter = self.meter()?.f64_counter(name.to_owned()).build();
+            self.counters.insert(name.to_owned(), counter);
+        }
+        if let Some(c) = self.counters.get(name) {
+            c.add(value, &[]);
+        }
+        Ok(())
+    }
+
+    fn write_record(&mut self, r: &Record) -> Result<()> {
+        if r.hparams {
+            return Ok(());
+        }
+        if let Some(step) = r.step {
+            let name = self.options.step_gauge.clone();
+            self.gauge(&name, step as f64)?;
+        }
+        for (k, v) in r.unique_fields() {
+            let Some(number) = v.as_f64() else { continue };
+            match k.strip_prefix(MONOTONIC_PREFIX) {
+                Some(name) => self.count(name, number)?,
+                None => self.gauge(k, number)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for OtelSink {
+    fn name(&self) -> &str {
+        "otel"
+    }
+
+    fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
+        for record in batch {
+            self.write_record(record)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, _outcome: RunOutcome) -> Result<()> {
+        match self.provider.take() {
+            // Shutdown exports what was recorded since the last interval.
+            Some(provider) => provider.shutdown().map_err(|e| Error::Sink {
+                sink: "otel".into(),
+                message: format!("final OTLP export failed: {e}"),
+            }),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The otel backend against a real OTLP/HTTP receiver on 127.0.0.1 that decodes the
+//! protobuf with the official OpenTelemetry definitions (`opentelemetry-proto`).
+
+#[path = "../support/python.rs"]
+mod python;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tracing::info;
+use tracing_subscriber::prelude::*;
+use trainlog::sink::OtelOptions;
+use trainlog::MetricLogger;
+
+/// A receiver process; it exits when this value (and its stdin) is dropped.
+struct Receiver {
+    port: u16,
+    child: Child,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let mut child = Command::new(python::python("otel"))
+            .arg(python::script("otlp_receiver.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting otlp_receiver.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("receiver did not start: {line}"));
+        Receiver { port, child }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/metrics", self.port)
+    }
+
+    /// Every export request received, decoded.
+    fn requests(&self) -> Vec<Json> {
+        let text = reqwest::blocking::get(format!("http://127.0.0.1:{}/dump", self.port))
+            .unwrap()
+            .text()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// (resource attributes, metrics) of the last export that had any metrics.
+fn last_export(receiver: &Receiver) -> (Json, Vec<Json>) {
+    let requests = receiver.requests();
+    let last = requests
+        .iter()
+        .rev()
+        .find(|r| {
+            !r["request"]["resourceMetrics"]
+                .as_array()
+                .map_or(true, Vec::is_empty)
+        })
+        .unwrap_or_else(|| panic!("no export with metrics: {requests:?}"));
+    assert_eq!(last["path"], "/v1/metrics");
+    assert_eq!(last["content_type"], "application/x-protobuf");
+    let rm = &last["request"]["resourceMetrics"][0];
+    let metrics = rm["scopeMetrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["metrics"].as_array().cloned().unwrap_or_default())
+        .collect();
+    (rm["resource"]["attributes"].clone(), metrics)
+}
+
+fn attribute<'a>(attrs: &'a Json, key: &str) -> &'a Json {
+    let kv = attrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|kv| kv["key"] == key)
+        .unwrap_or_else(|| panic!("no attribute {key} in {attrs}"));
+    &kv["value"]
+}
+
+fn metric<'a>(metrics: &'a [Json], name: &str) -> &'a Json {
+    metrics
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no metric {name} in {:?}",
+                metrics.iter().map(|m| &m["name"]).collect::<Vec<_>>()
+            )
+        })
+}
+
+fn only_point(m: &Json, kind: &str) -> Json {
+    let points = m[kind]["dataPoints"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{m} is not a {kind}"));
+    assert_eq!(points.len(), 1, "one series, no per-step attributes: {m}");
+    points[0].clone()
+}
+
+#[test]
+fn gauges_counters_step_and_resource_attributes_arrive_decoded() {
+    let receiver = Receiver::start();
+    let (layer, guard) = MetricLogger::builder()
+        .rank(0)
+        .run_name("otel_run_{rank}")
+        .otel(
+            OtelOptions::new()
+                .endpoint(receiver.endpoint())
+                .export_interval(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info!(target: "metrics", hparams = true, lr = 3e-4);
+        for step in 0..10u64 {
+            info!(
+                target: "metrics",
+                step,
+                loss = 1.0 / (step + 1) as f64,
+                "eval.acc" = step as f64 / 10.0,
+                "monotonic_counter.tokens" = 512u64,
+                note = "text is not a metric"
+            );
+        }
+    });
+    drop(guard); // shutdown exports the last values
+    let (resource, metrics) = last_export(&receiver);
+    assert_eq!(
+        attribute(&resource, "trainlog.run")["stringValue"],
+        "otel_run_0"
+    );
+    assert_eq!(attribute(&resource, "trainlog.rank")["intValue"], "0");
+    assert_eq!(
+        attribute(&resource, "service.name")["stringValue"],
+        "trainlog"
+    );
+    assert!(attribute(&resource, "host.name")["stringValue"].is_string());
+
+    let step = only_point(metric(&metrics, "train.step"), "gauge");
+    assert_eq!(step["asDouble"], 9.0);
+    assert!(
+        step.get("attributes").is_none(),
+        "the step is a gauge, never an attribute"
+    );
+    assert_eq!(
+        only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
+        0.1
+    );
+    assert_eq!(
+        only_point(metric(&metrics, "eval.acc"), "gauge")["asDouble"],
+        0.9
+    );
+    let tokens = metric(&metrics, "tokens");
+    assert_eq!(tokens["sum"]["isMonotonic"], true);
+    assert_eq!(only_point(tokens, "sum")["asDouble"], 5120.0);
+    let names: Vec<&str> = metrics
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"note") && !names.contains(&"lr"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn the_export_interval_sends_while_training_runs() {
+    let receiver = Receiver::start();
+    let (layer, guard) = MetricLogger::builder()
+        .rank(0)
+        .otel(
+            OtelOptions::new()
+                .endpoint(receiver.endpoint())
+                .export_interval(Duration::from_millis(200))
+                .step_gauge("global_step"),
+        )
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || info!(target: "metrics", step = 5, loss = 2.0));
+    guard.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while receiver.requests().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, metrics) = last_export(&receiver);
+    assert_eq!(
+        only_point(metric(&metrics, "global_step"), "gauge")["asDouble"],
+        5.0
+    );
+    drop(guard);
+}
+
+#[test]
+fn rank0_only_by_default_and_bad_endpoints_are_refused() {
+    let guard = MetricLogger::builder()
+        .rank(3)
+        .otel(OtelOptions::new().endpoint("http://127.0.0.1:9/v1/metrics"))
+        .build::<tracing_subscriber::Registry>()
+        .unwrap()
+        .1;
+    assert!(guard.sinks().is_empty());
+    let err = MetricLogger::builder()
+        .rank(0)
+        .otel(OtelOptions::new().endpoint("grpc://x:4317"))
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("OTLP endpoint"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn building_and_dropping_inside_a_tokio_runtime_is_safe() {
+    let receiver = Receiver::start();
+    let (layer, guard) = MetricLogger::builder()
+        .rank(0)
+        .otel(OtelOptions::new().endpoint(receiver.endpoint()))
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(layer),
+        || info!(target: "metrics", step = 1, loss = 0.5),
+    );
+    drop(guard); // on a runtime thread: must not panic
+    // The test's own blocking HTTP client must not run on a runtime thread.
+    let metrics = tokio::task::spawn_blocking(move || last_export(&receiver).1)
+        .await
+        .unwrap();
+    assert_eq!(
+        only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
+        0.5
+    );
+}
