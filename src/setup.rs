@@ -478,7 +478,11 @@ impl MetricLoggerBuilder {
 
     #[cfg(feature = "http")]
     fn http_sink(&self, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
-        let options = self.http.clone().unwrap_or_default();
+        let options = self
+            .http
+            .clone()
+            .unwrap_or_default()
+            .or_shutdown_timeout(self.shutdown_timeout.mul_f64(0.8));
         if !options.sends_on(rank) {
             return Ok(None);
         }
@@ -495,7 +499,11 @@ impl MetricLoggerBuilder {
 
     #[cfg(feature = "mlflow")]
     fn mlflow_sink(&self, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
-        let options = self.mlflow.clone().unwrap_or_default();
+        let options = self
+            .mlflow
+            .clone()
+            .unwrap_or_default()
+            .or_shutdown_timeout(self.shutdown_timeout.mul_f64(0.8));
         if !options.sends_on(rank) {
             return Ok(None);
         }

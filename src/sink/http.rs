@@ -43,7 +43,7 @@ pub struct HttpOptions {
     single_record: bool,
     request_timeout: Duration,
     heartbeat: Option<Duration>,
-    shutdown_timeout: Duration,
+    shutdown_timeout: Option<Duration>,
     allow_insecure: bool,
     retry_base: Duration,
     retry_max: Duration,
@@ -62,7 +62,7 @@ impl Default for HttpOptions {
             single_record: false,
             request_timeout: Duration::from_secs(10),
             heartbeat: None,
-            shutdown_timeout: Duration::from_secs(3),
+            shutdown_timeout: None,
             allow_insecure: false,
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
@@ -72,8 +72,9 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
-    /// Defaults: batches of up to 100 messages or 1 s, 10 s request timeout, 3 s to
-    /// deliver at shutdown, retries from 200 ms doubling up to 30 s.
+    /// Defaults: batches of up to 100 messages or 1 s, 10 s request timeout, four fifths
+    /// of the logger's shutdown timeout to deliver at close, retries from 200 ms doubling
+    /// up to 30 s.
     pub fn new() -> Self {
         Self::default()
     }
@@ -128,10 +129,10 @@ impl HttpOptions {
         self
     }
 
-    /// How long closing may keep delivering; what is left stays spooled on disk. Keep it
-    /// below the logger's own shutdown timeout.
+    /// How long closing may keep delivering; what is left stays spooled on disk. Default:
+    /// four fifths of the logger's [shutdown timeout](crate::MetricLoggerBuilder::shutdown_timeout).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
+        self.shutdown_timeout = Some(timeout);
         self
     }
 
@@ -149,6 +150,12 @@ impl HttpOptions {
 
     pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
         self.all_ranks || rank.is_rank0()
+    }
+
+    /// Sets the close deadline unless the user chose one.
+    pub(crate) fn or_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout.get_or_insert(timeout);
+        self
     }
 
     /// First retry delay and its cap (delays double, with jitter).
@@ -248,7 +255,9 @@ impl HttpSink {
             batch_interval: options.batch_interval,
             request_timeout: options.request_timeout,
             heartbeat: options.heartbeat,
-            shutdown_timeout: options.shutdown_timeout,
+            shutdown_timeout: options
+                .shutdown_timeout
+                .unwrap_or(super::spool::DEFAULT_SHUTDOWN),
             retry_base: options.retry_base,
             retry_max: options.retry_max,
         };

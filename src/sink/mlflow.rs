@@ -87,7 +87,8 @@ impl MlflowOptions {
         self
     }
 
-    /// How long closing may keep delivering (default 3 s); the rest stays spooled.
+    /// How long closing may keep delivering (default: four fifths of the logger's
+    /// shutdown timeout); the rest stays spooled.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = Some(timeout);
         self
@@ -101,6 +102,12 @@ impl MlflowOptions {
 
     pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
         self.all_ranks || rank.is_rank0()
+    }
+
+    /// Sets the close deadline unless the user chose one.
+    pub(crate) fn or_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout.get_or_insert(timeout);
+        self
     }
 
     /// Whether the environment asks for MLflow (InstructLab's auto-detection).
@@ -183,7 +190,9 @@ impl MlflowSink {
             batch_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             heartbeat: None,
-            shutdown_timeout: options.shutdown_timeout.unwrap_or(Duration::from_secs(3)),
+            shutdown_timeout: options
+                .shutdown_timeout
+                .unwrap_or(super::spool::DEFAULT_SHUTDOWN),
             retry_base: base_delay,
             retry_max: max_delay,
         };

@@ -61,6 +61,9 @@ pub(crate) trait Deliver: Send + 'static {
     }
 }
 
+/// How long a spool delivers at close when built without a logger (sinks made by hand).
+pub(crate) const DEFAULT_SHUTDOWN: Duration = Duration::from_secs(3);
+
 /// Batching, retry and shutdown settings of a spool.
 #[derive(Debug, Clone)]
 pub(crate) struct SpoolOptions {

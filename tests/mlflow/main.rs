@@ -60,6 +60,29 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| start_server(None))
 }
 
+const ADMIN_PASSWORD: &str = "admin-pass-123";
+
+/// A server with MLflow's basic-auth app (user `admin`).
+fn secured_server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| start_server(Some(ADMIN_PASSWORD)))
+}
+
+/// GET on the secured server, as admin.
+fn secured_get(path: &str) -> Json {
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}/api/2.0/mlflow/{path}", secured_server().url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    serde_json::from_str(&response.text().unwrap()).unwrap()
+}
+
 fn api(method: &str, path: &str, body: Option<Json>) -> Json {
     let url = format!("{}/api/2.0/mlflow/{path}", server().url);
     let client = reqwest::blocking::Client::new();
@@ -366,31 +389,20 @@ fn configuration_errors_say_what_to_set() {
 
 #[test]
 fn basic_auth_is_sent_and_a_wrong_password_is_refused_not_retried() {
-    let secured = start_server(Some("admin-pass-123"));
     let dir = tempfile::tempdir().unwrap();
     let options = |password: &str, run_name: &str| {
         to_server("trainlog-auth", run_name)
-            .tracking_uri(&secured.url)
+            .tracking_uri(&secured_server().url)
             .basic_auth("admin", password)
     };
     let guard = run(
-        logger(dir.path(), options("admin-pass-123", "authed")),
+        logger(dir.path(), options(ADMIN_PASSWORD, "authed")),
         || {
             info!(target: "metrics", step = 0, loss = 1.0);
         },
     );
     drop(guard);
-    let client = reqwest::blocking::Client::new();
-    let get = |path: String| -> Json {
-        let response = client
-            .get(format!("{}/api/2.0/mlflow/{path}", secured.url))
-            .basic_auth("admin", Some("admin-pass-123"))
-            .send()
-            .unwrap();
-        assert!(response.status().is_success());
-        serde_json::from_str(&response.text().unwrap()).unwrap()
-    };
-    let exp = get("experiments/get-by-name?experiment_name=trainlog-auth".into());
+    let exp = secured_get("experiments/get-by-name?experiment_name=trainlog-auth");
     assert_eq!(exp["experiment"]["name"], "trainlog-auth");
 
     let guard = run(logger(dir.path(), options("wrong", "refused")), || {
@@ -406,4 +418,69 @@ fn basic_auth_is_sent_and_a_wrong_password_is_refused_not_retried() {
     let dead =
         std::fs::read_to_string(dir.path().join("mlflow_spool/refused_rank0.dead.jsonl")).unwrap();
     assert!(dead.contains("\"loss\""), "{dead}");
+}
+
+/// Runs in a child process with a controlled environment (see the next test).
+#[test]
+#[ignore = "run in a child process"]
+fn child_configured_by_mlflow_variables() {
+    let Some(dir) = std::env::var_os("TRAINLOG_MLFLOW_CHILD_DIR") else {
+        return;
+    };
+    // No backends list and no MlflowOptions: the MLFLOW_* variables turn it on.
+    let builder = MetricLogger::builder()
+        .output_dir(Path::new(&dir))
+        .backends("")
+        .unwrap()
+        .rank(0)
+        .shutdown_timeout(Duration::from_secs(60));
+    let guard = run(builder, || {
+        info!(target: "metrics", hparams = true, seed = 1u64);
+        info!(target: "metrics", step = 3, loss = 0.25);
+    });
+    assert_eq!(guard.sinks(), vec!["mlflow"]);
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert_eq!(stats.lost + stats.write_errors, 0, "{stats:?}");
+}
+
+#[test]
+fn the_mlflow_variables_configure_and_turn_on_the_backend_with_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_configured_by_mlflow_variables",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env("TRAINLOG_MLFLOW_CHILD_DIR", dir.path())
+    .env("MLFLOW_TRACKING_URI", &secured_server().url)
+    .env("MLFLOW_EXPERIMENT_NAME", "trainlog-env")
+    .env("MLFLOW_RUN_NAME", "env_rank{rank}")
+    .env("MLFLOW_TRACKING_USERNAME", "admin")
+    .env("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+    .env_remove("MLFLOW_TRACKING_TOKEN");
+    assert!(cmd.status().unwrap().success());
+    let exp = secured_get("experiments/get-by-name?experiment_name=trainlog-env");
+    let id = exp["experiment"]["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/api/2.0/mlflow/runs/search",
+            secured_server().url
+        ))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("Content-Type", "application/json")
+        .body(json!({"experiment_ids": [id]}).to_string())
+        .send()
+        .unwrap();
+    let found: Json = serde_json::from_str(&response.text().unwrap()).unwrap();
+    let run = &found["runs"][0];
+    assert_eq!(run["info"]["run_name"], "env_rank0");
+    assert_eq!(run["info"]["status"], "FINISHED");
+    assert_eq!(key_values(run, "params")["seed"], "1");
 }

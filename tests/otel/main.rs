@@ -240,12 +240,64 @@ async fn building_and_dropping_inside_a_tokio_runtime_is_safe() {
         || info!(target: "metrics", step = 1, loss = 0.5),
     );
     drop(guard); // on a runtime thread: must not panic
-    // The test's own blocking HTTP client must not run on a runtime thread.
+                 // The test's own blocking HTTP client must not run on a runtime thread.
     let metrics = tokio::task::spawn_blocking(move || last_export(&receiver).1)
         .await
         .unwrap();
     assert_eq!(
         only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
         0.5
+    );
+}
+
+/// Runs in a child process with a controlled environment (see the next test).
+#[test]
+#[ignore = "run in a child process"]
+fn child_configured_by_otel_variables() {
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+        return;
+    }
+    let (layer, guard) = MetricLogger::builder()
+        .rank(0)
+        .backends("otel")
+        .unwrap()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(layer),
+        || info!(target: "metrics", step = 2, loss = 0.75),
+    );
+    drop(guard);
+}
+
+#[test]
+fn the_standard_otel_variables_are_honoured() {
+    let receiver = Receiver::start();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_configured_by_otel_variables",
+            "--ignored",
+            "--quiet",
+        ])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", receiver.port),
+        )
+        .env("OTEL_SERVICE_NAME", "sft-job")
+        .env("OTEL_RESOURCE_ATTRIBUTES", "team=research")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (resource, metrics) = last_export(&receiver);
+    assert_eq!(
+        attribute(&resource, "service.name")["stringValue"],
+        "sft-job"
+    );
+    assert_eq!(attribute(&resource, "team")["stringValue"], "research");
+    assert_eq!(
+        only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
+        0.75
     );
 }
