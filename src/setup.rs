@@ -441,13 +441,22 @@ impl MetricLoggerBuilder {
         Ok((feeders, guard))
     }
 
+    /// The output directory, which the named backend cannot do without.
+    #[cfg_attr(
+        not(any(feature = "jsonl", feature = "http", feature = "mlflow")),
+        allow(dead_code)
+    )]
+    fn output_dir_for(&self, backend: &str) -> Result<&std::path::Path> {
+        self.output_dir.as_deref().ok_or_else(|| {
+            Error::Config(format!(
+                "the `{backend}` backend writes to disk: set `.output_dir(..)` on the builder"
+            ))
+        })
+    }
+
     #[cfg(feature = "jsonl")]
     fn jsonl_sink(&self, rank: u32) -> Result<Box<dyn Sink>> {
-        let dir = self.output_dir.as_deref().ok_or_else(|| {
-            Error::Config(
-                "the `async` backend writes files: set `.output_dir(..)` on the builder".into(),
-            )
-        })?;
+        let dir = self.output_dir_for("async")?;
         Ok(Box::new(crate::sink::JsonlSink::in_dir(dir, rank)?))
     }
 
@@ -486,12 +495,7 @@ impl MetricLoggerBuilder {
         if !options.sends_on(rank) {
             return Ok(None);
         }
-        let dir = self.output_dir.as_deref().ok_or_else(|| {
-            Error::Config(
-                "the `http` backend spools messages to disk: set `.output_dir(..)` on the builder"
-                    .into(),
-            )
-        })?;
+        let dir = self.output_dir_for("http")?;
         Ok(Some(Box::new(crate::sink::HttpSink::new(
             options, dir, rank,
         )?)))
@@ -507,11 +511,7 @@ impl MetricLoggerBuilder {
         if !options.sends_on(rank) {
             return Ok(None);
         }
-        let dir = self.output_dir.as_deref().ok_or_else(|| {
-            Error::Config(
-                "the `mlflow` backend spools to disk: set `.output_dir(..)` on the builder".into(),
-            )
-        })?;
+        let dir = self.output_dir_for("mlflow")?;
         let sink = crate::sink::MlflowSink::new(options, dir, rank, self.run_name.as_deref())?;
         Ok(Some(Box::new(sink)))
     }

@@ -276,41 +276,49 @@ impl MlflowSink {
             out.extend_from_slice(b",\"s\":");
             out.extend_from_slice(itoa::Buffer::new().format(step).as_bytes());
             out.extend_from_slice(b",\"m\":[");
-            let mut n = 0;
-            while n < MAX_METRICS / 2 && out.len() - start < MAX_BODY / 4 {
-                let Some((k, v)) = metrics.next() else { break };
-                if n > 0 {
-                    out.push(b',');
-                }
-                out.push(b'[');
-                write_str(out, &k);
-                out.push(b',');
-                match v {
+            write_pairs(
+                out,
+                start,
+                MAX_METRICS / 2,
+                &mut metrics,
+                |out, v| match v {
                     Value::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
                     number => write_value(out, number),
-                }
-                out.push(b']');
-                n += 1;
-            }
+                },
+            );
             out.extend_from_slice(b"],\"");
             out.extend_from_slice(text_kind.as_bytes());
             out.extend_from_slice(b"\":[");
-            let mut n = 0;
-            while n < MAX_PARAMS_TAGS / 2 && out.len() - start < MAX_BODY / 4 {
-                let Some((k, v)) = texts.next() else { break };
-                if n > 0 {
-                    out.push(b',');
-                }
-                out.push(b'[');
-                write_str(out, &k);
-                out.push(b',');
-                write_str(out, &v);
-                out.push(b']');
-                n += 1;
-            }
+            write_pairs(out, start, MAX_PARAMS_TAGS / 2, &mut texts, |out, v| {
+                write_str(out, v)
+            });
             out.extend_from_slice(b"]}\n");
             self.spool.end_record();
         }
+    }
+}
+
+/// Writes `[key,value]` pairs taken from `items` while fewer than `max` are written and
+/// the line begun at `start` stays within a quarter of a request's byte budget.
+fn write_pairs<T>(
+    out: &mut Vec<u8>,
+    start: usize,
+    max: usize,
+    items: &mut impl Iterator<Item = (String, T)>,
+    write: impl Fn(&mut Vec<u8>, &T),
+) {
+    let mut n = 0;
+    while n < max && out.len() - start < MAX_BODY / 4 {
+        let Some((k, v)) = items.next() else { break };
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        write_str(out, &k);
+        out.push(b',');
+        write(out, &v);
+        out.push(b']');
+        n += 1;
     }
 }
 
