@@ -35,9 +35,15 @@ fn unknown_and_unavailable_backends_are_named() {
     assert!(err.to_string().contains("`tensorbord`"), "{err}");
     assert!(err.to_string().contains("known backends"), "{err}");
     let err = MetricLogger::builder()
-        .backends("async, MLflow")
+        .backends("async, WandB")
         .unwrap_err();
     assert!(matches!(err, Error::BackendUnavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("not implemented"), "{err}");
+    // A backend whose feature is off says which feature to turn on.
+    if !cfg!(feature = "mlflow") {
+        let err = MetricLogger::builder().backends("mlflow").unwrap_err();
+        assert!(err.to_string().contains("`mlflow` feature"), "{err}");
+    }
     // Spacing, case and duplicates are forgiven.
     assert!(MetricLogger::builder().backends(" ASYNC , jsonl,").is_ok());
 }
