@@ -96,6 +96,7 @@ pub mod rank;
 mod record;
 #[cfg(any(feature = "http", feature = "mlflow"))]
 mod retry;
+pub mod run;
 mod setup;
 pub mod sink;
 mod worker;
@@ -103,7 +104,7 @@ mod worker;
 pub use error::{Error, Result};
 pub use filter::MetricFilter;
 pub use layer::{MetricLayer, SinkLayer};
-pub use log_dict::log_dict;
+pub use log_dict::{log_dict, log_hparams};
 pub use rank::RankInfo;
 pub use record::{Key, Record, UniqueFields, Value};
 #[cfg(feature = "jsonl")]

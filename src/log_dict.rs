@@ -29,3 +29,20 @@ pub fn log_dict<T: Serialize + ?Sized>(step: Option<u64>, value: &T) {
         ),
     }
 }
+
+/// Logs a serializable mapping as one hyperparameter record (`hparams = true`) on the
+/// `metrics` target; nesting becomes dotted names as in [`log_dict`].
+///
+/// ```
+/// trainlog::log_hparams(&serde_json::json!({"lr": 3e-4, "model": {"layers": 12}}));
+/// ```
+pub fn log_hparams<T: Serialize + ?Sized>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(json) => tracing::info!(target: "metrics", hparams = true, dict = json.as_str()),
+        Err(error) => tracing::error!(
+            target: "trainlog",
+            %error,
+            "log_hparams: the value could not be serialized as JSON; nothing was logged"
+        ),
+    }
+}
