@@ -260,12 +260,12 @@ impl Run {
 
     /// Starts the run, runs `f`, and completes the run when `f` returns `Ok`, or fails it
     /// when `f` returns an error or panics (the panic then continues).
-    pub fn scope<T, E: std::fmt::Display>(
+    pub fn scope<T, E>(
         &self,
         f: impl FnOnce(&Run) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E>
     where
-        E: From<Error>,
+        E: std::fmt::Display + From<Error>,
     {
         self.start()?;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
