@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 pub use self::files::Files;
 pub use self::jsonl::{append_jsonl, read_jsonl};
 pub use self::metrics::{Agg, Metrics};
-pub use self::params::Params;
+pub use self::params::{read_params, Params};
 use crate::{Error, MetricLogger, MetricLoggerBuilder, Result};
 
 /// Where a run is in its life.

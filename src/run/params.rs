@@ -109,16 +109,22 @@ impl<'a> Params<'a> {
 
     /// The current parameters, rebuilt from `parameters.jsonl`.
     pub fn read(&self) -> Result<Json> {
-        let path = self.run.dir.join("parameters.jsonl");
-        let mut current = Map::new();
-        if !path.exists() {
-            return Ok(Json::Object(current));
-        }
-        for line in read_jsonl(&path)? {
-            apply(&mut current, line);
-        }
-        Ok(Json::Object(current))
+        read_params(&self.run.dir)
     }
+}
+
+/// The current parameters of the run in `dir`, rebuilt from its `parameters.jsonl`
+/// (an empty object when there is none).
+pub fn read_params(dir: &std::path::Path) -> Result<Json> {
+    let path = dir.join("parameters.jsonl");
+    let mut current = Map::new();
+    if !path.exists() {
+        return Ok(Json::Object(current));
+    }
+    for line in read_jsonl(&path)? {
+        apply(&mut current, line);
+    }
+    Ok(Json::Object(current))
 }
 
 /// Applies one `parameters.jsonl` line to the current view.

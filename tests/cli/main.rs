@@ -1,0 +1,228 @@
+//! The `trainlog` command line against real run directories: the example's output and
+//! runs made with the run API.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tracing_subscriber::prelude::*;
+use trainlog::run::Run;
+
+fn cli() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainlog"));
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The example binary cargo builds beside the tests.
+fn train_loop() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_trainlog"));
+    let example = bin.parent().unwrap().join("examples/train_loop");
+    assert!(
+        example.exists(),
+        "build the examples first: {}",
+        example.display()
+    );
+    example
+}
+
+fn run_example(dir: &Path, rank: u32, steps: u32) {
+    let status = Command::new(train_loop())
+        .args([
+            "--output-dir",
+            dir.to_str().unwrap(),
+            "--steps",
+            &steps.to_string(),
+            "--quiet",
+        ])
+        .env("RANK", rank.to_string())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn export_merges_all_ranks_into_one_csv_table() {
+    let dir = tempfile::tempdir().unwrap();
+    run_example(dir.path(), 0, 20);
+    run_example(dir.path(), 1, 20);
+    let csv_path = dir.path().join("out.csv");
+    let (ok, _, err) = output(cli().args([
+        "export",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "csv",
+        "-o",
+        csv_path.to_str().unwrap(),
+    ]));
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], &["rank", "step", "timestamp"]);
+    for column in ["loss", "lr", "eval.acc", "eval.loss", "grad.norm"] {
+        assert!(header.contains(&column), "{header:?}");
+    }
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 40, "20 steps × 2 ranks, hparams lines left out");
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+    // Sorted by step, then rank; values equal the JSONL files'.
+    let loss_col = header.iter().position(|c| *c == "loss").unwrap();
+    let jsonl = trainlog::run::read_jsonl(&dir.path().join("metrics_rank1.jsonl")).unwrap();
+    let step7 = jsonl.iter().find(|l| l["step"] == 7).unwrap();
+    let row = rows.iter().find(|r| r[0] == "1" && r[1] == "7").unwrap();
+    assert_eq!(
+        row[loss_col].parse::<f64>().unwrap(),
+        step7["loss"].as_f64().unwrap()
+    );
+    assert_eq!(
+        (rows[0][0], rows[0][1], rows[1][0], rows[1][1]),
+        ("0", "0", "1", "0")
+    );
+
+    let (ok, jsonl_out, _) =
+        output(cli().args(["export", dir.path().to_str().unwrap(), "--format", "jsonl"]));
+    assert!(ok);
+    let first: serde_json::Value = serde_json::from_str(jsonl_out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["rank"], 0);
+    assert_eq!(first["step"], 0);
+    assert!(first.get("eval.acc").is_some());
+}
+
+#[test]
+fn ls_and_show_report_status_params_and_metric_summaries() {
+    let root = tempfile::tempdir().unwrap();
+    let run = Run::builder()
+        .root(root.path())
+        .namespace("alice")
+        .workspace("mnist")
+        .prefix("exp-1")
+        .create()
+        .unwrap();
+    let (layer, guard) = run.logger().rank(0).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        run.scope(|run| -> trainlog::Result<()> {
+            run.params()
+                .set(&json!({"lr": 0.01, "model": {"layers": 4}}))?;
+            run.params().update("model.layers", 6)?;
+            for step in 0..10u64 {
+                run.metrics("train")
+                    .log(step, &json!({"loss": 10.0 - step as f64}));
+            }
+            Ok(())
+        })
+        .unwrap();
+    });
+    drop(guard);
+    let failed = Run::builder()
+        .root(root.path())
+        .namespace("alice")
+        .workspace("mnist")
+        .prefix("exp-2")
+        .create()
+        .unwrap();
+    failed.start().unwrap();
+    failed.fail("diverged").unwrap();
+
+    let (ok, ls, err) = output(cli().args(["ls", root.path().to_str().unwrap()]));
+    assert!(ok, "{err}");
+    let line1 = ls
+        .lines()
+        .find(|l| l.starts_with("alice/mnist/exp-1"))
+        .unwrap_or_else(|| panic!("{ls}"));
+    assert!(
+        line1.contains("completed") && line1.contains(" 10 ") && line1.contains("train.loss=1.000"),
+        "{line1}"
+    );
+    let line2 = ls
+        .lines()
+        .find(|l| l.starts_with("alice/mnist/exp-2"))
+        .unwrap();
+    assert!(line2.contains("failed"), "{line2}");
+
+    let (ok, show, err) = output(cli().args(["show", run.dir().to_str().unwrap()]));
+    assert!(ok, "{err}");
+    assert!(show.contains("status   completed"), "{show}");
+    assert!(show.contains("\"layers\": 6"), "{show}");
+    let summary = show
+        .lines()
+        .find(|l| l.trim_start().starts_with("train.loss"))
+        .unwrap();
+    let cells: Vec<&str> = summary.split_whitespace().collect();
+    assert_eq!(cells, ["train.loss", "10", "1.000", "10.000", "1.000"]);
+    let (_, show2, _) = output(cli().args(["show", failed.dir().to_str().unwrap()]));
+    assert!(show2.contains("error    diverged"), "{show2}");
+}
+
+#[test]
+fn tail_formats_records_and_follows_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics_rank0.jsonl");
+    std::fs::write(
+        &path,
+        "{\"timestamp\":\"t\",\"rank\":0,\"step\":1,\"loss\":0.25,\"lr\":0.0003}\n",
+    )
+    .unwrap();
+    let (ok, out, _) = output(cli().args(["tail", path.to_str().unwrap()]));
+    assert!(ok);
+    assert_eq!(out, "step=1, loss=0.250, lr=3.00e-4\n");
+
+    let mut child = cli()
+        .args(["tail", "-f", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "step=1, loss=0.250, lr=3.00e-4"
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    // A line written in two parts is shown once it is complete.
+    f.write_all(b"{\"timestamp\":\"t\",\"rank\":0,\"step\":2,")
+        .unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    f.write_all(b"\"loss\":0.125}\n").unwrap();
+    let started = Instant::now();
+    let next = lines.next().unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(next, "step=2, loss=0.125");
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn unreadable_input_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("metrics_rank0.jsonl"),
+        "{\"step\":0,\"loss\":1}\n{\"step\":1,\"loss\":\n{\"step\":2,\"loss\":3}\n",
+    )
+    .unwrap();
+    for command in ["show", "export"] {
+        let (ok, _, err) = output(cli().args([command, dir.path().to_str().unwrap()]));
+        assert!(!ok, "{command} should fail");
+        assert!(err.contains("metrics_rank0.jsonl:2"), "{command}: {err}");
+    }
+    let (ok, _, err) = output(cli().args(["show", dir.path().join("missing").to_str().unwrap()]));
+    assert!(!ok);
+    assert!(err.contains("is not a run directory"), "{err}");
+    let (ok, _, err) = output(cli().args(["frobnicate"]));
+    assert!(!ok && err.contains("unknown command"), "{err}");
+}
