@@ -226,3 +226,92 @@ fn unreadable_input_is_reported_with_file_and_line() {
     let (ok, _, err) = output(cli().args(["frobnicate"]));
     assert!(!ok && err.contains("unknown command"), "{err}");
 }
+
+/// Tableau 10, the order series are drawn in.
+const SERIES_COLORS: [[u8; 3]; 3] = [[31, 119, 180], [255, 127, 14], [44, 160, 44]];
+
+#[test]
+fn plot_writes_svg_and_png_with_one_line_per_run_and_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("run-a"), dir.path().join("run-b"));
+    run_example(&a, 0, 60);
+    run_example(&a, 1, 60);
+    run_example(&b, 0, 80);
+
+    let svg_path = dir.path().join("cmp.svg");
+    let (ok, out, err) = output(cli().args([
+        "plot",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--metric",
+        "loss",
+        "--metric",
+        "lr",
+        "-o",
+        svg_path.to_str().unwrap(),
+    ]));
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("wrote {}: 2 charts, 6 lines", svg_path.display())
+    );
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+            && svg.trim_end().ends_with("</svg>")
+    );
+    assert_eq!(svg.matches("<polyline class=\"series\"").count(), 6);
+    for label in ["run-a rank 0", "run-a rank 1", "run-b rank 0"] {
+        assert_eq!(
+            svg.matches(&format!("data-label=\"{label}\"")).count(),
+            2,
+            "{label}"
+        );
+    }
+    // run-b's loss line has a point per step: 80 coordinate pairs.
+    let line = svg
+        .lines()
+        .find(|l| l.contains("data-label=\"run-b rank 0\""))
+        .unwrap();
+    let points = line
+        .split("points=\"")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("\"/>");
+    assert_eq!(points.split(' ').count(), 80);
+    assert!(svg.len() > 5_000, "{} bytes", svg.len());
+
+    let png_path = dir.path().join("cmp.png");
+    let (ok, out, err) = output(cli().args([
+        "plot",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-o",
+        png_path.to_str().unwrap(),
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.contains(": 3 charts, 9 lines"), "{out}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (960, 3 * 360));
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    let present = |c: [u8; 3]| pixels.chunks(3).filter(|p| *p == c).count();
+    for color in SERIES_COLORS {
+        assert!(present(color) > 100, "series colour {color:?} drawn");
+    }
+    assert!(std::fs::metadata(&png_path).unwrap().len() > 5_000);
+
+    let (ok, _, err) = output(cli().args([
+        "plot",
+        a.to_str().unwrap(),
+        "--metric",
+        "nope",
+        "-o",
+        "x.png",
+    ]));
+    assert!(!ok && err.contains("no run has values of `nope`"), "{err}");
+}

@@ -5,6 +5,8 @@
 //! trainlog show RUN                               status, params, metric summary
 //! trainlog tail [-f] FILE|RUN                     records, dict-formatted; -f follows
 //! trainlog export RUN [--format csv|jsonl] [-o F] one table, all ranks, a `rank` column
+//! trainlog plot RUN... [--metric NAME]... -o OUT.png|OUT.svg
+//!                                                 a chart per metric, a line per run and rank
 //! ```
 //!
 //! A run is a directory holding `run.json` (the run API) or `metrics_rank*.jsonl` files
@@ -20,11 +22,14 @@ use serde_json::{Map, Value as Json};
 use trainlog::run::{read_info, read_jsonl, read_params};
 use trainlog::{Record, Value};
 
+mod plot;
+
 const USAGE: &str = "usage:
   trainlog ls [ROOT]
   trainlog show RUN
   trainlog tail [-f] FILE|RUN
-  trainlog export RUN [--format csv|jsonl] [-o FILE]";
+  trainlog export RUN [--format csv|jsonl] [-o FILE]
+  trainlog plot RUN... [--metric NAME]... -o OUT.png|OUT.svg";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         },
         Some("tail") => tail(&args[1..]),
         Some("export") => export(&args[1..]),
+        Some("plot") => plot(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -159,9 +165,7 @@ fn ls(root: &str) -> Result<(), String> {
                     .max()
                     .map_or(0, |s| s + 1);
                 let summary = summarize(&lines);
-                let mut keys: Vec<&String> = summary.keys().collect();
-                keys.sort_by_key(|k| (!k.contains("loss"), k.len(), k.as_str()));
-                let last = keys
+                let last = key_metrics(&summary)
                     .iter()
                     .take(3)
                     .map(|k| format!("{k}={}", trainlog::format::format_float(summary[*k].3)))
@@ -177,6 +181,13 @@ fn ls(root: &str) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Metric names, losses first, then shorter names first: the ones worth showing.
+fn key_metrics<V>(summary: &BTreeMap<String, V>) -> Vec<&String> {
+    let mut keys: Vec<&String> = summary.keys().collect();
+    keys.sort_by_key(|k| (!k.contains("loss"), k.len(), k.as_str()));
+    keys
 }
 
 fn format_time(secs: f64) -> String {
@@ -469,4 +480,97 @@ fn export(args: &[String]) -> Result<(), String> {
             .write_all(text.as_bytes())
             .map_err(|e| e.to_string()),
     }
+}
+
+fn plot(args: &[String]) -> Result<(), String> {
+    let mut runs = Vec::new();
+    let mut metrics = Vec::new();
+    let mut output = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--metric" | "-m" => metrics.push(it.next().ok_or("--metric needs a name")?.clone()),
+            "-o" | "--output" => output = Some(it.next().ok_or("-o needs a file name")?.clone()),
+            other if !other.starts_with('-') => runs.push(PathBuf::from(other)),
+            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+        }
+    }
+    let output = output.ok_or_else(|| format!("plot needs -o OUT.png or -o OUT.svg\n{USAGE}"))?;
+    if runs.is_empty() {
+        return Err(format!("plot needs at least one run directory\n{USAGE}"));
+    }
+    // (run label, rank) → lines, for every run.
+    let mut sources = Vec::new();
+    let mut summary = BTreeMap::new();
+    for run in &runs {
+        let files = metric_files(run);
+        if files.is_empty() {
+            return Err(format!(
+                "{} has no metrics_rank*.jsonl files",
+                run.display()
+            ));
+        }
+        let name = run.file_name().map_or_else(
+            || run.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        for (rank, path) in files {
+            let lines = read_jsonl(&path).map_err(|e| e.to_string())?;
+            summary.extend(summarize(&lines));
+            sources.push((name.clone(), rank, lines));
+        }
+    }
+    if metrics.is_empty() {
+        metrics = key_metrics(&summary).into_iter().take(3).cloned().collect();
+    }
+    let one_rank = sources.iter().all(|(_, rank, _)| *rank == 0);
+    let one_run = runs.len() == 1;
+    let mut charts = Vec::new();
+    for metric in &metrics {
+        let mut series = Vec::new();
+        for (name, rank, lines) in &sources {
+            let points: Vec<(f64, f64)> = lines
+                .iter()
+                .filter(|l| l["hparams"] != true)
+                .filter_map(|l| {
+                    let step = l["step"].as_u64()? as f64;
+                    let value = match &l[metric.as_str()] {
+                        Json::String(s) if s == "NaN" => f64::NAN,
+                        Json::String(s) if s == "Infinity" => f64::INFINITY,
+                        Json::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
+                        v => v.as_f64()?,
+                    };
+                    Some((step, value))
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let label = match (one_run, one_rank) {
+                (true, true) => name.clone(),
+                (true, false) => format!("rank {rank}"),
+                (false, true) => name.clone(),
+                (false, false) => format!("{name} rank {rank}"),
+            };
+            series.push(plot::Series { label, points });
+        }
+        if series.is_empty() {
+            return Err(format!("no run has values of `{metric}` with a step"));
+        }
+        charts.push(plot::Chart {
+            title: metric.clone(),
+            series,
+        });
+    }
+    let bytes = if output.ends_with(".svg") {
+        plot::svg(&charts).into_bytes()
+    } else if output.ends_with(".png") {
+        plot::png(&charts)?
+    } else {
+        return Err(format!("{output}: the output must end in .png or .svg"));
+    };
+    std::fs::write(&output, bytes).map_err(|e| format!("{output}: {e}"))?;
+    let lines: usize = charts.iter().map(|c| c.series.len()).sum();
+    println!("wrote {output}: {} charts, {lines} lines", charts.len());
+    Ok(())
 }
