@@ -21,6 +21,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use tracing::info;
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::prelude::*;
+use trainlog::{filter, format::DictFormat, progress::Progress};
 
 struct Args {
     output_dir: String,
@@ -117,19 +120,47 @@ fn main() -> ExitCode {
         .output_dir(&args.output_dir)
         .backends(&args.backends)
     {
-        Ok(builder) => with_url(builder.console(!args.quiet), args.url.as_deref()),
+        Ok(builder) => with_url(builder, args.url.as_deref()),
         Err(e) => {
             eprintln!("train_loop: {e}");
             return ExitCode::from(2);
         }
     };
-    let guard = match builder.init() {
-        Ok(guard) => guard,
+    let (metrics, guard) = match builder.build() {
+        Ok(parts) => parts,
         Err(e) => {
             eprintln!("train_loop: {e}");
             return ExitCode::FAILURE;
         }
     };
+    // The subscriber, composed by hand: ordinary logs on stderr, metrics as dict lines on
+    // stdout (rank 0), the metric sinks, and a progress bar that console lines never cut.
+    let progress = Progress::new(args.steps).with_metrics(&["loss", "lr", "eval.acc"]);
+    let logs = tracing_subscriber::fmt::layer()
+        .with_ansi(trainlog::format::color_enabled_for(&std::io::stderr()))
+        .with_writer(progress.writer(std::io::stderr))
+        .with_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info"))
+                .and(filter_fn(|meta| meta.target() != "metrics")),
+        );
+    let console = (!args.quiet).then(|| {
+        tracing_subscriber::fmt::layer()
+            .event_format(DictFormat::new())
+            .with_ansi(trainlog::format::color_enabled())
+            .with_writer(progress.writer(std::io::stdout))
+            .with_filter(
+                filter::metrics()
+                    .and(filter::is_mapping())
+                    .and(filter::rank0()),
+            )
+    });
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(console)
+        .with(metrics)
+        .with(progress.layer())
+        .init();
     let rank = guard.rank().rank;
     tracing::info!(rank, output_dir = %args.output_dir, steps = args.steps, "training starts");
 
@@ -182,6 +213,7 @@ fn main() -> ExitCode {
             "training done"
         );
     }
+    progress.finish();
     drop(guard);
     ExitCode::SUCCESS
 }

@@ -80,6 +80,7 @@
 //! - `tensorboard` (default): the `tensorboard` backend, [`sink::TensorBoardSink`].
 //! - `http`: the `http` backend, [`sink::HttpSink`] (reqwest with rustls).
 //! - `mlflow`: the `mlflow` backend, [`sink::MlflowSink`] (reqwest with rustls).
+//! - `progress` (default): [`progress::Progress`], a live progress bar fed by metrics events.
 //! - `otel`: the `otel` backend, [`sink::OtelSink`] (opentelemetry SDK, OTLP/HTTP).
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
@@ -92,6 +93,8 @@ mod json;
 mod layer;
 mod log_dict;
 pub mod naming;
+#[cfg(feature = "progress")]
+pub mod progress;
 pub mod rank;
 mod record;
 #[cfg(any(feature = "http", feature = "mlflow"))]
