@@ -62,7 +62,8 @@ impl Error {
             feature = "jsonl",
             feature = "tensorboard",
             feature = "http",
-            feature = "mlflow"
+            feature = "mlflow",
+            feature = "wandb"
         )),
         allow(dead_code)
     )]

@@ -81,6 +81,7 @@
 //! - `http`: the `http` backend, [`sink::HttpSink`] (reqwest with rustls).
 //! - `mlflow`: the `mlflow` backend, [`sink::MlflowSink`] (reqwest with rustls).
 //! - `progress` (default): [`progress::Progress`], a live progress bar fed by metrics events.
+//! - `wandb`: the `wandb` backend, [`sink::WandbSink`] (offline runs for `wandb sync`).
 //! - `otel`: the `otel` backend, [`sink::OtelSink`] (opentelemetry SDK, OTLP/HTTP).
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]

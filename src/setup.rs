@@ -44,6 +44,8 @@ pub enum Backend {
     Mlflow,
     /// OpenTelemetry metrics over OTLP, rank 0 only by default (`otel`).
     Otel,
+    /// A Weights & Biases offline run, rank 0 only by default (`wandb`).
+    Wandb,
 }
 
 impl Backend {
@@ -60,12 +62,7 @@ impl Backend {
             "http" => (Backend::Http, "http", cfg!(feature = "http")),
             "mlflow" => (Backend::Mlflow, "mlflow", cfg!(feature = "mlflow")),
             "otel" => (Backend::Otel, "otel", cfg!(feature = "otel")),
-            planned @ "wandb" => {
-                return Err(Error::BackendUnavailable {
-                    name: planned.into(),
-                    reason: "it is not implemented in this version of trainlog yet".into(),
-                })
-            }
+            "wandb" => (Backend::Wandb, "wandb", cfg!(feature = "wandb")),
             _ => return Err(Error::UnknownBackend { name: name.into() }),
         };
         if built {
@@ -137,6 +134,8 @@ pub struct MetricLoggerBuilder {
     mlflow: Option<crate::sink::MlflowOptions>,
     #[cfg(feature = "otel")]
     otel: Option<crate::sink::OtelOptions>,
+    #[cfg(feature = "wandb")]
+    wandb: Option<crate::sink::WandbOptions>,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
@@ -169,6 +168,8 @@ impl fmt::Debug for MetricLoggerBuilder {
         f.field("mlflow", &self.mlflow);
         #[cfg(feature = "otel")]
         f.field("otel", &self.otel);
+        #[cfg(feature = "wandb")]
+        f.field("wandb", &self.wandb);
         f.finish()
     }
 }
@@ -197,6 +198,8 @@ impl Default for MetricLoggerBuilder {
             mlflow: None,
             #[cfg(feature = "otel")]
             otel: None,
+            #[cfg(feature = "wandb")]
+            wandb: None,
         }
     }
 }
@@ -330,6 +333,14 @@ impl MetricLoggerBuilder {
         self
     }
 
+    /// Settings of the `wandb` backend; setting them turns it on (as does
+    /// `WANDB_PROJECT` in the environment).
+    #[cfg(feature = "wandb")]
+    pub fn wandb(mut self, options: crate::sink::WandbOptions) -> Self {
+        self.wandb = Some(options);
+        self
+    }
+
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
     pub fn console(mut self, enabled: bool) -> Self {
         self.console = enabled;
@@ -377,6 +388,12 @@ impl MetricLoggerBuilder {
         if self.otel.is_some() && !backends.contains(&Backend::Otel) {
             backends.push(Backend::Otel);
         }
+        #[cfg(feature = "wandb")]
+        if (self.wandb.is_some() || crate::sink::WandbOptions::requested_by_env())
+            && !backends.contains(&Backend::Wandb)
+        {
+            backends.push(Backend::Wandb);
+        }
         #[cfg(feature = "mlflow")]
         if (self.mlflow.is_some() || crate::sink::MlflowOptions::requested_by_env())
             && !backends.contains(&Backend::Mlflow)
@@ -410,6 +427,11 @@ impl MetricLoggerBuilder {
                 }
                 Backend::Otel => {
                     if let Some(sink) = self.otel_sink(rank)? {
+                        sinks.push(sink);
+                    }
+                }
+                Backend::Wandb => {
+                    if let Some(sink) = self.wandb_sink(rank)? {
                         sinks.push(sink);
                     }
                 }
@@ -514,6 +536,26 @@ impl MetricLoggerBuilder {
         let dir = self.output_dir_for("mlflow")?;
         let sink = crate::sink::MlflowSink::new(options, dir, rank, self.run_name.as_deref())?;
         Ok(Some(Box::new(sink)))
+    }
+
+    #[cfg(feature = "wandb")]
+    fn wandb_sink(&self, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+        let options = self.wandb.clone().unwrap_or_default();
+        if !options.sends_on(rank) {
+            return Ok(None);
+        }
+        let sink = crate::sink::WandbSink::new(
+            options,
+            self.output_dir.as_deref(),
+            rank,
+            self.run_name.as_deref(),
+        )?;
+        Ok(Some(Box::new(sink)))
+    }
+
+    #[cfg(not(feature = "wandb"))]
+    fn wandb_sink(&self, _rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+        unreachable!("Backend::parse refuses `wandb` without the `wandb` feature")
     }
 
     #[cfg(feature = "otel")]

@@ -48,7 +48,10 @@ impl RecordFile {
         }
     }
 
-    #[cfg_attr(not(any(feature = "jsonl", feature = "tensorboard")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "jsonl", feature = "tensorboard", feature = "wandb")),
+        allow(dead_code)
+    )]
     pub(crate) fn set_max_pending(&mut self, bytes: usize) {
         self.max_pending = bytes;
     }
@@ -79,7 +82,10 @@ impl RecordFile {
     }
 
     /// Records discarded so far because the buffer overflowed while writes failed.
-    #[cfg_attr(not(any(feature = "jsonl", feature = "tensorboard")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "jsonl", feature = "tensorboard", feature = "wandb")),
+        allow(dead_code)
+    )]
     pub(crate) fn lost(&self) -> u64 {
         self.lost
     }
@@ -148,7 +154,10 @@ impl RecordFile {
     }
 
     /// Writes everything out, then asks the OS to put it on disk.
-    #[cfg_attr(not(any(feature = "jsonl", feature = "tensorboard")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "jsonl", feature = "tensorboard", feature = "wandb")),
+        allow(dead_code)
+    )]
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.write_out()?;
         match self.file.sync_data() {

@@ -37,7 +37,8 @@ use crate::{Record, Result};
     feature = "jsonl",
     feature = "tensorboard",
     feature = "http",
-    feature = "mlflow"
+    feature = "mlflow",
+    feature = "wandb"
 ))]
 mod file;
 #[cfg(feature = "http")]
@@ -53,6 +54,8 @@ mod otel;
 mod spool;
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
+#[cfg(feature = "wandb")]
+mod wandb;
 
 #[cfg(feature = "http")]
 pub use http::{HttpOptions, HttpSink, TOKEN_VARS, URL_VARS};
@@ -65,6 +68,8 @@ pub use mlflow::{MlflowOptions, MlflowSink};
 pub use otel::{OtelOptions, OtelSink, MONOTONIC_PREFIX};
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::TensorBoardSink;
+#[cfg(feature = "wandb")]
+pub use wandb::{WandbOptions, WandbSink};
 
 /// How the run ended, as far as the logger can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,500 @@
+//! `WandbSink`: Weights & Biases offline runs that `wandb sync` uploads later.
+//!
+//! Writes `<wandb_dir>/offline-run-<YYYYMMDD_HHMMSS>-<run id>/run-<run id>.wandb` in W&B's
+//! transaction-log format: the 7-byte header (`:W&B`, magic `0xBEE1`, version 0), then
+//! LevelDB-log blocks of 32 KiB whose chunks carry a zlib CRC-32 (seeded with the CRC of
+//! the chunk type) and serialized `wandb.internal.Record` protobufs (prost structs below,
+//! field numbers checked against wandb 0.21's descriptors).
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+
+use super::file::RecordFile;
+use super::{RunOutcome, Sink};
+use crate::{Error, RankInfo, Record, Result, Value};
+
+const BLOCK: u64 = 32_768;
+const CHUNK_HEADER: u64 = 7;
+const FULL: u8 = 1;
+const FIRST: u8 = 2;
+const MIDDLE: u8 = 3;
+const LAST: u8 = 4;
+
+mod proto {
+    //! The subset of `wandb/proto/wandb_internal.proto` trainlog writes.
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct WbRecord {
+        #[prost(int64, tag = "1")]
+        pub(crate) num: i64,
+        #[prost(oneof = "RecordType", tags = "2, 3, 5, 17, 18, 20, 21")]
+        pub(crate) record_type: Option<RecordType>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub(crate) enum RecordType {
+        #[prost(message, tag = "2")]
+        History(HistoryRecord),
+        #[prost(message, tag = "3")]
+        Summary(SummaryRecord),
+        #[prost(message, tag = "5")]
+        Config(ConfigRecord),
+        #[prost(message, tag = "17")]
+        Run(RunRecord),
+        #[prost(message, tag = "18")]
+        Exit(RunExitRecord),
+        #[prost(message, tag = "20")]
+        Final(FinalRecord),
+        #[prost(message, tag = "21")]
+        Header(HeaderRecord),
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct RunRecord {
+        #[prost(string, tag = "1")]
+        pub(crate) run_id: String,
+        #[prost(string, tag = "2")]
+        pub(crate) entity: String,
+        #[prost(string, tag = "3")]
+        pub(crate) project: String,
+        #[prost(string, tag = "8")]
+        pub(crate) display_name: String,
+        #[prost(string, tag = "13")]
+        pub(crate) host: String,
+        #[prost(message, optional, tag = "17")]
+        pub(crate) start_time: Option<Timestamp>,
+    }
+
+    /// `google.protobuf.Timestamp`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Timestamp {
+        #[prost(int64, tag = "1")]
+        pub(crate) seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub(crate) nanos: i32,
+    }
+
+    /// A key and its JSON value: `ConfigItem`, `HistoryItem` and `SummaryItem` share it.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Item {
+        #[prost(string, tag = "1")]
+        pub(crate) key: String,
+        #[prost(string, tag = "16")]
+        pub(crate) value_json: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct ConfigRecord {
+        #[prost(message, repeated, tag = "1")]
+        pub(crate) update: Vec<Item>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct HistoryRecord {
+        #[prost(message, repeated, tag = "1")]
+        pub(crate) item: Vec<Item>,
+        #[prost(message, optional, tag = "2")]
+        pub(crate) step: Option<HistoryStep>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct HistoryStep {
+        #[prost(int64, tag = "1")]
+        pub(crate) num: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct SummaryRecord {
+        #[prost(message, repeated, tag = "1")]
+        pub(crate) update: Vec<Item>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct RunExitRecord {
+        #[prost(int32, tag = "1")]
+        pub(crate) exit_code: i32,
+        #[prost(int32, tag = "2")]
+        pub(crate) runtime: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct HeaderRecord {}
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct FinalRecord {}
+}
+
+use proto::*;
+
+/// Settings of the `wandb` backend; unset values come from `WANDB_PROJECT`,
+/// `WANDB_ENTITY`, `WANDB_NAME`, `WANDB_DIR` and `WANDB_RUN_ID`.
+#[derive(Clone, Debug, Default)]
+pub struct WandbOptions {
+    project: Option<String>,
+    entity: Option<String>,
+    name: Option<String>,
+    dir: Option<PathBuf>,
+    run_id: Option<String>,
+    all_ranks: bool,
+}
+
+impl WandbOptions {
+    /// Everything from the environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Project (`WANDB_PROJECT`, else `uncategorized`).
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// Entity, i.e. user or team (`WANDB_ENTITY`, else your default entity at sync time).
+    pub fn entity(mut self, entity: impl Into<String>) -> Self {
+        self.entity = Some(entity.into());
+        self
+    }
+
+    /// Display name, a run-name template with trainlog's placeholders (`WANDB_NAME`, else
+    /// the builder's `run_name`, else the run id).
+    pub fn name(mut self, template: impl Into<String>) -> Self {
+        self.name = Some(template.into());
+        self
+    }
+
+    /// Directory offline runs go into (`$WANDB_DIR/wandb`, else `<output_dir>/wandb`).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Run id (`WANDB_RUN_ID`, else 8 random characters).
+    pub fn run_id(mut self, id: impl Into<String>) -> Self {
+        self.run_id = Some(id.into());
+        self
+    }
+
+    /// Write on every rank (each its own run) instead of rank 0 only.
+    pub fn all_ranks(mut self, all: bool) -> Self {
+        self.all_ranks = all;
+        self
+    }
+
+    pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
+        self.all_ranks || rank.is_rank0()
+    }
+
+    /// Whether the environment asks for W&B (InstructLab's auto-detection).
+    pub(crate) fn requested_by_env() -> bool {
+        std::env::var("WANDB_PROJECT").is_ok_and(|p| !p.trim().is_empty())
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// An id like W&B's: 8 characters of `[a-z0-9]`.
+fn random_id() -> String {
+    let mut x = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
+        ^ (u64::from(std::process::id()) << 32);
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..8)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            alphabet[(x % alphabet.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+/// Writes one W&B offline run: the run, config from `hparams` records, a history row
+/// per record (`_step`, `_timestamp`, `_runtime` and the values; nested names joined with
+/// `/` as W&B does for dicts; records without a step take the next step), the summary
+/// (last values) at close, and the exit record, code 0, or 1 when the guard drops during
+/// a panic: the run always finishes. Write errors keep data buffered and retry; after a
+/// crash the file reads cleanly up to its last flushed record.
+#[derive(Debug)]
+pub struct WandbSink {
+    out: RecordFile,
+    /// Offset in the file where the next chunk starts (buffered bytes included).
+    offset: u64,
+    num: i64,
+    next_step: i64,
+    start: f64,
+    summary: BTreeMap<String, String>,
+    run_dir: PathBuf,
+}
+
+impl WandbSink {
+    /// Creates the offline run directory and file, and writes the header, run and
+    /// (empty) config records.
+    pub fn new(
+        options: WandbOptions,
+        output_dir: Option<&Path>,
+        rank: RankInfo,
+        default_name: Option<&str>,
+    ) -> Result<Self> {
+        let base = match (&options.dir, env("WANDB_DIR"), output_dir) {
+            (Some(dir), _, _) => dir.clone(),
+            (None, Some(dir), _) => PathBuf::from(dir).join("wandb"),
+            (None, None, Some(out)) => out.join("wandb"),
+            (None, None, None) => {
+                return Err(Error::Config(
+                    "the wandb backend writes an offline run: set `.output_dir(..)`, \
+                     WandbOptions::dir or WANDB_DIR"
+                        .into(),
+                ))
+            }
+        };
+        let now = SystemTime::now();
+        let run_id = options
+            .run_id
+            .clone()
+            .or_else(|| env("WANDB_RUN_ID"))
+            .unwrap_or_else(random_id);
+        if run_id.contains(['/', '\\']) || run_id.is_empty() {
+            return Err(Error::Config(format!(
+                "W&B run id `{run_id}` must be a plain name"
+            )));
+        }
+        let display = match options
+            .name
+            .clone()
+            .or_else(|| env("WANDB_NAME"))
+            .or_else(|| default_name.map(str::to_owned))
+        {
+            Some(template) => crate::naming::expand_run_name(&template, rank, now)?,
+            None => run_id.clone(),
+        };
+        let stamp = crate::naming::expand_run_name("{utc_time}", rank, now)?;
+        let run_dir = base.join(format!("offline-run-{stamp}-{run_id}"));
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| Error::io("create W&B run directory", &run_dir, e))?;
+        let path = run_dir.join(format!("run-{run_id}.wandb"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create W&B run file", &path, e))?;
+        let start = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut out = RecordFile::new("wandb", path, file);
+        // Chunks are laid out by file offset: dropping buffered records after a long
+        // write failure would shift every later block, so this file never drops any.
+        out.set_max_pending(usize::MAX);
+        let mut sink = WandbSink {
+            out,
+            offset: 0,
+            num: 0,
+            next_step: 0,
+            start: start.as_secs_f64(),
+            summary: BTreeMap::new(),
+            run_dir,
+        };
+        let header = sink.out.buffer();
+        header.extend_from_slice(b":W&B");
+        header.extend_from_slice(&0xBEE1u16.to_le_bytes());
+        header.push(0);
+        sink.out.end_record();
+        sink.offset = CHUNK_HEADER;
+        sink.push(RecordType::Header(HeaderRecord {}));
+        sink.push(RecordType::Run(RunRecord {
+            run_id,
+            entity: options
+                .entity
+                .clone()
+                .or_else(|| env("WANDB_ENTITY"))
+                .unwrap_or_default(),
+            project: options
+                .project
+                .clone()
+                .or_else(|| env("WANDB_PROJECT"))
+                .unwrap_or_else(|| "uncategorized".into()),
+            display_name: display,
+            host: crate::naming::hostname(),
+            start_time: Some(Timestamp {
+                seconds: start.as_secs() as i64,
+                nanos: start.subsec_nanos() as i32,
+            }),
+        }));
+        sink.out.write_out()?;
+        Ok(sink)
+    }
+
+    /// The offline run directory (give it to `wandb sync`).
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The `.wandb` file.
+    pub fn path(&self) -> &Path {
+        self.out.path()
+    }
+
+    /// Appends one record, split into chunks at block boundaries.
+    fn push(&mut self, record_type: RecordType) {
+        self.num += 1;
+        let data = WbRecord {
+            num: self.num,
+            record_type: Some(record_type),
+        }
+        .encode_to_vec();
+        let mut rest = data.as_slice();
+        let mut first = true;
+        loop {
+            let in_block = self.offset % BLOCK;
+            let left = BLOCK - in_block;
+            if left < CHUNK_HEADER {
+                // Too small for a chunk header: zero padding, next block.
+                let out = self.out.buffer();
+                out.resize(out.len() + left as usize, 0);
+                self.offset += left;
+                continue;
+            }
+            let room = (left - CHUNK_HEADER) as usize;
+            let take = rest.len().min(room);
+            let last = take == rest.len();
+            let kind = match (first, last) {
+                (true, true) => FULL,
+                (true, false) => FIRST,
+                (false, false) => MIDDLE,
+                (false, true) => LAST,
+            };
+            let chunk = &rest[..take];
+            let mut crc = crc32fast::Hasher::new_with_initial(crc32fast::hash(&[kind]));
+            crc.update(chunk);
+            let out = self.out.buffer();
+            out.extend_from_slice(&crc.finalize().to_le_bytes());
+            out.extend_from_slice(&(take as u16).to_le_bytes());
+            out.push(kind);
+            out.extend_from_slice(chunk);
+            self.offset += CHUNK_HEADER + take as u64;
+            rest = &rest[take..];
+            first = false;
+            if last {
+                break;
+            }
+        }
+        // The whole record, all its chunks, is one unit for the retrying file.
+        self.out.end_record();
+    }
+
+    fn write_record(&mut self, r: &Record) {
+        let items: Vec<Item> = r
+            .unique_fields()
+            .map(|(k, v)| Item {
+                key: if r.hparams {
+                    k.to_owned()
+                } else {
+                    k.replace('.', "/")
+                },
+                value_json: value_json(v),
+            })
+            .collect();
+        if r.hparams {
+            self.push(RecordType::Config(ConfigRecord { update: items }));
+            return;
+        }
+        let step = r
+            .step
+            .map_or(self.next_step, |s| i64::try_from(s).unwrap_or(i64::MAX));
+        self.next_step = step.saturating_add(1).max(self.next_step);
+        let time = r.unix_seconds();
+        let mut row = vec![
+            Item {
+                key: "_step".into(),
+                value_json: step.to_string(),
+            },
+            Item {
+                key: "_timestamp".into(),
+                value_json: json_number(time),
+            },
+            Item {
+                key: "_runtime".into(),
+                value_json: json_number((time - self.start).max(0.0)),
+            },
+        ];
+        for item in &items {
+            self.summary
+                .insert(item.key.clone(), item.value_json.clone());
+        }
+        row.extend(items);
+        self.push(RecordType::History(HistoryRecord {
+            item: row,
+            step: Some(HistoryStep { num: step }),
+        }));
+    }
+}
+
+fn json_number(v: f64) -> String {
+    serde_json::Number::from_f64(v).map_or_else(|| "null".into(), |n| n.to_string())
+}
+
+/// A value as W&B's JSON: Python's `json`, so non-finite floats are `NaN`, `Infinity`.
+fn value_json(v: &Value) -> String {
+    match v {
+        Value::F64(f) if f.is_nan() => "NaN".into(),
+        Value::F64(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.into(),
+        Value::F64(f) => json_number(*f),
+        Value::Str(s) => serde_json::Value::String(s.clone()).to_string(),
+        Value::Json(j) => j.to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl Sink for WandbSink {
+    fn name(&self) -> &str {
+        "wandb"
+    }
+
+    fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
+        for record in batch {
+            self.write_record(record);
+        }
+        if self.out.pending() >= 256 * 1024 {
+            self.out.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.write_out()
+    }
+
+    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
+        let update: Vec<Item> = std::mem::take(&mut self.summary)
+            .into_iter()
+            .map(|(key, value_json)| Item { key, value_json })
+            .collect();
+        self.push(RecordType::Summary(SummaryRecord { update }));
+        let runtime = (SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+            - self.start)
+            .max(0.0);
+        self.push(RecordType::Exit(RunExitRecord {
+            exit_code: match outcome {
+                RunOutcome::Completed => 0,
+                RunOutcome::Failed => 1,
+            },
+            runtime: runtime as i32,
+        }));
+        self.push(RecordType::Final(FinalRecord {}));
+        self.out.sync()
+    }
+
+    fn lost(&self) -> u64 {
+        self.out.lost()
+    }
+}

@@ -1,0 +1,311 @@
+//! W&B offline runs, read back by the `wandb` package's own reader (DataStore, wandb
+//! 0.21.x pinned in `tests/python/requirements-wandb.txt`) and listed by `wandb sync --view`.
+
+#[path = "../support/python.rs"]
+mod python;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value as Json};
+use tracing::info;
+use tracing_subscriber::prelude::*;
+use trainlog::sink::WandbOptions;
+use trainlog::{MetricGuard, MetricLogger, MetricLoggerBuilder};
+
+fn read(run_file: &Path) -> Json {
+    python::run_json("wandb", "read_wandb.py", &[run_file])
+}
+
+/// The only offline run under `dir`, and its `.wandb` file.
+fn only_run(dir: &Path) -> (PathBuf, PathBuf) {
+    let runs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("offline-run-")
+        })
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let file = std::fs::read_dir(&runs[0])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wandb"))
+        .unwrap();
+    (runs[0].clone(), file)
+}
+
+fn logger(dir: &Path, options: WandbOptions) -> MetricLoggerBuilder {
+    MetricLogger::builder()
+        .output_dir(dir)
+        .backends("wandb")
+        .unwrap()
+        .rank(0)
+        .wandb(options)
+}
+
+fn run(builder: MetricLoggerBuilder, f: impl FnOnce()) -> MetricGuard {
+    let (layer, guard) = builder.build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+    guard
+}
+
+#[test]
+fn run_config_history_summary_and_exit_read_back_by_wandb() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WandbOptions::new()
+        .project("trainlog-tests")
+        .entity("team")
+        .run_id("abc123xy")
+        .name("sft_{rank}");
+    let guard = run(logger(dir.path(), options), || {
+        info!(target: "metrics", hparams = true, lr = 3e-4, batch_size = 32u64, model = "tiny");
+        for step in 0..100u64 {
+            info!(target: "metrics", step, loss = step as f64 / 4.0, "eval.acc" = 0.5, note = "ok");
+        }
+        info!(target: "metrics", step = 100, loss = f64::NAN);
+    });
+    drop(guard);
+    let (run_dir, file) = only_run(&dir.path().join("wandb"));
+    let name = run_dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("offline-run-") && name.ends_with("-abc123xy"),
+        "{name}"
+    );
+    assert_eq!(file.file_name().unwrap(), "run-abc123xy.wandb");
+    let out = read(&file);
+    assert_eq!(out["error"], Json::Null, "{out}");
+    assert_eq!(out["run"]["run_id"], "abc123xy");
+    assert_eq!(out["run"]["project"], "trainlog-tests");
+    assert_eq!(out["run"]["entity"], "team");
+    assert_eq!(out["run"]["display_name"], "sft_0");
+    assert_eq!(
+        out["config"],
+        json!({"lr": 3e-4, "batch_size": 32, "model": "tiny"})
+    );
+    let history = out["history"].as_array().unwrap();
+    assert_eq!(history.len(), 101);
+    for (i, row) in history.iter().take(100).enumerate() {
+        assert_eq!(row["step"], i as u64);
+        let items = &row["items"];
+        assert_eq!(items["_step"], i as u64);
+        assert_eq!(items["loss"], i as f64 / 4.0);
+        assert_eq!(items["eval/acc"], 0.5);
+        assert_eq!(items["note"], "ok");
+        assert!(items["_timestamp"].as_f64().unwrap() > 1.7e9);
+        assert!(items["_runtime"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(history[100]["items"]["loss"], "NaN");
+    assert_eq!(out["summary"]["loss"], "NaN");
+    assert_eq!(out["summary"]["eval/acc"], 0.5);
+    assert_eq!(out["exit_code"], 0);
+    let types: Vec<&str> = out["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(&types[..3], &["header", "run", "config"]);
+    assert_eq!(&types[types.len() - 3..], &["summary", "exit", "final"]);
+}
+
+#[test]
+fn records_larger_than_a_block_are_split_and_reassembled() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide: serde_json::Map<String, Json> = (0..5000)
+        .map(|i| (format!("layer{i}.grad_norm"), json!(i)))
+        .collect();
+    let guard = run(
+        logger(dir.path(), WandbOptions::new().run_id("wide0001")),
+        || {
+            for step in 0..3u64 {
+                trainlog::log_dict(Some(step), &wide);
+            }
+        },
+    );
+    drop(guard);
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    assert!(std::fs::metadata(&file).unwrap().len() > 3 * 32_768);
+    let out = read(&file);
+    assert_eq!(out["error"], Json::Null, "{}", out["error"]);
+    let history = out["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[2]["items"]["layer4999/grad_norm"], 4999);
+    assert_eq!(history[2]["items"].as_object().unwrap().len(), 5003);
+}
+
+#[test]
+fn a_panicking_run_exits_with_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = logger(dir.path(), WandbOptions::new().run_id("boom0001"))
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _guard = guard;
+        tracing::dispatcher::with_default(&dispatch, || {
+            info!(target: "metrics", step = 0, loss = 1.0);
+            panic!("diverged");
+        })
+    }));
+    assert!(result.is_err());
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    let out = read(&file);
+    assert_eq!(out["exit_code"], 1);
+    assert_eq!(out["history"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn wandb_sync_view_lists_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = run(
+        logger(
+            dir.path(),
+            WandbOptions::new().project("p").run_id("sync0001"),
+        ),
+        || {
+            info!(target: "metrics", hparams = true, lr = 0.1);
+            info!(target: "metrics", step = 0, loss = 1.5);
+        },
+    );
+    drop(guard);
+    let (run_dir, _) = only_run(&dir.path().join("wandb"));
+    let python = python::python("wandb");
+    let wandb = python.parent().unwrap().join("wandb");
+    let out = std::process::Command::new(wandb)
+        .args(["sync", "--view", "--verbose"])
+        .arg(&run_dir)
+        // `sync` wants credentials even to view; a dummy key and a dead server keep it
+        // local (viewing sends nothing).
+        .env("WANDB_API_KEY", "x".repeat(40))
+        .env("WANDB_BASE_URL", "http://127.0.0.1:9")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("Traceback"), "{stderr}");
+    assert_eq!(stdout.matches("Record: num:").count(), 7, "{stdout}");
+    for kind in [
+        "header {",
+        "run {",
+        "config {",
+        "history {",
+        "summary {",
+        "exit {",
+    ] {
+        assert!(stdout.contains(kind), "{kind} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("sync0001"), "{stdout}");
+}
+
+/// Runs in a child process (see the next test).
+#[test]
+#[ignore = "run in a child process"]
+fn child_logs_until_killed() {
+    let Some(dir) = std::env::var_os("TRAINLOG_WANDB_CHILD_DIR") else {
+        return;
+    };
+    let (layer, guard) = logger(Path::new(&dir), WandbOptions::new().run_id("kill0001"))
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for step in 0.. {
+            info!(target: "metrics", step, loss = step as f64);
+            if step % 100 == 99 {
+                guard.flush().unwrap();
+                println!("flushed {step}");
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    });
+}
+
+#[test]
+fn sigkill_mid_run_reads_cleanly_up_to_the_last_flush() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_logs_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("TRAINLOG_WANDB_CHILD_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut last = 0;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(n) = line.unwrap().strip_prefix("flushed ") {
+            last = n.parse().unwrap();
+            if last >= 399 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    let out = read(&file);
+    assert_eq!(out["error"], Json::Null, "{}", out["error"]);
+    let steps: Vec<u64> = out["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    assert!(
+        steps.len() as u64 > last,
+        "{} rows, flushed {last}",
+        steps.len()
+    );
+    assert!(steps.iter().enumerate().all(|(i, s)| *s == i as u64));
+}
+
+#[test]
+fn the_wandb_variables_configure_and_turn_on_the_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_configured_by_wandb_variables",
+            "--ignored",
+            "--quiet",
+        ])
+        .env("TRAINLOG_WANDB_ENV_CHILD", "1")
+        .env("WANDB_PROJECT", "from-env")
+        .env("WANDB_ENTITY", "env-team")
+        .env("WANDB_NAME", "env_rank{rank}")
+        .env("WANDB_RUN_ID", "envrun01")
+        .env("WANDB_DIR", dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    let out = read(&file);
+    assert_eq!(out["run"]["project"], "from-env");
+    assert_eq!(out["run"]["entity"], "env-team");
+    assert_eq!(out["run"]["display_name"], "env_rank0");
+    assert_eq!(out["run"]["run_id"], "envrun01");
+    assert_eq!(out["history"][0]["items"]["loss"], 0.25);
+}
+
+#[test]
+#[ignore = "run in a child process"]
+fn child_configured_by_wandb_variables() {
+    if std::env::var_os("TRAINLOG_WANDB_ENV_CHILD").is_none() {
+        return;
+    }
+    // No backends, no options: WANDB_PROJECT turns W&B on, as in InstructLab.
+    let (layer, guard) = MetricLogger::builder().rank(0).build().unwrap();
+    assert_eq!(guard.sinks(), vec!["wandb"]);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info!(target: "metrics", step = 0, loss = 0.25);
+    });
+    drop(guard);
+}
