@@ -9,8 +9,8 @@
 //! `--backends LIST` (default `async`; e.g. `async,tensorboard`), `--log-every K`
 //! (default 1), `--eval-every N` (default 100), `--quiet` (no console lines for metrics),
 //! `--url URL` (the `http` backend's server; build with `--features http`, token from
-//! `TRAINLOG_AUTH_TOKEN`). `mlflow` and `otel` in `--backends` need `--features mlflow`
-//! / `--features otel` and take their settings from `MLFLOW_*` / `OTEL_*` variables.
+//! `TRAINLOG_AUTH_TOKEN`). `mlflow`, `otel` and `wandb` in `--backends` need the feature
+//! of the same name and take their settings from `MLFLOW_*`, `OTEL_*`, `WANDB_*` variables.
 //!
 //! Writes `DIR/metrics_rank<RANK>.jsonl`: one hyperparameter line, then one line per
 //! logged step; every `--eval-every` steps that line also carries nested `eval.*` metrics.
