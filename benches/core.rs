@@ -190,6 +190,27 @@ fn timed_runs(
     total
 }
 
+/// Logs all `N` events through trainlog with `backends` into `dir`, until the guard is done.
+fn log_all_through(dir: &Path, backends: &str) {
+    let (layer, guard) = MetricLogger::builder()
+        .output_dir(dir)
+        .backends(backends)
+        .unwrap()
+        .rank(0)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..N {
+            metrics_event!(i);
+        }
+    });
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert_eq!(stats.written, N);
+}
+
 /// Events in a TensorBoard file, not counting the version record, by walking the framing.
 fn count_events(path: &Path) -> usize {
     let data = std::fs::read(path).unwrap();
@@ -274,21 +295,7 @@ fn end_to_end(c: &mut Criterion) {
     g.bench_function("trainlog_jsonl", |b| {
         b.iter_custom(|iters| {
             timed_runs(iters, count_lines, |dir| {
-                let (layer, guard) = MetricLogger::builder()
-                    .output_dir(dir)
-                    .rank(0)
-                    .build()
-                    .unwrap();
-                let subscriber = tracing_subscriber::registry().with(layer);
-                tracing::subscriber::with_default(subscriber, || {
-                    for i in 0..N {
-                        metrics_event!(i);
-                    }
-                });
-                let stats = guard
-                    .shutdown(trainlog::sink::RunOutcome::Completed)
-                    .unwrap();
-                assert_eq!(stats.written, N);
+                log_all_through(dir, "async");
                 trainlog::jsonl_path(dir, 0)
             })
         })
@@ -297,23 +304,7 @@ fn end_to_end(c: &mut Criterion) {
     g.bench_function("trainlog_tensorboard", |b| {
         b.iter_custom(|iters| {
             timed_runs(iters, count_events, |dir| {
-                let (layer, guard) = MetricLogger::builder()
-                    .output_dir(dir)
-                    .backends("tensorboard")
-                    .unwrap()
-                    .rank(0)
-                    .build()
-                    .unwrap();
-                let subscriber = tracing_subscriber::registry().with(layer);
-                tracing::subscriber::with_default(subscriber, || {
-                    for i in 0..N {
-                        metrics_event!(i);
-                    }
-                });
-                let stats = guard
-                    .shutdown(trainlog::sink::RunOutcome::Completed)
-                    .unwrap();
-                assert_eq!(stats.written, N);
+                log_all_through(dir, "tensorboard");
                 event_file(dir)
             })
         })

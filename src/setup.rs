@@ -675,8 +675,8 @@ impl MetricGuard {
             .map(|w| {
                 let c = &w.counters;
                 let stats = Stats {
-                    queued: c.queued.load(Relaxed),
-                    dropped: c.dropped.load(Relaxed),
+                    queued: c.queued(),
+                    dropped: c.dropped(),
                     written: c.written.load(Relaxed),
                     write_errors: c.write_errors.load(Relaxed),
                     lost: c.lost.load(Relaxed),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use crate::sink::{RunOutcome, Sink};
 use crate::{Error, Overflow, Record, Result};
@@ -27,16 +27,44 @@ pub(crate) enum Msg {
     Shutdown(RunOutcome),
 }
 
-/// Counters shared by the layer (producer side) and the worker.
+/// Counters shared by the layer (producer side) and the worker. The producers' counters
+/// sit on their own cache line, so counting on the logging path does not contend with
+/// the worker's.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) queued: AtomicU64,
-    pub(crate) dropped: AtomicU64,
+    pub(crate) producer: Padded<ProducerCounters>,
     pub(crate) written: AtomicU64,
     pub(crate) write_errors: AtomicU64,
     pub(crate) lost: AtomicU64,
+    /// Records that were queued but arrived after the sink closed (counted in `dropped`
+    /// too); [`queued`](Self::queued) leaves them out.
+    pub(crate) discarded: AtomicU64,
+}
+
+/// What the logging path counts.
+#[derive(Debug, Default)]
+pub(crate) struct ProducerCounters {
+    queued: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     /// Set once the sink is closed: later records are counted as dropped.
-    pub(crate) closed: AtomicBool,
+    closed: AtomicBool,
+}
+
+/// Aligns its content to a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl Counters {
+    /// Records accepted into the queue that the worker took.
+    pub(crate) fn queued(&self) -> u64 {
+        let queued = self.producer.0.queued.load(Relaxed);
+        queued.saturating_sub(self.discarded.load(Relaxed))
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.producer.0.dropped.load(Relaxed)
+    }
 }
 
 /// The producer's end: what the layer holds for each sink.
@@ -51,26 +79,26 @@ impl Feeder {
     /// Queues a record. Never panics; blocks only under `Overflow::Block` with a full queue.
     #[inline]
     pub(crate) fn send(&self, record: Arc<Record>) {
-        let c = &self.counters;
+        let c = &self.counters.producer.0;
         if c.closed.load(Relaxed) {
             c.dropped.fetch_add(1, Relaxed);
             return;
         }
-        // Counted before the send so the worker never sees a record it cannot account for.
-        c.queued.fetch_add(1, Relaxed);
-        // A sink that logs metrics from its own worker must not wait on its own queue.
-        let in_worker = IN_WORKER.try_with(Cell::get).unwrap_or(false);
-        let block = self.overflow == Overflow::Block && !in_worker;
-        let sent = if block {
-            self.tx.send(Msg::Record(record)).is_ok()
-        } else {
-            self.tx.try_send(Msg::Record(record)).is_ok()
+        let sent = match self.tx.try_send(Msg::Record(record)) {
+            Ok(()) => true,
+            // Only a full queue under `Block` waits; a sink that logs metrics from its
+            // own worker must not wait on its own queue.
+            Err(TrySendError::Full(msg))
+                if self.overflow == Overflow::Block
+                    && !IN_WORKER.try_with(Cell::get).unwrap_or(false) =>
+            {
+                self.tx.send(msg).is_ok()
+            }
+            Err(_) => false,
         };
-        if !sent {
-            // Full queue under the drop policy, or the worker already gone.
-            c.queued.fetch_sub(1, Relaxed);
-            c.dropped.fetch_add(1, Relaxed);
-        }
+        // Full queue under the drop policy, or the worker already gone: dropped.
+        let counter = if sent { &c.queued } else { &c.dropped };
+        counter.fetch_add(1, Relaxed);
     }
 }
 
@@ -296,11 +324,11 @@ impl WorkerState {
                     .copied(),
             );
         }
-        self.counters.closed.store(true, Relaxed);
+        self.counters.producer.0.closed.store(true, Relaxed);
         for msg in rx.try_iter() {
             if let Msg::Record(_) = msg {
-                self.counters.queued.fetch_sub(1, Relaxed);
-                self.counters.dropped.fetch_add(1, Relaxed);
+                self.counters.discarded.fetch_add(1, Relaxed);
+                self.counters.producer.0.dropped.fetch_add(1, Relaxed);
             }
         }
     }
