@@ -325,10 +325,10 @@ impl Run {
         )
     }
 
-    fn event(&self, tag: &str, step: Option<u64>, key: &str, value: Option<u64>) {
+    fn event(&self, tag: &str, step: Option<u64>, epoch: Option<u64>) {
         let mut fields = serde_json::Map::new();
-        if let Some(v) = value {
-            fields.insert(key.into(), v.into());
+        if let Some(epoch) = epoch {
+            fields.insert("epoch".into(), epoch.into());
         }
         fields.insert("event".into(), tag.into());
         crate::log_dict(step, &fields);
@@ -336,22 +336,22 @@ impl Run {
 
     /// Emits a `step_begin` event record at `step`.
     pub fn step_begin(&self, step: u64) {
-        self.event("step_begin", Some(step), "", None);
+        self.event("step_begin", Some(step), None);
     }
 
     /// Emits a `step_end` event record at `step`.
     pub fn step_end(&self, step: u64) {
-        self.event("step_end", Some(step), "", None);
+        self.event("step_end", Some(step), None);
     }
 
     /// Emits an `epoch_begin` event record with field `epoch`.
     pub fn epoch_begin(&self, epoch: u64) {
-        self.event("epoch_begin", None, "epoch", Some(epoch));
+        self.event("epoch_begin", None, Some(epoch));
     }
 
     /// Emits an `epoch_end` event record with field `epoch`.
     pub fn epoch_end(&self, epoch: u64) {
-        self.event("epoch_end", None, "epoch", Some(epoch));
+        self.event("epoch_end", None, Some(epoch));
     }
 
     /// Emits an `error` event record with the message.

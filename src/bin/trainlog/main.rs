@@ -268,15 +268,23 @@ fn to_record(line: &Json) -> Record {
     r.hparams = line["hparams"] == true;
     r.message = line["message"].as_str().map(str::to_owned);
     for (k, v) in fields(line) {
-        let value = match v.as_str() {
-            Some("NaN") => Value::F64(f64::NAN),
-            Some("Infinity") => Value::F64(f64::INFINITY),
-            Some("-Infinity") => Value::F64(f64::NEG_INFINITY),
+        let value = match (v, number(v)) {
+            (Json::String(_), Some(non_finite)) => Value::F64(non_finite),
             _ => Value::from(v.clone()),
         };
         r.fields.push((k.clone().into(), value));
     }
     r
+}
+
+/// A JSONL value as a number, decoding the strings trainlog writes for NaN and ±∞.
+fn number(v: &Json) -> Option<f64> {
+    match v.as_str() {
+        Some("NaN") => Some(f64::NAN),
+        Some("Infinity") => Some(f64::INFINITY),
+        Some("-Infinity") => Some(f64::NEG_INFINITY),
+        _ => v.as_f64(),
+    }
 }
 
 fn print_line(
@@ -534,13 +542,7 @@ fn plot(args: &[String]) -> Result<(), String> {
                 .filter(|l| l["hparams"] != true)
                 .filter_map(|l| {
                     let step = l["step"].as_u64()? as f64;
-                    let value = match &l[metric.as_str()] {
-                        Json::String(s) if s == "NaN" => f64::NAN,
-                        Json::String(s) if s == "Infinity" => f64::INFINITY,
-                        Json::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
-                        v => v.as_f64()?,
-                    };
-                    Some((step, value))
+                    Some((step, number(&l[metric.as_str()])?))
                 })
                 .collect();
             if points.is_empty() {
