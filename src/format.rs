@@ -24,7 +24,7 @@ pub fn color_enabled() -> bool {
 
 /// Like [`color_enabled`] for another stream, e.g. `&std::io::stderr()`.
 pub fn color_enabled_for(stream: &impl IsTerminal) -> bool {
-    std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()) && stream.is_terminal()
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
 }
 
 /// Formats a float by the console rules: `0.250`, `3.00e-4`, `1.23e5`, `NaN`, `inf`.

@@ -70,7 +70,7 @@ fn last_export(receiver: &Receiver) -> (Json, Vec<Json>) {
         .find(|r| {
             !r["request"]["resourceMetrics"]
                 .as_array()
-                .map_or(true, Vec::is_empty)
+                .is_none_or(Vec::is_empty)
         })
         .unwrap_or_else(|| panic!("no export with metrics: {requests:?}"));
     assert_eq!(last["path"], "/v1/metrics");
