@@ -47,6 +47,14 @@ pub enum Error {
         /// The deadline that passed.
         after: Duration,
     },
+    /// The logger shut down, but some records never reached their destination (a disk
+    /// still full at exit, a server that refused them): they are counted in `stats.lost`.
+    Lost {
+        /// The final counters, summed over all sinks.
+        stats: crate::Stats,
+        /// Which sinks lost how many records.
+        detail: String,
+    },
     /// A sink failed to write, flush or close.
     Sink {
         /// The sink's name.
@@ -100,6 +108,11 @@ impl fmt::Display for Error {
             Error::Timeout { what, after } => {
                 write!(f, "{what} did not finish within {after:?}")
             }
+            Error::Lost { stats, detail } => write!(
+                f,
+                "{} of {} records were not written ({detail})",
+                stats.lost, stats.queued
+            ),
             Error::Sink { sink, message } => write!(f, "{sink} sink: {message}"),
         }
     }

@@ -86,6 +86,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 
+mod append;
 mod error;
 pub mod filter;
 #[cfg(feature = "console")]

@@ -605,7 +605,8 @@ pub struct Stats {
     /// Records not queued: the queue was full under [`Overflow::Drop`], or the logger
     /// had already shut down.
     pub dropped: u64,
-    /// Records handed to a sink without error.
+    /// Records the sinks took and have not given up on: written, or held in a sink's
+    /// buffer for a retry after a write error. After shutdown, `queued == written + lost`.
     pub written: u64,
     /// Failed sink calls (writes, flushes, closes). Failed writes are retried.
     pub write_errors: u64,
@@ -704,7 +705,10 @@ impl MetricGuard {
     }
 
     /// Shuts down now with the given outcome and returns the final counters.
-    /// Errors if some sink did not finish before the deadline.
+    ///
+    /// Errors if some sink did not finish before the deadline ([`Error::Timeout`]), or if
+    /// records were lost ([`Error::Lost`], which carries the final counters): a disk still
+    /// full at exit, a sink that panicked, messages a server refused for good.
     pub fn shutdown(mut self, outcome: RunOutcome) -> Result<Stats> {
         self.close(outcome)?;
         Ok(self.stats())
@@ -730,6 +734,7 @@ impl MetricGuard {
                 ));
             }
         }
+        let mut lost = Vec::new();
         for (name, s) in self.sink_stats() {
             if s.dropped > 0 {
                 eprintln!(
@@ -739,21 +744,27 @@ impl MetricGuard {
             }
             if s.lost > 0 {
                 eprintln!(
-                    "trainlog: {name}: {} records could not be written and were discarded",
-                    s.lost
+                    "trainlog: {name}: {} of {} records could not be written and are lost",
+                    s.lost, s.queued
                 );
+                lost.push(format!("{name}: {}", s.lost));
             }
         }
-        if late.is_empty() {
-            Ok(())
-        } else {
+        if !late.is_empty() {
             let err = Error::Timeout {
                 what: format!("shutting down {}", late.join(", ")),
                 after: self.shutdown_timeout,
             };
             eprintln!("trainlog: {err}; unwritten records may be lost");
-            Err(err)
+            return Err(err);
         }
+        if !lost.is_empty() {
+            return Err(Error::Lost {
+                stats: self.stats(),
+                detail: format!("lost by sink: {}", lost.join(", ")),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -133,6 +133,7 @@ impl Worker {
             counters: counters.clone(),
             failing: 0,
             dead: false,
+            accepted: 0,
             dead_lost: 0,
             sink_lost: 0,
         };
@@ -210,6 +211,9 @@ struct WorkerState {
     failing: u64,
     /// The sink panicked: records are counted as lost from then on.
     dead: bool,
+    /// Records the sink took (`write_batch` returned, with or without an error: a sink
+    /// keeps what it could not write yet and reports what it gives up on as lost).
+    accepted: u64,
     /// Records lost because the sink is dead, and the sink's own count when last asked.
     dead_lost: u64,
     sink_lost: u64,
@@ -277,18 +281,16 @@ impl WorkerState {
     }
 
     fn write(&mut self, batch: &[Arc<Record>]) {
+        if !self.dead {
+            let _ = self.call("write", |s| s.write_batch(batch));
+        }
         if self.dead {
+            // The sink panicked on this batch, or earlier: the records are gone with it.
             self.dead_lost += batch.len() as u64;
-            self.update_lost();
-            return;
+        } else {
+            self.accepted += batch.len() as u64;
         }
-        if self.call("write", |s| s.write_batch(batch)).is_ok() {
-            self.counters.written.fetch_add(batch.len() as u64, Relaxed);
-        } else if self.dead {
-            // The sink panicked on this batch: it is gone with the sink.
-            self.dead_lost += batch.len() as u64;
-            self.update_lost();
-        }
+        self.update_counters();
     }
 
     /// Writes what other threads queued before the shutdown message was handled (up to
@@ -364,7 +366,7 @@ impl WorkerState {
         if !self.dead {
             self.sink_lost = self.sink.lost();
         }
-        self.update_lost();
+        self.update_counters();
         match &result {
             Ok(()) if self.failing > 0 => {
                 eprintln!(
@@ -390,10 +392,14 @@ impl WorkerState {
         result
     }
 
-    fn update_lost(&self) {
-        self.counters
-            .lost
-            .store(self.sink_lost + self.dead_lost, Relaxed);
+    /// Publishes `written` and `lost`: what the sink took and has not given up on counts
+    /// as written (it may still sit in the sink's retry buffer), so that once the queue is
+    /// drained `queued == written + lost` holds exactly.
+    fn update_counters(&self) {
+        let c = &self.counters;
+        c.written
+            .store(self.accepted.saturating_sub(self.sink_lost), Relaxed);
+        c.lost.store(self.sink_lost + self.dead_lost, Relaxed);
     }
 
     fn dead_error(&self) -> Error {

@@ -1,6 +1,6 @@
 //! Append-only JSON-lines files, read back with tolerance for one torn last line.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::Path;
 
 use crate::{Error, Result};
@@ -17,35 +17,9 @@ pub fn append_jsonl(path: &Path, value: &serde_json::Value) -> Result<()> {
         .append(true)
         .open(path)
         .map_err(|e| Error::io("append to", path, e))?;
-    cut_torn_tail(&mut file).map_err(|e| Error::io("repair", path, e))?;
+    crate::append::cut_torn_tail(&mut file).map_err(|e| Error::io("repair", path, e))?;
     file.write_all(&line)
         .map_err(|e| Error::io("append to", path, e))
-}
-
-/// Truncates the file after its last newline when it does not end with one.
-fn cut_torn_tail(file: &mut std::fs::File) -> std::io::Result<()> {
-    let len = file.metadata()?.len();
-    let mut end = len;
-    let mut chunk = vec![0u8; 4096];
-    while end > 0 {
-        let start = end.saturating_sub(chunk.len() as u64);
-        let n = (end - start) as usize;
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut chunk[..n])?;
-        if let Some(at) = chunk[..n].iter().rposition(|&b| b == b'\n') {
-            let keep = start + at as u64 + 1;
-            if keep != len {
-                file.set_len(keep)?;
-            }
-            return Ok(());
-        }
-        end = start;
-    }
-    // No newline at all: the whole content is one torn line.
-    if len > 0 {
-        file.set_len(0)?;
-    }
-    Ok(())
 }
 
 /// Reads every line of a JSON-lines file. A last line without its newline that does not

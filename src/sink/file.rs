@@ -7,7 +7,7 @@
 //! oldest whole records are discarded and counted as lost.
 
 use std::collections::VecDeque;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,31 @@ impl RecordFile {
             max_pending: DEFAULT_MAX_PENDING,
             lost: 0,
         }
+    }
+
+    /// Opens (creating if needed) a file of lines for appending. A torn last line that a
+    /// crash left behind is cut first (and reported), so the next line starts cleanly.
+    #[cfg_attr(
+        not(any(feature = "jsonl", feature = "http", feature = "mlflow")),
+        allow(dead_code)
+    )]
+    pub(crate) fn append_lines(sink: &'static str, path: PathBuf) -> Result<Self> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io("open for appending", &path, e))?;
+        let cut = crate::append::cut_torn_tail(&mut file)
+            .map_err(|e| Error::io("repair the torn last line of", &path, e))?;
+        if cut > 0 {
+            eprintln!(
+                "trainlog: {sink}: {} ended in a torn line ({cut} bytes, left by a crash or a \
+                 full disk); it was cut so that new lines start cleanly",
+                path.display()
+            );
+        }
+        Ok(Self::new(sink, path, file))
     }
 
     #[cfg_attr(
@@ -168,6 +193,47 @@ impl RecordFile {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Gives up on the records still waiting to be written (the sink is closing and the
+    /// last attempt failed): they are counted as lost. Returns how many there were.
+    pub(crate) fn abandon_pending(&mut self) -> u64 {
+        if self.written_of_first > 0 {
+            // Part of the first record reached the file: cut it, so the file ends on a
+            // whole record (a regular file; devices and pipes cannot be cut).
+            let whole = self.file_len - self.written_of_first as u64;
+            if self.file.set_len(whole).is_ok() {
+                self.file_len = whole;
+            }
+        }
+        let n = self.ends.len() as u64;
+        self.buf.clear();
+        self.ends.clear();
+        self.written_of_first = 0;
+        self.lost += n;
+        n
+    }
+
+    /// The last write at close: writes everything out and syncs. What still cannot be
+    /// written is counted as lost, and the error says how many records that was.
+    #[cfg_attr(
+        not(any(feature = "jsonl", feature = "tensorboard", feature = "wandb")),
+        allow(dead_code)
+    )]
+    pub(crate) fn close(&mut self) -> Result<()> {
+        self.sync().map_err(|e| {
+            let n = self.abandon_pending();
+            if n == 0 {
+                return e;
+            }
+            Error::Sink {
+                sink: self.sink.into(),
+                message: format!(
+                    "{n} records could not be written to {} at close and are lost ({e})",
+                    self.path.display()
+                ),
+            }
+        })
     }
 
     #[cfg(test)]

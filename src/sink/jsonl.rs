@@ -1,6 +1,5 @@
 //! `JsonlSink`: one JSON object per line, one file per rank (the `async` backend).
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,16 +58,11 @@ impl JsonlSink {
         Self::open(dir.join(Self::file_name(rank)))
     }
 
-    /// Opens (creating if needed) `path` for appending.
+    /// Opens (creating if needed) `path` for appending. A torn last line left by a crash
+    /// is cut first, so the file stays valid JSON lines.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
-        let path = path.into();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io("open metrics file", &path, e))?;
         Ok(JsonlSink {
-            out: RecordFile::new("jsonl", path, file),
+            out: RecordFile::append_lines("jsonl", path.into())?,
             timestamps: TimestampFormatter::default(),
         })
     }
@@ -106,7 +100,7 @@ impl Sink for JsonlSink {
     }
 
     fn close(&mut self, _outcome: RunOutcome) -> Result<()> {
-        self.out.sync()
+        self.out.close()
     }
 
     fn lost(&self) -> u64 {

@@ -136,12 +136,7 @@ impl Spool {
         let spool_path = dir.join(format!("{stem}.jsonl"));
         let offset_path = dir.join(format!("{stem}.offset"));
         let dead_path = dir.join(format!("{stem}.dead.jsonl"));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spool_path)
-            .map_err(|e| Error::io("open spool file", &spool_path, e))?;
-        let file = RecordFile::new(name, spool_path.clone(), file);
+        let file = RecordFile::append_lines(name, spool_path.clone())?;
         let spooled = file.file_len();
         let sent = read_offset(&offset_path).min(spooled);
         if sent < spooled {

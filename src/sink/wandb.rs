@@ -491,7 +491,7 @@ impl Sink for WandbSink {
             runtime: runtime as i32,
         }));
         self.push(RecordType::Final(FinalRecord {}));
-        self.out.sync()
+        self.out.close()
     }
 
     fn lost(&self) -> u64 {

@@ -85,9 +85,15 @@ fn full_disk_is_reported_counted_and_survived() {
     assert!(jsonl.write_errors >= 1, "{jsonl:?}");
     // The other sink is unaffected.
     assert_eq!(memory.len(), 100);
-    // Shutdown still completes (the close fails too, and is counted, not raised).
-    let stats = guard.shutdown(RunOutcome::Completed).unwrap();
+    // Shutdown still completes, and says that the records never reached the disk.
+    let err = guard.shutdown(RunOutcome::Completed).unwrap_err();
+    let Error::Lost { stats, .. } = &err else {
+        panic!("expected Error::Lost, got {err:?}")
+    };
     assert!(stats.write_errors >= 2, "{stats:?}");
+    assert_eq!(stats.lost, 100, "{stats:?}");
+    assert_eq!(stats.queued, stats.written + stats.lost, "{stats:?}");
+    assert!(err.to_string().contains("jsonl: 100"), "{err}");
 }
 
 /// A sink that blocks in `write_batch` until released, to fill queues on purpose.
@@ -224,7 +230,10 @@ fn a_panicking_sink_is_contained_and_counted() {
         "the dead sink's flush reports an error"
     );
     log(10..20); // training goes on after the sink died
-    let stats = guard.shutdown(RunOutcome::Completed).unwrap();
+    let err = guard.shutdown(RunOutcome::Completed).unwrap_err();
+    let Error::Lost { stats, .. } = err else {
+        panic!("expected Error::Lost, got {err:?}")
+    };
     assert_eq!(memory.len(), 20);
     assert_eq!(stats.queued, 40);
     assert_eq!(stats.written, 20);

@@ -1,6 +1,7 @@
 //! Core pipeline tests: capture, JSONL content read back, filters, ranks, failures, load.
 
 mod capture;
+mod edges;
 mod failure;
 mod filters;
 mod load;

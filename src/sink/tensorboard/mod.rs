@@ -336,7 +336,7 @@ impl Sink for TensorBoardSink {
             });
             self.push_summary(now, 0, vec![hparams_value(SESSION_END_TAG, end)]);
         }
-        self.out.sync()
+        self.out.close()
     }
 
     fn lost(&self) -> u64 {

@@ -1,0 +1,168 @@
+//! Files stay valid after a crash or a full disk, and the counters add up.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tracing::info;
+use trainlog::sink::RunOutcome;
+use trainlog::{Error, MetricLogger};
+
+use crate::support::{dispatch, read_jsonl, with_logger};
+
+#[test]
+fn a_torn_last_line_is_cut_before_the_next_logger_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics_rank0.jsonl");
+    // What a crash in the middle of a write leaves behind.
+    std::fs::write(
+        &path,
+        "{\"timestamp\":\"2026-11-24T07:40:31.123456Z\",\"rank\":0,\"step\":1,\"loss\":0.5}\n\
+         {\"timestamp\":\"2026-11-24T07:40:31.1235",
+    )
+    .unwrap();
+    let guard = with_logger(
+        MetricLogger::builder().output_dir(dir.path()).rank(0),
+        || info!(target: "metrics", step = 2, loss = 0.25),
+    );
+    guard.shutdown(RunOutcome::Completed).unwrap();
+    let lines = read_jsonl(&path); // panics on any invalid line
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["step"], 1);
+    assert_eq!(lines[1]["step"], 2);
+    assert_eq!(lines[1]["loss"], 0.25);
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `"2m"`), or says why it cannot.
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount refused: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fills the file system at `dir` until writing fails, leaving about `leave` bytes free.
+fn fill(dir: &Path, leave: u64) -> PathBuf {
+    let filler = dir.join("filler");
+    let free = fs_free(dir);
+    let size = free.saturating_sub(leave);
+    std::fs::write(&filler, vec![b'x'; size as usize]).unwrap();
+    filler
+}
+
+fn fs_free(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap()
+}
+
+const RECORDS: u64 = 7_000;
+
+fn log_records(dispatch: &tracing::Dispatch) {
+    tracing::dispatcher::with_default(dispatch, || {
+        for step in 0..RECORDS {
+            info!(target: "metrics", step, loss = 1.0 / (step + 1) as f64, lr = 3e-4, note = "padding to make lines longer");
+        }
+    });
+}
+
+#[test]
+fn disk_still_full_at_exit_counts_reports_and_fails_shutdown() {
+    let fs = match Tmpfs::mount("2m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: a tmpfs is needed for this test ({why})");
+            return;
+        }
+    };
+    fill(fs.path(), 200 * 1024);
+    let (dispatch, guard) = dispatch(
+        MetricLogger::builder()
+            .output_dir(fs.path())
+            .rank(0)
+            .flush_interval(Duration::from_millis(10)),
+    );
+    log_records(&dispatch);
+    let err = guard.shutdown(RunOutcome::Completed).unwrap_err();
+    let Error::Lost { stats, .. } = &err else {
+        panic!("expected Error::Lost, got {err:?}")
+    };
+    assert_eq!(stats.queued, RECORDS, "{stats:?}");
+    assert_eq!(stats.queued, stats.written + stats.lost, "{stats:?}");
+    assert!(stats.lost > 0 && stats.write_errors > 0, "{stats:?}");
+    // What is on disk is exactly what was counted written, every line whole.
+    let lines = read_jsonl(&fs.path().join("metrics_rank0.jsonl"));
+    assert_eq!(lines.len() as u64, stats.written, "{stats:?}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["step"], i as u64);
+    }
+}
+
+#[test]
+fn after_a_recovered_full_disk_every_record_is_written_and_counted() {
+    let fs = match Tmpfs::mount("2m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: a tmpfs is needed for this test ({why})");
+            return;
+        }
+    };
+    let filler = fill(fs.path(), 200 * 1024);
+    let (dispatch, guard) = dispatch(
+        MetricLogger::builder()
+            .output_dir(fs.path())
+            .rank(0)
+            .flush_interval(Duration::from_millis(10)),
+    );
+    log_records(&dispatch);
+    // The disk is full now, and the sink keeps what it could not write.
+    assert!(guard.flush().is_err());
+    assert!(guard.stats().write_errors > 0);
+    std::fs::remove_file(filler).unwrap();
+    guard.flush().unwrap();
+    let stats = guard.shutdown(RunOutcome::Completed).unwrap();
+    assert_eq!(stats.queued, RECORDS, "{stats:?}");
+    assert_eq!(stats.written, RECORDS, "{stats:?}");
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    let lines = read_jsonl(&fs.path().join("metrics_rank0.jsonl"));
+    assert_eq!(lines.len() as u64, RECORDS);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["step"], i as u64);
+    }
+}
