@@ -3,11 +3,6 @@
 //! Non-finite floats are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (the protobuf
 //! JSON convention), so the output is always valid JSON.
 
-#![cfg_attr(
-    not(any(feature = "jsonl", feature = "http", feature = "mlflow")),
-    allow(dead_code)
-)]
-
 use crate::Value;
 
 /// Appends `v` as JSON.

@@ -89,6 +89,7 @@
 mod append;
 mod error;
 pub mod filter;
+mod flatten;
 #[cfg(feature = "console")]
 pub mod format;
 mod json;

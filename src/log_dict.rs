@@ -1,33 +1,107 @@
 //! `log_dict`: metrics whose keys are only known at run time.
+//!
+//! The value is flattened on the caller's thread into record fields (see `flatten`), so
+//! NaN and the infinities survive. The event carries those fields as JSON text in its
+//! `dict` field, which every layer can read; trainlog's own capture takes the exact
+//! values from a thread-local handoff instead, recognised by the text's address, so it
+//! never has to parse the text back (and never meets a NaN that JSON cannot hold).
+
+use std::cell::RefCell;
 
 use serde::Serialize;
 
+use crate::flatten::flatten_into;
+use crate::{Key, Value};
+
+/// Fields of the `log_dict` event being dispatched on this thread, and the address and
+/// length of the `dict` text that stands for them.
+struct Pending {
+    text: (usize, usize),
+    fields: Vec<(Key, Value)>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// When `text` is the `dict` field of a `log_dict` event being dispatched on this thread,
+/// appends its exact fields to `out` and returns true.
+pub(crate) fn take_pending(text: &str, out: &mut Vec<(Key, Value)>) -> bool {
+    let id = (text.as_ptr() as usize, text.len());
+    PENDING
+        .try_with(|slot| match &*slot.borrow() {
+            Some(p) if p.text == id => {
+                out.extend(p.fields.iter().cloned());
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false)
+}
+
+/// Emits one metrics event for `fields` (a `log_dict`, `log_hparams` or run-API record).
+pub(crate) fn emit(step: Option<u64>, hparams: bool, fields: Vec<(Key, Value)>) {
+    let mut text = Vec::with_capacity(16 * fields.len() + 2);
+    text.push(b'{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        crate::json::write_str(&mut text, k);
+        text.push(b':');
+        crate::json::write_value(&mut text, v);
+    }
+    text.push(b'}');
+    // Written from `str`s and JSON tokens only.
+    let text = String::from_utf8(text).unwrap_or_default();
+    let pending = Pending {
+        text: (text.as_ptr() as usize, text.len()),
+        fields,
+    };
+    let previous = PENDING.try_with(|slot| slot.replace(Some(pending))).ok();
+    let dict = text.as_str();
+    match (step, hparams) {
+        (Some(step), false) => tracing::info!(target: "metrics", step, dict),
+        (None, false) => tracing::info!(target: "metrics", dict),
+        (Some(step), true) => tracing::info!(target: "metrics", step, hparams = true, dict),
+        (None, true) => tracing::info!(target: "metrics", hparams = true, dict),
+    }
+    // Restores what an outer `log_dict` on this thread had (a layer may log from inside).
+    let _ = PENDING.try_with(|slot| slot.replace(previous.flatten()));
+}
+
+fn flatten_and_emit<T: Serialize + ?Sized>(step: Option<u64>, hparams: bool, value: &T) {
+    let mut fields = Vec::new();
+    match flatten_into(&mut fields, "", value) {
+        Ok(()) => emit(step, hparams, fields),
+        Err(error) => tracing::error!(
+            target: "trainlog",
+            %error,
+            "{}: the value could not be turned into metric fields; nothing was logged",
+            if hparams { "log_hparams" } else { "log_dict" }
+        ),
+    }
+}
+
 /// Logs a serializable mapping as one metrics record on the `metrics` target.
 ///
-/// Nested maps become dotted names (`{"eval": {"acc": 0.9}}` → `eval.acc`), arrays and
-/// `null` are kept as JSON, and a value that is not a map is stored under `value`. `step`
-/// sets the record's step. If `value` cannot be serialized (a map with non-string keys,
-/// say), nothing is logged as a metric and an error event explains why.
+/// Nested maps and structs become dotted names (`{"eval": {"acc": 0.9}}` → `eval.acc`)
+/// down to 512 levels, arrays and `null` are kept as JSON, and a value that is not a map
+/// is stored under `value`. Floats keep NaN and ±∞ (what `serde_json::Value` cannot).
+/// `step` sets the record's step. If `value` cannot be flattened (a map with non-scalar
+/// keys, deeper nesting), nothing is logged as a metric and an error event on target
+/// `trainlog` explains why.
 ///
 /// ```
 /// use std::collections::BTreeMap;
 /// let mut metrics = BTreeMap::new();
 /// metrics.insert("loss/layer0".to_string(), 0.25);
+/// metrics.insert("grad_norm".to_string(), f64::NAN); // stays NaN in every sink
 /// trainlog::log_dict(Some(10), &metrics);
 /// trainlog::log_dict(None, &serde_json::json!({"eval": {"acc": 0.9}}));
 /// ```
 pub fn log_dict<T: Serialize + ?Sized>(step: Option<u64>, value: &T) {
-    match serde_json::to_string(value) {
-        Ok(json) => match step {
-            Some(step) => tracing::info!(target: "metrics", step, dict = json.as_str()),
-            None => tracing::info!(target: "metrics", dict = json.as_str()),
-        },
-        Err(error) => tracing::error!(
-            target: "trainlog",
-            %error,
-            "log_dict: the value could not be serialized as JSON; nothing was logged"
-        ),
-    }
+    flatten_and_emit(step, false, value);
 }
 
 /// Logs a serializable mapping as one hyperparameter record (`hparams = true`) on the
@@ -37,12 +111,5 @@ pub fn log_dict<T: Serialize + ?Sized>(step: Option<u64>, value: &T) {
 /// trainlog::log_hparams(&serde_json::json!({"lr": 3e-4, "model": {"layers": 12}}));
 /// ```
 pub fn log_hparams<T: Serialize + ?Sized>(value: &T) {
-    match serde_json::to_string(value) {
-        Ok(json) => tracing::info!(target: "metrics", hparams = true, dict = json.as_str()),
-        Err(error) => tracing::error!(
-            target: "trainlog",
-            %error,
-            "log_hparams: the value could not be serialized as JSON; nothing was logged"
-        ),
-    }
+    flatten_and_emit(None, true, value);
 }

@@ -517,7 +517,9 @@ impl Visit for Capture<'_> {
         match field.name() {
             "message" => self.0.message = Some(value.to_owned()),
             "dict" => {
-                if self.0.extend_json_str(value).is_err() {
+                if !crate::log_dict::take_pending(value, &mut self.0.fields)
+                    && self.0.extend_json_str(value).is_err()
+                {
                     self.push(field, Value::Str(value.to_owned()));
                 }
             }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde::Serialize;
-use serde_json::{Map, Value as Json};
+
+use crate::flatten::flatten_into;
+use crate::{Key, Value};
 
 /// How [`Metrics::flush`] turns a window of values into one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,13 +26,29 @@ pub enum Agg {
 }
 
 impl Agg {
-    /// Aggregates `values` (not empty).
+    /// Aggregates `values` (not empty). A NaN in the window makes every aggregate but
+    /// `Last` and `Count` NaN: a diverged step must not vanish into a mean or a minimum.
     pub fn apply(self, values: &[f64]) -> f64 {
+        fn nan_aware(pick: fn(f64, f64) -> f64) -> impl Fn(f64, f64) -> f64 {
+            move |a, b| {
+                if a.is_nan() || b.is_nan() {
+                    f64::NAN
+                } else {
+                    pick(a, b)
+                }
+            }
+        }
         match self {
             Agg::Mean => values.iter().sum::<f64>() / values.len() as f64,
             Agg::Sum => values.iter().sum(),
-            Agg::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
-            Agg::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Agg::Min => values
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, nan_aware(f64::min)),
+            Agg::Max => values
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, nan_aware(f64::max)),
             Agg::Last => values.last().copied().unwrap_or(f64::NAN),
             Agg::Count => values.len() as f64,
         }
@@ -39,30 +57,12 @@ impl Agg {
 
 /// Logs metrics under a name prefix (`run.metrics("train")` logs `train.loss`) and
 /// aggregates collected values over a window. Everything goes out as ordinary metrics
-/// events ([`log_dict`](crate::log_dict)), so every backend sees it.
+/// events (like [`log_dict`](crate::log_dict)), so every backend sees it; NaN and ±∞ are
+/// kept as they are.
 #[derive(Debug)]
 pub struct Metrics {
     prefix: String,
     window: Mutex<BTreeMap<String, Vec<f64>>>,
-}
-
-/// Numeric leaves of a JSON value, nested keys joined with `.`.
-fn numeric_leaves(prefix: &str, value: &Json, out: &mut Vec<(String, f64)>) {
-    match value {
-        Json::Object(map) => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                numeric_leaves(&key, v, out);
-            }
-        }
-        Json::Number(n) => out.push((prefix.to_owned(), n.as_f64().unwrap_or(f64::NAN))),
-        Json::Bool(b) => out.push((prefix.to_owned(), if *b { 1.0 } else { 0.0 })),
-        _ => {}
-    }
 }
 
 impl Metrics {
@@ -73,35 +73,41 @@ impl Metrics {
         }
     }
 
-    fn name(&self, key: &str) -> String {
-        if self.prefix.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.prefix)
+    /// The leaves of `values` under the prefix, or `None` (with an error event) when it
+    /// cannot be flattened.
+    fn leaves(&self, what: &str, values: &(impl Serialize + ?Sized)) -> Option<Vec<(Key, Value)>> {
+        let mut fields = Vec::new();
+        match flatten_into(&mut fields, &self.prefix, values) {
+            Ok(()) => Some(fields),
+            Err(error) => {
+                tracing::error!(
+                    target: "trainlog",
+                    %error,
+                    "metrics.{what}: the values could not be turned into metric fields; nothing was logged"
+                );
+                None
+            }
         }
     }
 
     /// Logs `values` (a map or struct; nesting allowed) at `step`, names prefixed.
     pub fn log(&self, step: u64, values: &impl Serialize) {
-        let value = serde_json::to_value(values).unwrap_or(Json::Null);
-        let wrapped = if self.prefix.is_empty() {
-            value
-        } else {
-            let mut m = Map::new();
-            m.insert(self.prefix.clone(), value);
-            Json::Object(m)
-        };
-        crate::log_dict(Some(step), &wrapped);
+        if let Some(fields) = self.leaves("log", values) {
+            crate::log_dict::emit(Some(step), false, fields);
+        }
     }
 
-    /// Adds the numeric leaves of `values` to the window (text is ignored).
+    /// Adds the numeric leaves of `values` to the window (booleans as 0 or 1, NaN and
+    /// ±∞ kept; text is ignored).
     pub fn collect(&self, values: &impl Serialize) {
-        let value = serde_json::to_value(values).unwrap_or(Json::Null);
-        let mut leaves = Vec::new();
-        numeric_leaves("", &value, &mut leaves);
+        let Some(fields) = self.leaves("collect", values) else {
+            return;
+        };
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, v) in leaves {
-            window.entry(k).or_default().push(v);
+        for (k, v) in fields {
+            if let Some(x) = v.as_f64() {
+                window.entry(k.into_owned()).or_default().push(x);
+            }
         }
     }
 
@@ -112,10 +118,14 @@ impl Metrics {
         let summary: BTreeMap<String, f64> = window
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (self.name(&k), agg.apply(&v)))
+            .map(|(k, v)| (k, agg.apply(&v)))
             .collect();
         if !summary.is_empty() {
-            crate::log_dict(step, &summary);
+            let fields = summary
+                .iter()
+                .map(|(k, v)| (Key::Owned(k.clone()), Value::F64(*v)))
+                .collect();
+            crate::log_dict::emit(step, false, fields);
         }
         summary
     }
@@ -135,6 +145,13 @@ mod tests {
         assert_eq!(Agg::Last.apply(&v), 9.0);
         assert_eq!(Agg::Count.apply(&v), 3.0);
         assert_eq!(Agg::Mean.apply(&[-1.5]), -1.5);
+        let with_nan = [2.0, f64::NAN, 9.0];
+        for agg in [Agg::Mean, Agg::Sum, Agg::Min, Agg::Max] {
+            assert!(agg.apply(&with_nan).is_nan(), "{agg:?}");
+        }
+        assert_eq!(Agg::Count.apply(&with_nan), 3.0);
+        assert_eq!(Agg::Last.apply(&with_nan), 9.0);
+        assert_eq!(Agg::Max.apply(&[1.0, f64::INFINITY]), f64::INFINITY);
     }
 
     #[test]

@@ -161,7 +161,7 @@ fn ls_and_show_report_status_params_and_metric_summaries() {
         .find(|l| l.trim_start().starts_with("train.loss"))
         .unwrap();
     let cells: Vec<&str> = summary.split_whitespace().collect();
-    assert_eq!(cells, ["train.loss", "10", "1.000", "10.000", "1.000"]);
+    assert_eq!(cells, ["train.loss", "10", "1.000", "10.000", "1.000", "0"]);
     let (_, show2, _) = output(cli().args(["show", failed.dir().to_str().unwrap()]));
     assert!(show2.contains("error    diverged"), "{show2}");
 }
@@ -260,7 +260,7 @@ fn plot_writes_svg_and_png_with_one_line_per_run_and_rank() {
         svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"")
             && svg.trim_end().ends_with("</svg>")
     );
-    assert_eq!(svg.matches("<polyline class=\"series\"").count(), 6);
+    assert_eq!(svg.matches("<g class=\"series\"").count(), 6);
     for label in ["run-a rank 0", "run-a rank 1", "run-b rank 0"] {
         assert_eq!(
             svg.matches(&format!("data-label=\"{label}\"")).count(),
@@ -269,10 +269,11 @@ fn plot_writes_svg_and_png_with_one_line_per_run_and_rank() {
         );
     }
     // run-b's loss line has a point per step: 80 coordinate pairs.
-    let line = svg
+    let group = svg
         .lines()
-        .find(|l| l.contains("data-label=\"run-b rank 0\""))
+        .position(|l| l.contains("data-label=\"run-b rank 0\""))
         .unwrap();
+    let line = svg.lines().nth(group + 1).unwrap();
     let points = line
         .split("points=\"")
         .nth(1)
@@ -314,4 +315,86 @@ fn plot_writes_svg_and_png_with_one_line_per_run_and_rank() {
         "x.png",
     ]));
     assert!(!ok && err.contains("no run has values of `nope`"), "{err}");
+}
+
+/// Writes `lines` as a run's `metrics_rank0.jsonl` under `dir/name` and returns the run.
+fn raw_run(dir: &Path, name: &str, lines: &[serde_json::Value]) -> PathBuf {
+    let run = dir.join(name);
+    std::fs::create_dir_all(&run).unwrap();
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(run.join("metrics_rank0.jsonl"), text).unwrap();
+    run
+}
+
+#[test]
+fn ls_and_show_report_nan_as_the_last_value_and_count_non_finite_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = "2026-11-24T07:40:31.000000Z";
+    let run = raw_run(
+        dir.path(),
+        "diverged",
+        &[
+            json!({"timestamp": t, "rank": 0, "step": 0, "loss": 2.0, "bad": "NaN"}),
+            json!({"timestamp": t, "rank": 0, "step": 1, "loss": 1.0, "bad": "Infinity"}),
+            json!({"timestamp": t, "rank": 0, "step": u64::MAX, "loss": "NaN", "bad": "NaN"}),
+        ],
+    );
+    let (ok, out, err) = output(cli().arg("ls").arg(dir.path()));
+    assert!(ok, "{err}");
+    assert!(out.contains("loss=NaN (1 non-finite)"), "{out}");
+    assert!(out.contains("18446744073709551615"), "{out}");
+    let (ok, out, err) = output(cli().arg("show").arg(&run));
+    assert!(ok, "{err}");
+    let loss = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("loss"))
+        .unwrap();
+    let cells: Vec<&str> = loss.split_whitespace().collect();
+    assert_eq!(cells, ["loss", "3", "1.000", "2.000", "NaN", "1"], "{out}");
+    // A metric with no finite point at all is still listed.
+    let bad = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("bad"))
+        .unwrap();
+    let cells: Vec<&str> = bad.split_whitespace().collect();
+    assert_eq!(cells, ["bad", "3", "-", "-", "NaN", "3"], "{out}");
+}
+
+#[test]
+fn plot_breaks_svg_lines_at_nan_marks_lone_points_and_refuses_all_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = "2026-11-24T07:40:31.000000Z";
+    let loss = [1.0, 0.9, f64::NAN, 0.7, 0.6, f64::NAN, 0.4];
+    let lines: Vec<serde_json::Value> = loss
+        .iter()
+        .enumerate()
+        .map(|(step, &v)| {
+            let v = if v.is_nan() { json!("NaN") } else { json!(v) };
+            json!({"timestamp": t, "rank": 0, "step": step, "loss": v, "bad": "NaN"})
+        })
+        .collect();
+    let run = raw_run(dir.path(), "gaps", &lines);
+    let svg = dir.path().join("gaps.svg");
+    let (ok, _, err) = output(
+        cli()
+            .args(["plot", "--metric", "loss", "-o"])
+            .arg(&svg)
+            .arg(&run),
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    // Steps 0-1 and 3-4 are lines; step 6 stands alone between a NaN and the end.
+    assert_eq!(text.matches("<polyline").count(), 2, "{text}");
+    assert_eq!(text.matches("<circle class=\"point\"").count(), 1, "{text}");
+    let (ok, out, err) = output(
+        cli()
+            .args(["plot", "--metric", "bad", "-o"])
+            .arg(dir.path().join("bad.svg"))
+            .arg(&run),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("`bad` has nothing to draw: all of its 7 points are NaN or infinite"),
+        "{err}"
+    );
 }

@@ -5,4 +5,5 @@ mod edges;
 mod failure;
 mod filters;
 mod load;
+mod nonfinite;
 mod support;

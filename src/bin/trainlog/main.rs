@@ -104,22 +104,54 @@ fn fields(line: &Json) -> impl Iterator<Item = (&String, &Json)> {
     })
 }
 
-/// Per metric: (count, min, max, last) over numeric values, in file order.
-fn summarize(lines: &[Json]) -> BTreeMap<String, (usize, f64, f64, f64)> {
-    let mut out: BTreeMap<String, (usize, f64, f64, f64)> = BTreeMap::new();
+/// What `ls` and `show` print about one metric.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    /// Numeric points, non-finite ones included.
+    count: usize,
+    /// Points that were NaN or ±∞.
+    non_finite: usize,
+    /// Smallest and largest finite value (∞ and −∞ while there is none).
+    min: f64,
+    max: f64,
+    /// The last value, NaN or ±∞ if it was: divergence must not hide behind the last
+    /// finite value.
+    last: f64,
+}
+
+/// Per metric, over numeric values (NaN and ±∞ included), in file order.
+fn summarize(lines: &[Json]) -> BTreeMap<String, Summary> {
+    let mut out: BTreeMap<String, Summary> = BTreeMap::new();
     for line in lines.iter().filter(|l| l["hparams"] != true) {
         for (k, v) in fields(line) {
-            let Some(x) = v.as_f64() else { continue };
-            let e = out
-                .entry(k.clone())
-                .or_insert((0, f64::INFINITY, f64::NEG_INFINITY, x));
-            e.0 += 1;
-            e.1 = e.1.min(x);
-            e.2 = e.2.max(x);
-            e.3 = x;
+            let Some(x) = number(v) else { continue };
+            let e = out.entry(k.clone()).or_insert(Summary {
+                count: 0,
+                non_finite: 0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                last: x,
+            });
+            e.count += 1;
+            if x.is_finite() {
+                e.min = e.min.min(x);
+                e.max = e.max.max(x);
+            } else {
+                e.non_finite += 1;
+            }
+            e.last = x;
         }
     }
     out
+}
+
+/// A value for a table cell: `-` when there is none (a minimum with no finite point).
+fn cell(x: f64, present: bool) -> String {
+    if present {
+        trainlog::format::format_float(x)
+    } else {
+        "-".into()
+    }
 }
 
 fn ls(root: &str) -> Result<(), String> {
@@ -163,12 +195,19 @@ fn ls(root: &str) -> Result<(), String> {
                     .iter()
                     .filter_map(|l| l["step"].as_u64())
                     .max()
-                    .map_or(0, |s| s + 1);
+                    .map_or(0, |s| s.saturating_add(1));
                 let summary = summarize(&lines);
                 let last = key_metrics(&summary)
                     .iter()
                     .take(3)
-                    .map(|k| format!("{k}={}", trainlog::format::format_float(summary[*k].3)))
+                    .map(|k| {
+                        let m = &summary[*k];
+                        let bad = match m.non_finite {
+                            0 => String::new(),
+                            n => format!(" ({n} non-finite)"),
+                        };
+                        format!("{k}={}{bad}", trainlog::format::format_float(m.last))
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 (steps.to_string(), last)
@@ -191,7 +230,10 @@ fn key_metrics<V>(summary: &BTreeMap<String, V>) -> Vec<&String> {
 }
 
 fn format_time(secs: f64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0));
+    let t = Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| std::time::UNIX_EPOCH.checked_add(d))
+        .unwrap_or(std::time::UNIX_EPOCH);
     let mut r = Record::new(0);
     r.timestamp = t;
     r.timestamp_rfc3339()[..19].replace('T', " ")
@@ -245,17 +287,19 @@ fn show(run: &Path) -> Result<(), String> {
     let summary = summarize(&lines);
     let _ = writeln!(
         out,
-        "\nmetrics  {:<28} {:>8} {:>12} {:>12} {:>12}",
-        "", "count", "min", "max", "last"
+        "\nmetrics  {:<28} {:>8} {:>12} {:>12} {:>12} {:>10}",
+        "", "count", "min", "max", "last", "non-finite"
     );
-    for (k, (n, min, max, last)) in summary {
-        let f = trainlog::format::format_float;
+    for (k, m) in summary {
+        let finite = m.count > m.non_finite;
         let _ = writeln!(
             out,
-            "         {k:<28} {n:>8} {:>12} {:>12} {:>12}",
-            f(min),
-            f(max),
-            f(last)
+            "         {k:<28} {:>8} {:>12} {:>12} {:>12} {:>10}",
+            m.count,
+            cell(m.min, finite),
+            cell(m.max, finite),
+            cell(m.last, true),
+            m.non_finite
         );
     }
     Ok(())
@@ -530,6 +574,9 @@ fn plot(args: &[String]) -> Result<(), String> {
     }
     if metrics.is_empty() {
         metrics = key_metrics(&summary).into_iter().take(3).cloned().collect();
+        if metrics.is_empty() {
+            return Err("no numeric metrics to draw in the given runs".into());
+        }
     }
     let one_rank = sources.iter().all(|(_, rank, _)| *rank == 0);
     let one_run = runs.len() == 1;
@@ -558,6 +605,16 @@ fn plot(args: &[String]) -> Result<(), String> {
         }
         if series.is_empty() {
             return Err(format!("no run has values of `{metric}` with a step"));
+        }
+        let points: usize = series.iter().map(|s| s.points.len()).sum();
+        let finite = series
+            .iter()
+            .flat_map(|s| &s.points)
+            .any(|(_, y)| y.is_finite());
+        if !finite {
+            return Err(format!(
+                "`{metric}` has nothing to draw: all of its {points} points are NaN or infinite"
+            ));
         }
         charts.push(plot::Chart {
             title: metric.clone(),

@@ -142,7 +142,8 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The charts as an SVG document; every line is a `<polyline class="series">`.
+/// The charts as an SVG document; every line is a `<g class="series">` of polylines
+/// (one per run of finite points) and dots (for points standing alone).
 pub fn svg(charts: &[Chart]) -> String {
     let height = CHART_HEIGHT * charts.len().max(1) as u32;
     let mut s = String::new();
@@ -205,17 +206,30 @@ pub fn svg(charts: &[Chart]) -> String {
         );
         for (j, series) in chart.series.iter().enumerate() {
             let (r, g, b) = PALETTE[j % PALETTE.len()];
-            let points: Vec<String> = segments(&series.points)
-                .into_iter()
-                .flatten()
-                .map(|(x, y)| format!("{:.1},{:.1}", f.px(x), f.py(y)))
-                .collect();
+            // One group per series; inside, one polyline per run of finite points (a NaN
+            // or ∞ is a gap, as in the PNG) and a dot for a point standing alone.
             let _ = writeln!(
                 s,
-                r#"<polyline class="series" data-label="{}" fill="none" stroke="rgb({r},{g},{b})" stroke-width="2" points="{}"/>"#,
-                escape(&series.label),
-                points.join(" ")
+                r#"<g class="series" data-label="{}" fill="none" stroke="rgb({r},{g},{b})" stroke-width="2">"#,
+                escape(&series.label)
             );
+            for segment in segments(&series.points) {
+                let points: Vec<String> = segment
+                    .iter()
+                    .map(|&(x, y)| format!("{:.1},{:.1}", f.px(x), f.py(y)))
+                    .collect();
+                if let [(x, y)] = segment.as_slice() {
+                    let _ = writeln!(
+                        s,
+                        r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="3" fill="rgb({r},{g},{b})"/>"#,
+                        f.px(*x),
+                        f.py(*y)
+                    );
+                } else {
+                    let _ = writeln!(s, r#"<polyline points="{}"/>"#, points.join(" "));
+                }
+            }
+            s.push_str("</g>\n");
             let ly = f.plot_top() + 14.0 + j as f64 * 18.0;
             let lx = f.right() + 14.0;
             let _ = writeln!(
