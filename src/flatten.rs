@@ -62,7 +62,8 @@ struct Leaf<'a> {
 
 impl<'a> Leaf<'a> {
     fn push(self, value: Value) -> Result<(), FlattenError> {
-        let key = if self.prefix.is_empty() {
+        // Only a top-level scalar has no name; an empty map key is a name like any other.
+        let key = if self.prefix.is_empty() && self.depth == 0 {
             Key::Borrowed("value")
         } else {
             Key::Owned(self.prefix)
@@ -556,6 +557,8 @@ mod tests {
         assert_eq!(out[0].1, Value::F64(0.5));
         assert_eq!(out[2].1, Value::Str("Plain".into()));
         assert_eq!(out[3].1, Value::Json(serde_json::json!([1, 2])));
+        let empty_key = flat(&serde_json::json!({"": 1}));
+        assert_eq!(empty_key, [(String::new(), Value::U64(1))]);
         let scalar = flat(&-3i32);
         assert_eq!(scalar, [("value".to_string(), Value::I64(-3))]);
     }

@@ -54,12 +54,30 @@ fn write_float(out: &mut impl Write, v: f64) -> fmt::Result {
     }
 }
 
-/// Writes a value by the console rules.
+/// Writes a value by the console rules. Text goes through [`write_text`].
 fn write_value(out: &mut impl Write, v: &Value) -> fmt::Result {
     match v {
         Value::F64(f) => write_float(out, *f),
+        Value::Str(s) => write_text(out, s),
+        Value::Json(j) => write_text(out, &j.to_string()),
         other => write!(out, "{other}"),
     }
+}
+
+/// Writes text with control characters escaped (`\n`, `\t`, `\u{1b}`), so a value can
+/// neither forge a console line nor send escape sequences to the terminal.
+fn write_text(out: &mut impl Write, s: &str) -> fmt::Result {
+    if !s.chars().any(char::is_control) {
+        return out.write_str(s);
+    }
+    for c in s.chars() {
+        if c.is_control() {
+            write!(out, "{}", c.escape_default())?;
+        } else {
+            out.write_char(c)?;
+        }
+    }
+    Ok(())
 }
 
 /// Renders a record as one line of `key=value` pairs joined by `, ` (no newline).
@@ -85,19 +103,16 @@ pub fn write_dict<W: Write>(out: &mut W, record: &Record, ansi: bool) -> fmt::Re
         write!(out, "{}", tag_style.paint("hparams: "))?;
     }
     if let Some(message) = &record.message {
-        write!(out, "{message}")?;
+        write_text(out, message)?;
         if !record.fields.is_empty() || record.step.is_some() {
             out.write_str(": ")?;
         }
     }
     let mut sep = "";
     let mut pair = |out: &mut W, key: &str, value: &Value| -> fmt::Result {
-        write!(
-            out,
-            "{sep}{}{key}={}",
-            key_style.prefix(),
-            key_style.suffix()
-        )?;
+        write!(out, "{sep}{}", key_style.prefix())?;
+        write_text(out, key)?;
+        write!(out, "={}", key_style.suffix())?;
         write!(out, "{}", value_style.prefix())?;
         write_value(out, value)?;
         sep = ", ";
@@ -203,6 +218,21 @@ mod tests {
         let mut s = String::new();
         write_dict(&mut s, &r, false).unwrap();
         assert_eq!(s, "epoch done: step=1, loss=2.000");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_not_sent_to_the_terminal() {
+        let mut r = Record::new(0)
+            .with_field("note", "red\u{1b}[31m bell\u{7}\nstep=99, loss=0.000")
+            .with_field("k\r", 1u64);
+        r.message = Some("two\nlines".into());
+        let mut s = String::new();
+        write_dict(&mut s, &r, false).unwrap();
+        assert_eq!(
+            s,
+            "two\\nlines: note=red\\u{1b}[31m bell\\u{7}\\nstep=99, loss=0.000, k\\r=1"
+        );
+        assert!(!s.chars().any(char::is_control), "{s:?}");
     }
 
     #[test]

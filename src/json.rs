@@ -3,7 +3,7 @@
 //! Non-finite floats are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (the protobuf
 //! JSON convention), so the output is always valid JSON.
 
-use crate::Value;
+use crate::{Record, Value};
 
 /// Appends `v` as JSON.
 pub(crate) fn write_value(out: &mut Vec<u8>, v: &Value) {
@@ -36,5 +36,62 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     } else {
         // Writing to a Vec and serializing a str cannot fail.
         let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// A free output name for a field whose own name is taken on the line (by a metadata
+/// key such as `rank`, or by another field): `field.<name>`, with more `field.` prefixes
+/// until `taken` says it is free.
+#[cfg_attr(
+    not(any(feature = "jsonl", feature = "http", feature = "wandb")),
+    allow(dead_code)
+)]
+pub(crate) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    let mut candidate = format!("field.{name}");
+    while taken(&candidate) {
+        candidate.insert_str(0, "field.");
+    }
+    candidate
+}
+
+/// Appends the record's fields as `"key":value` pairs of a JSON object, each preceded
+/// by a comma unless it is the object's first member (`first`). Keys are unique on the
+/// line: duplicates keep the last value, and a field named like a metadata key the
+/// caller already wrote (`reserved`) is written under a [`free_name`] that no other
+/// field has.
+#[cfg_attr(
+    not(any(feature = "jsonl", feature = "http", feature = "wandb")),
+    allow(dead_code)
+)]
+pub(crate) fn write_fields(
+    out: &mut Vec<u8>,
+    r: &Record,
+    reserved: impl Fn(&str) -> bool,
+    mut first: bool,
+    skip: impl Fn(&str) -> bool,
+) {
+    let mut renamed: Vec<String> = Vec::new();
+    for (k, v) in r.unique_fields() {
+        if skip(k) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        if reserved(k) {
+            // Rare: only a field that collides pays for the search.
+            let name = free_name(k, |c| {
+                reserved(c)
+                    || renamed.iter().any(|n| n == c)
+                    || r.fields.iter().any(|(f, _)| f == c)
+            });
+            write_str(out, &name);
+            renamed.push(name);
+        } else {
+            write_str(out, k);
+        }
+        out.push(b':');
+        write_value(out, v);
     }
 }

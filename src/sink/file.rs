@@ -106,11 +106,8 @@ impl RecordFile {
         self.file_len
     }
 
-    /// Records discarded so far because the buffer overflowed while writes failed.
-    #[cfg_attr(
-        not(any(feature = "jsonl", feature = "tensorboard", feature = "wandb")),
-        allow(dead_code)
-    )]
+    /// Records discarded so far: the buffer overflowed while writes failed, or the sink
+    /// closed before they could be written.
     pub(crate) fn lost(&self) -> u64 {
         self.lost
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::spool::{first_env, Deliver, Delivery, Secret, Spool, SpoolOptions};
 use super::{RunOutcome, Sink};
-use crate::json::{write_str, write_value};
+use crate::json::{write_fields, write_str};
 use crate::record::TimestampFormatter;
 use crate::retry::{classify, Verdict};
 use crate::{Error, RankInfo, Record, Result, Value};
@@ -335,24 +335,19 @@ impl HttpSink {
             write_str(out, status);
         }
         out.extend_from_slice(b",\"data\":{");
-        let mut first = true;
         if let Some(message) = &record.message {
             out.extend_from_slice(b"\"message\":");
             write_str(out, message);
-            first = false;
         }
-        for (k, v) in record.unique_fields() {
-            if k == "event" && event_type != "log" && event_type != "hparams" {
-                continue; // it became the event type
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_str(out, k);
-            out.push(b':');
-            write_value(out, v);
-        }
+        let has_message = record.message.is_some();
+        write_fields(
+            out,
+            record,
+            |k| has_message && k == "message",
+            !has_message,
+            // The `event` field became the event type.
+            |k| k == "event" && event_type != "log" && event_type != "hparams",
+        );
         out.extend_from_slice(b"}}\n");
         self.spool.end_record();
     }
@@ -502,6 +497,14 @@ impl Deliver for HttpDeliver {
             verdict,
             count,
             refusal,
+        }
+    }
+
+    fn records_in(&self, line: &[u8]) -> u64 {
+        let message: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
+        match message["event_type"].as_str() {
+            Some("training_started" | "training_finished") => 0,
+            _ => 1,
         }
     }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::file::{RecordFile, DEFAULT_MAX_PENDING};
 use super::{RunOutcome, Sink};
-use crate::json::{write_str, write_value};
+use crate::json::{write_fields, write_str};
 use crate::record::TimestampFormatter;
-use crate::{Error, Record, Result, Value};
+use crate::{Error, Record, Result};
 
 /// Bytes buffered before a batch is written out.
 const WRITE_THRESHOLD: usize = 256 * 1024;
@@ -28,7 +28,8 @@ const WRITE_THRESHOLD: usize = 256 * 1024;
 /// - Non-finite floats are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` (the
 ///   protobuf JSON convention), so every line is valid JSON.
 /// - No duplicate keys: a field written twice keeps its last value; a field whose name
-///   equals one of the keys above that is present in the line is written as `field.<name>`.
+///   equals one of the keys above that is present in the line is written as
+///   `field.<name>` (with more `field.` prefixes if another field already has that name).
 ///
 /// # Failure
 ///
@@ -132,19 +133,7 @@ fn encode_line(out: &mut Vec<u8>, ts: &mut TimestampFormatter, r: &Record) {
         "message" => r.message.is_some(),
         _ => false,
     };
-    let mut write_field = |k: &str, v: &Value| {
-        out.push(b',');
-        if reserved(k) {
-            write_str(out, &format!("field.{k}"));
-        } else {
-            write_str(out, k);
-        }
-        out.push(b':');
-        write_value(out, v);
-    };
-    for (k, v) in r.unique_fields() {
-        write_field(k, v);
-    }
+    write_fields(out, r, reserved, false, |_| false);
     out.extend_from_slice(b"}\n");
 }
 
@@ -172,6 +161,22 @@ mod tests {
         assert_eq!(v["field.rank"], 9);
         assert_eq!(v["field.timestamp"], "x");
         assert_eq!(v["loss"], 1.0);
+    }
+
+    #[test]
+    fn a_renamed_key_never_takes_another_fields_name() {
+        let r = Record::new(0)
+            .with_field("rank", 9i64)
+            .with_field("field.rank", 8i64)
+            .with_field("field.field.rank", 7i64);
+        let mut out = Vec::new();
+        encode_line(&mut out, &mut TimestampFormatter::default(), &r);
+        let text = String::from_utf8(out).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 5, "{text}");
+        assert_eq!(v["field.rank"], 8);
+        assert_eq!(v["field.field.rank"], 7);
+        assert_eq!(v["field.field.field.rank"], 9);
     }
 
     #[test]

@@ -228,7 +228,8 @@ impl MlflowSink {
     }
 
     /// Appends the spool lines for one record: `{"t":ms,"s":step,"m":[[k,v]..],"p":..,"g":..}`,
-    /// split so that each line fits in one `log-batch` request.
+    /// split so that each line fits in one `log-batch` request (lines after the first
+    /// are marked `"more":true`).
     fn append(&mut self, r: &Record) {
         let t = r
             .timestamp
@@ -268,10 +269,14 @@ impl MlflowSink {
         let step = r.step.unwrap_or(0).min(i64::MAX as u64);
         let mut metrics = metrics.into_iter().peekable();
         let mut texts = texts.into_iter().peekable();
+        let mut first = true;
         while metrics.peek().is_some() || texts.peek().is_some() {
             let out = self.spool.buffer();
             let start = out.len();
-            out.extend_from_slice(b"{\"t\":");
+            // A record too large for one request continues on lines marked `"more"`.
+            out.extend_from_slice(if first { b"{" } else { b"{\"more\":true," });
+            first = false;
+            out.extend_from_slice(b"\"t\":");
             out.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
             out.extend_from_slice(b",\"s\":");
             out.extend_from_slice(itoa::Buffer::new().format(step).as_bytes());
@@ -513,6 +518,11 @@ impl MlflowDeliver {
 impl Deliver for MlflowDeliver {
     fn target(&self) -> String {
         format!("MLflow at {}", self.base)
+    }
+
+    fn records_in(&self, line: &[u8]) -> u64 {
+        let line: Json = serde_json::from_slice(line).unwrap_or_default();
+        u64::from(line["end"].is_null() && line["more"].is_null())
     }
 
     fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery {

@@ -55,6 +55,13 @@ pub(crate) trait Deliver: Send + 'static {
     /// Delivers a prefix of `lines` (oldest first) within `timeout`.
     fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery;
 
+    /// How many of the user's records `line` carries, for the `lost` count when it is
+    /// refused: 0 for the sink's own messages (run start and end, continuation lines).
+    fn records_in(&self, line: &[u8]) -> u64 {
+        let _ = line;
+        1
+    }
+
     /// Sends a liveness message, best effort (only with a heartbeat interval).
     fn heartbeat(&mut self, timeout: Duration) {
         let _ = timeout;
@@ -87,7 +94,7 @@ struct State {
     stopped: bool,
     /// The spool was delivered completely when the sender stopped.
     drained: bool,
-    /// Messages the server refused for good (now in the dead-letter file).
+    /// Records in the messages the server refused for good (now in the dead-letter file).
     rejected: u64,
 }
 
@@ -199,15 +206,20 @@ impl Spool {
         &self.dead_path
     }
 
-    /// Lines refused for good so far (now in the dead-letter file).
+    /// Records in the lines refused for good so far (now in the dead-letter file), plus
+    /// the lines that could not even be written to the spool file.
     pub(crate) fn rejected(&self) -> u64 {
-        self.shared.lock().rejected
+        self.shared.lock().rejected + self.file.lost()
     }
 
     /// Publishes, then lets the sender deliver for at most the shutdown timeout. A fully
     /// delivered spool is deleted; otherwise the error says where the rest waits.
     pub(crate) fn close(&mut self, resume_hint: &str) -> Result<()> {
         let published = self.publish();
+        if published.is_err() {
+            // Not even on disk (a full disk at exit): these lines are lost.
+            self.file.abandon_pending();
+        }
         let deadline = Instant::now() + self.shutdown_timeout;
         let mut state = self.shared.lock();
         state.deadline = Some(deadline);
@@ -402,7 +414,13 @@ impl<D: Deliver> Sender<D> {
                         );
                     }
                     self.dead_letter(window, count);
-                    self.shared.lock().rejected += count as u64;
+                    let records: u64 = window
+                        .lines
+                        .iter()
+                        .take(count)
+                        .map(|l| self.deliver.records_in(l))
+                        .sum();
+                    self.shared.lock().rejected += records;
                     self.ack(window, count);
                 }
                 Verdict::Retry { after } => {

@@ -390,15 +390,26 @@ impl WandbSink {
     }
 
     fn write_record(&mut self, r: &Record) {
+        // Keys stay unique in the row: `a.b` and `a/b` both become `a/b`, and a field
+        // may be called `_step`; the later one gets a free `field.` name.
+        let reserved = |k: &str| !r.hparams && matches!(k, "_step" | "_timestamp" | "_runtime");
+        let mut used = std::collections::HashSet::new();
         let items: Vec<Item> = r
             .unique_fields()
-            .map(|(k, v)| Item {
-                key: if r.hparams {
+            .map(|(k, v)| {
+                let mut key = if r.hparams {
                     k.to_owned()
                 } else {
                     k.replace('.', "/")
-                },
-                value_json: value_json(v),
+                };
+                if reserved(&key) || used.contains(&key) {
+                    key = crate::json::free_name(&key, |c| reserved(c) || used.contains(c));
+                }
+                used.insert(key.clone());
+                Item {
+                    key,
+                    value_json: value_json(v),
+                }
             })
             .collect();
         if r.hparams {

@@ -6,4 +6,5 @@ mod failure;
 mod filters;
 mod load;
 mod nonfinite;
+mod props;
 mod support;

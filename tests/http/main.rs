@@ -229,9 +229,12 @@ fn a_wrong_token_is_not_retried_and_goes_to_the_dead_letter_file() {
     let dir = tempfile::tempdir().unwrap();
     let opts = options(&server.url(), "auth").token("wrong");
     let guard = log_steps(logger(dir.path(), opts), 0..120);
-    let stats = guard
+    let err = guard
         .shutdown(trainlog::sink::RunOutcome::Completed)
-        .unwrap();
+        .unwrap_err();
+    let trainlog::Error::Lost { stats, .. } = err else {
+        panic!("expected Error::Lost, got {err:?}")
+    };
     assert!(server.stored().is_empty());
     assert!(server.requests().iter().all(|r| r.status == 401));
     let dead =
@@ -242,7 +245,9 @@ fn a_wrong_token_is_not_retried_and_goes_to_the_dead_letter_file() {
         .collect();
     assert_eq!(logged_steps(&dead), (0..120).collect::<Vec<_>>());
     assert_eq!(dead.len(), 122);
-    assert_eq!(stats.lost, 122, "{stats:?}");
+    // The run's start and end messages are the sink's own, not records.
+    assert_eq!(stats.lost, 120, "{stats:?}");
+    assert_eq!(stats.queued, stats.written + stats.lost, "{stats:?}");
     // Each batch was refused once: no retries of a 401.
     let sent: usize = server.requests().iter().map(|r| r.messages).sum();
     assert_eq!(sent, 122);

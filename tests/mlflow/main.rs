@@ -408,13 +408,16 @@ fn basic_auth_is_sent_and_a_wrong_password_is_refused_not_retried() {
     let guard = run(logger(dir.path(), options("wrong", "refused")), || {
         info!(target: "metrics", step = 0, loss = 1.0);
     });
-    let stats = guard
+    let err = guard
         .shutdown(trainlog::sink::RunOutcome::Completed)
-        .unwrap();
-    assert!(
-        stats.lost > 0,
-        "a 401 goes to the dead-letter file: {stats:?}"
-    );
+        .unwrap_err();
+    let trainlog::Error::Lost { stats, .. } = err else {
+        panic!("expected Error::Lost, got {err:?}")
+    };
+    // A 401 sends the record to the dead-letter file: lost, and counted as one record
+    // (the run's end line is the sink's own).
+    assert_eq!(stats.lost, 1, "{stats:?}");
+    assert_eq!(stats.queued, stats.written + stats.lost, "{stats:?}");
     let dead =
         std::fs::read_to_string(dir.path().join("mlflow_spool/refused_rank0.dead.jsonl")).unwrap();
     assert!(dead.contains("\"loss\""), "{dead}");
