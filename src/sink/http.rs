@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::spool::{first_env, Deliver, Delivery, Secret, Spool, SpoolOptions};
+use super::spool::{
+    first_env, redact_url, refusal_text, Deliver, Delivery, Secret, Spool, SpoolOptions,
+};
 use super::{RunOutcome, Sink};
 use crate::json::{write_fields, write_str};
 use crate::record::TimestampFormatter;
@@ -204,8 +206,9 @@ impl HttpSink {
             .token
             .clone()
             .or_else(|| first_env(&TOKEN_VARS).map(Secret));
+        // The URL may hold credentials: messages show it redacted, or not at all.
         let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| Error::Config(format!("invalid server URL `{url}`: {e}")))?;
+            .map_err(|e| Error::Config(format!("invalid server URL: {e}")))?;
         match parsed.scheme() {
             "https" => {}
             "http" if token.is_none() || options.allow_insecure || is_loopback(&parsed) => {}
@@ -218,7 +221,8 @@ impl HttpSink {
             }
             other => {
                 return Err(Error::Config(format!(
-                    "server URL `{url}` must be http:// or https://, not {other}://"
+                    "server URL `{}` must be http:// or https://, not {other}://",
+                    redact_url(&parsed)
                 )))
             }
         }
@@ -423,7 +427,7 @@ struct HttpDeliver {
 impl HttpDeliver {
     fn client(&mut self) -> Option<&reqwest::blocking::Client> {
         if self.client.is_none() {
-            match reqwest::blocking::Client::builder().build() {
+            match super::spool::http_client() {
                 Ok(client) => self.client = Some(client),
                 Err(e) => eprintln!("trainlog: http: could not create the HTTP client: {e}"),
             }
@@ -457,7 +461,7 @@ impl HttpDeliver {
 
 impl Deliver for HttpDeliver {
     fn target(&self) -> String {
-        self.url.to_string()
+        redact_url(&self.url)
     }
 
     fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery {
@@ -486,8 +490,13 @@ impl Deliver for HttpDeliver {
                     .map(str::to_owned);
                 let verdict = classify(status, retry_after.as_deref());
                 let refusal = (verdict == Verdict::Reject).then(|| {
-                    let text = response.text().unwrap_or_default();
-                    (status, text.chars().take(300).collect())
+                    let location = response
+                        .headers()
+                        .get("Location")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let body = response.text().unwrap_or_default();
+                    (status, refusal_text(status, location.as_deref(), &body))
                 });
                 (verdict, refusal)
             }

@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value as Json};
 
-use super::spool::{first_env, Deliver, Delivery, Secret, Spool, SpoolOptions};
+use super::spool::{
+    first_env, redact_url, refusal_text, Deliver, Delivery, Secret, Spool, SpoolOptions,
+};
 use super::{RunOutcome, Sink};
 use crate::json::{write_str, write_value};
 use crate::retry::{classify, Verdict};
@@ -151,8 +153,12 @@ impl MlflowSink {
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| {
                 Error::Config(format!(
-                    "MLflow tracking URI `{uri}` is not an http(s) URL: trainlog talks to a \
-                     tracking server (`mlflow server`) over its REST API"
+                    "MLflow tracking URI `{}` is not an http(s) URL: trainlog talks to a \
+                     tracking server (`mlflow server`) over its REST API",
+                    match reqwest::Url::parse(&uri) {
+                        Ok(url) => redact_url(&url),
+                        Err(_) => "(unparseable)".into(),
+                    }
                 ))
             })?;
         let experiment = options
@@ -400,7 +406,7 @@ type Call = (Verdict, Result<Json, (u16, String)>);
 impl MlflowDeliver {
     fn call(&mut self, method: &str, path: &str, body: Option<&Json>, timeout: Duration) -> Call {
         if self.client.is_none() {
-            match reqwest::blocking::Client::builder().build() {
+            match super::spool::http_client() {
                 Ok(c) => self.client = Some(c),
                 Err(_) => return (Verdict::Retry { after: None }, Err((0, String::new()))),
             }
@@ -436,13 +442,21 @@ impl MlflowDeliver {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 let verdict = classify(status, retry_after.as_deref());
+                let location = response
+                    .headers()
+                    .get("Location")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 let text = response.text().unwrap_or_default();
                 match verdict {
                     Verdict::Done => (
                         verdict,
                         Ok(serde_json::from_str(&text).unwrap_or(Json::Null)),
                     ),
-                    _ => (verdict, Err((status, text.chars().take(300).collect()))),
+                    _ => (
+                        verdict,
+                        Err((status, refusal_text(status, location.as_deref(), &text))),
+                    ),
                 }
             }
             Err(_) => (Verdict::Retry { after: None }, Err((0, String::new()))),
@@ -517,7 +531,7 @@ impl MlflowDeliver {
 
 impl Deliver for MlflowDeliver {
     fn target(&self) -> String {
-        format!("MLflow at {}", self.base)
+        format!("MLflow at {}", redact_url(&self.base))
     }
 
     fn records_in(&self, line: &[u8]) -> u64 {

@@ -36,6 +36,72 @@ pub(crate) fn first_env(vars: &[&str]) -> Option<String> {
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
 }
 
+/// The HTTP client every network sink uses. Redirects are not followed: a 301/302 would
+/// turn the POST into a GET with an empty body (and could carry credentials to another
+/// origin), so a 3xx is a refusal the user has to fix by giving the final URL.
+pub(crate) fn http_client() -> reqwest::Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// The refusal text for a response: the server's reply, or for a redirect where it
+/// pointed (redacted) and why it was not followed.
+pub(crate) fn refusal_text(status: u16, location: Option<&str>, body: &str) -> String {
+    if (300..400).contains(&status) {
+        let to = location
+            .map(|l| match reqwest::Url::parse(l) {
+                Ok(url) => redact_url(&url),
+                Err(_) => l.chars().take(200).collect(),
+            })
+            .unwrap_or_else(|| "nowhere".into());
+        return format!(
+            "redirected to {to}; trainlog does not follow redirects (a redirected POST \
+             loses its body): configure the final URL"
+        );
+    }
+    body.chars().take(300).collect()
+}
+
+/// A URL fit for messages: user name and password, and query values whose names look
+/// like credentials (`api_key`, `token`, `sig`, ...), replaced by `***`.
+pub(crate) fn redact_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    if !u.username().is_empty() || u.password().is_some() {
+        let _ = u.set_password(None);
+        let _ = u.set_username("***");
+    }
+    if u.query().is_some() {
+        let secret = |k: &str| {
+            let k = k.to_ascii_lowercase();
+            [
+                "key",
+                "token",
+                "secret",
+                "pass",
+                "auth",
+                "sig",
+                "credential",
+            ]
+            .iter()
+            .any(|s| k.contains(s))
+        };
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
 /// The outcome of one delivery attempt.
 #[derive(Debug)]
 pub(crate) struct Delivery {
@@ -67,6 +133,9 @@ pub(crate) trait Deliver: Send + 'static {
         let _ = timeout;
     }
 }
+
+/// How much of the spool the sender reads at a time (more only for a larger message).
+const READ_CHUNK: u64 = 256 * 1024;
 
 /// How long a spool delivers at close when built without a logger (sinks made by hand).
 pub(crate) const DEFAULT_SHUTDOWN: Duration = Duration::from_secs(3);
@@ -314,6 +383,7 @@ impl<D: Deliver> Sender<D> {
         let mut rejected_once = false;
         let mut first_waiting: Option<Instant> = None;
         let mut last_sent = Instant::now();
+        let mut attempted: Option<usize> = None;
         loop {
             // Wait until a batch is due, the run closes, or a heartbeat is due.
             let (spooled, deadline) = {
@@ -369,7 +439,13 @@ impl<D: Deliver> Sender<D> {
                 first_waiting = None;
                 continue;
             }
-            let offered = window.lines.len().min(self.options.batch_size);
+            // A batch that was attempted keeps its members on retry (its idempotency key
+            // names them), even if more lines arrived meanwhile.
+            let offered = window
+                .lines
+                .len()
+                .min(attempted.unwrap_or(self.options.batch_size));
+            attempted = Some(offered);
             let lines: Vec<&[u8]> = window
                 .lines
                 .iter()
@@ -389,6 +465,7 @@ impl<D: Deliver> Sender<D> {
             let count = count.clamp(1, offered);
             match verdict {
                 Verdict::Done => {
+                    attempted = None;
                     if backoff.failures() > 0 {
                         eprintln!(
                             "trainlog: {name}: delivering again after {} failed attempts",
@@ -403,6 +480,7 @@ impl<D: Deliver> Sender<D> {
                     }
                 }
                 Verdict::Reject => {
+                    attempted = None;
                     if let (false, Some((status, text))) = (rejected_once, refusal) {
                         rejected_once = true;
                         eprintln!(
@@ -442,32 +520,35 @@ impl<D: Deliver> Sender<D> {
         }
     }
 
-    /// Reads complete lines from the spool until the window holds a few batches.
+    /// Reads complete lines from the spool until the window holds a few batches, and
+    /// returns how many bytes it read.
     fn fill(
         &self,
         window: &mut Window,
         reader: &mut Option<File>,
         spooled: u64,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<usize> {
         let want = self.options.batch_size * 4;
         if window.lines.len() >= want || window.read >= spooled {
-            return Ok(());
+            return Ok(0);
         }
         let file = match reader {
             Some(f) => f,
             None => reader.insert(File::open(&self.spool_path)?),
         };
         file.seek(SeekFrom::Start(window.read))?;
-        // About what the wanted lines take; the rest is read again next time.
-        let mut len = (spooled - window.read).min(256 * 1024) as usize;
+        // About what the wanted lines take; the rest is read again next time. A message
+        // larger than the chunk is read by doubling the chunk until its end is in, so
+        // memory follows the largest message, never the backlog.
+        let available = spooled - window.read;
+        let mut len = available.min(READ_CHUNK) as usize;
         let mut buf = vec![0; len];
         file.read_exact(&mut buf)?;
-        if !buf.contains(&b'\n') {
-            // One message larger than the chunk: read up to `spooled`, a line boundary.
-            len = (spooled - window.read) as usize;
-            buf.resize(len, 0);
-            file.seek(SeekFrom::Start(window.read))?;
-            file.read_exact(&mut buf)?;
+        while !buf.contains(&b'\n') && (len as u64) < available {
+            let more = (len as u64).min(available - len as u64) as usize;
+            buf.resize(len + more, 0);
+            file.read_exact(&mut buf[len..])?;
+            len += more;
         }
         let mut start = 0;
         while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
@@ -478,7 +559,7 @@ impl<D: Deliver> Sender<D> {
             }
         }
         window.read += start as u64;
-        Ok(())
+        Ok(buf.len())
     }
 
     /// Drops the first `count` lines from the window and records the new offset.
@@ -527,5 +608,83 @@ impl<D: Deliver> Sender<D> {
             }
             state = self.shared.wait(state, left);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_for_messages() {
+        let url = reqwest::Url::parse(
+            "https://alice:pa55@host:8443/p?api_key=k3y&run=7&X-Amz-Signature=s1g",
+        )
+        .unwrap();
+        let shown = redact_url(&url);
+        assert!(
+            !shown.contains("pa55") && !shown.contains("k3y") && !shown.contains("s1g"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("host:8443/p") && shown.contains("run=7"),
+            "{shown}"
+        );
+        let text = refusal_text(302, Some("https://u:pw@other/x?token=t0k"), "");
+        assert!(text.contains("does not follow redirects"), "{text}");
+        assert!(!text.contains("pw") && !text.contains("t0k"), "{text}");
+    }
+
+    struct Nowhere;
+
+    impl Deliver for Nowhere {
+        fn target(&self) -> String {
+            "nowhere".into()
+        }
+        fn deliver(&mut self, _lines: &[&[u8]], _timeout: Duration) -> Delivery {
+            Delivery {
+                verdict: Verdict::Retry { after: None },
+                count: 1,
+                refusal: None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_message_is_read_without_reading_the_backlog_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_path = dir.path().join("s.jsonl");
+        let mut text = "x".repeat(300 * 1024);
+        text.push('\n');
+        let small = format!("{}\n", "y".repeat(2000));
+        for _ in 0..5000 {
+            text.push_str(&small);
+        }
+        std::fs::write(&spool_path, &text).unwrap();
+        let sender = Sender {
+            name: "test",
+            deliver: Nowhere,
+            options: SpoolOptions {
+                batch_size: 1,
+                batch_interval: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(1),
+                heartbeat: None,
+                shutdown_timeout: Duration::from_secs(1),
+                retry_base: Duration::from_secs(1),
+                retry_max: Duration::from_secs(1),
+            },
+            shared: Arc::new(Shared::default()),
+            spool_path,
+            offset_path: dir.path().join("s.offset"),
+            dead_path: dir.path().join("s.dead.jsonl"),
+        };
+        let mut window = Window::default();
+        let read = sender
+            .fill(&mut window, &mut None, text.len() as u64)
+            .unwrap();
+        assert_eq!(window.lines[0].len(), 300 * 1024);
+        assert!(window.lines.len() >= 2);
+        // About twice the message at most, not the 10 MB behind it.
+        assert!(read <= 2 * 300 * 1024, "read {read} bytes");
     }
 }

@@ -490,3 +490,87 @@ fn url_and_token_come_from_the_environment_and_the_builder_wins() {
     assert_eq!(logged_steps(&other.stored()).len(), 10);
     assert_eq!(logged_steps(&right.stored()).len(), 5);
 }
+
+#[test]
+fn a_redirect_is_a_refusal_not_a_silent_loss_and_credentials_are_not_followed() {
+    let elsewhere = TestServer::start(Faults::default());
+    let server = TestServer::start(Faults {
+        redirect_to: Some(format!("{}?api_key=SECRET", elsewhere.url())),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let guard = log_steps(logger(dir.path(), options(&server.url(), "moved")), 0..30);
+    let err = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap_err();
+    let trainlog::Error::Lost { stats, .. } = err else {
+        panic!("expected Error::Lost, got {err:?}")
+    };
+    assert_eq!(stats.lost, 30, "{stats:?}");
+    assert_eq!(stats.queued, stats.written + stats.lost, "{stats:?}");
+    // Nothing was followed to the other server, nothing was retried, and the messages
+    // are kept in the dead-letter file instead of being deleted as delivered.
+    assert!(elsewhere.requests().is_empty());
+    assert!(server.requests().iter().all(|r| r.status == 302));
+    let sent: usize = server.requests().iter().map(|r| r.messages).sum();
+    assert_eq!(sent, 32);
+    let dead =
+        std::fs::read_to_string(dir.path().join("http_spool/moved_rank0.dead.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 32);
+}
+
+#[test]
+fn a_retried_batch_keeps_its_members_while_more_records_arrive() {
+    let server = TestServer::start(Faults {
+        fail_first: 4,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = logger(dir.path(), options(&server.url(), "grow"))
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let log = |steps: std::ops::Range<u64>| {
+        tracing::dispatcher::with_default(&dispatch, || {
+            for step in steps {
+                info!(target: "metrics", step, loss = 1.0);
+            }
+        })
+    };
+    log(0..5);
+    // Wait until the first attempt failed, then log more while it is retried.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.requests().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    log(5..45);
+    drop(guard);
+    assert_exact(&server, 0..45);
+    let requests = server.requests();
+    assert!(requests.len() >= 5, "{requests:?}");
+    let first = &requests[..5];
+    assert_eq!(
+        first.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [500, 500, 500, 500, 200]
+    );
+    for r in first {
+        assert_eq!(r.idempotency_key, first[0].idempotency_key, "{first:?}");
+        assert_eq!(r.messages, first[0].messages, "{first:?}");
+    }
+    assert_eq!(server.duplicates(), 0);
+}
+
+#[test]
+fn credentials_in_a_url_never_appear_in_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = MetricLogger::builder()
+        .output_dir(dir.path())
+        .backends("http")
+        .unwrap()
+        .http(HttpOptions::new().url("ftp://alice:pa55word@example.com/x?api_key=k3y"))
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must be http:// or https://"), "{err}");
+    assert!(!err.contains("pa55word") && !err.contains("k3y"), "{err}");
+}

@@ -23,6 +23,8 @@ pub struct Faults {
     pub stall: Duration,
     /// Requests without `Authorization: Bearer <token>` answer 401.
     pub token: Option<String>,
+    /// Every request answers 302 with this `Location`.
+    pub redirect_to: Option<String>,
 }
 
 /// One request as the server saw it.
@@ -135,7 +137,9 @@ fn handle(mut request: tiny_http::Request, faults: &Faults, state: &Mutex<State>
         one => vec![one],
     };
     let n = state.lock().unwrap().requests.len();
-    let (status, retry_after, store, stall) = if faults
+    let (status, retry_after, store, stall) = if faults.redirect_to.is_some() {
+        (302, false, false, false)
+    } else if faults
         .token
         .as_ref()
         .is_some_and(|t| auth.as_deref() != Some(&format!("Bearer {t}")))
@@ -175,6 +179,9 @@ fn handle(mut request: tiny_http::Request, faults: &Faults, state: &Mutex<State>
     }
     let text = if status == 401 { "invalid token" } else { "ok" };
     let mut response = tiny_http::Response::from_string(text).with_status_code(status);
+    if let Some(location) = &faults.redirect_to {
+        response.add_header(tiny_http::Header::from_bytes("Location", location.as_str()).unwrap());
+    }
     if retry_after {
         response.add_header(tiny_http::Header::from_bytes("Retry-After", "1").unwrap());
     }
