@@ -1,6 +1,7 @@
 //! Artifacts: files saved and loaded under a run's `files/` directory.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -22,30 +23,56 @@ impl Files {
         &self.dir
     }
 
-    /// Where `relative` lives, or an error when it would leave `files/`.
+    /// Where `relative` lives, or an error when it would leave `files/`: absolute paths,
+    /// `..`, and symbolic links inside `files/` that point outside it are refused.
     pub fn path(&self, relative: impl AsRef<Path>) -> Result<PathBuf> {
         let rel = relative.as_ref();
         let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain || rel.as_os_str().is_empty() {
-            return Err(Error::Config(format!(
-                "artifact path `{}` must be relative and stay inside the run's files/ \
-                 directory (no `..`, no leading `/`)",
-                rel.display()
-            )));
+            return Err(outside(rel, "no `..`, no leading `/`"));
         }
-        Ok(self.dir.join(rel))
+        let path = self.dir.join(rel);
+        self.check_resolved(rel, &path)?;
+        Ok(path)
+    }
+
+    /// Refuses `path` when the part of it that exists resolves (through symbolic links)
+    /// outside `files/`.
+    fn check_resolved(&self, rel: &Path, path: &Path) -> Result<()> {
+        let Ok(root) = self.dir.canonicalize() else {
+            return Ok(()); // no files/ yet: nothing inside it can point elsewhere
+        };
+        // The longest existing prefix of `path`, resolved.
+        let mut existing = path;
+        let resolved = loop {
+            match existing.canonicalize() {
+                Ok(p) => break p,
+                Err(_) => match existing.parent() {
+                    Some(parent) => existing = parent,
+                    None => return Ok(()),
+                },
+            }
+        };
+        if resolved.starts_with(&root) {
+            Ok(())
+        } else {
+            Err(outside(
+                rel,
+                "a symbolic link under files/ points outside it",
+            ))
+        }
     }
 
     /// Saves bytes (parent directories are created; an existing file is replaced atomically).
     pub fn save_bytes(&self, relative: impl AsRef<Path>, bytes: &[u8]) -> Result<PathBuf> {
-        let path = self.path(relative)?;
+        let path = self.path(&relative)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::io("create directory", parent, e))?;
         }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io("replace", &path, e))?;
+        // Check again now that the directories exist (one may have been a link).
+        self.check_resolved(relative.as_ref(), &path)?;
+        write_atomic(&path, bytes)?;
         Ok(path)
     }
 
@@ -80,4 +107,28 @@ impl Files {
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Config(format!("{}: not the expected JSON: {e}", path.display())))
     }
+}
+
+fn outside(rel: &Path, why: &str) -> Error {
+    Error::Config(format!(
+        "artifact path `{}` must stay inside the run's files/ directory ({why})",
+        rel.display()
+    ))
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file in the same directory with a
+/// name no other writer uses (process id and a counter), then a rename. A symbolic link
+/// at `path` is replaced, never written through.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("replace", path, e)
+    })
 }

@@ -394,10 +394,7 @@ pub fn read_info(dir: &Path) -> Result<RunInfo> {
 
 /// Writes `run.json` atomically: a temporary file, then a rename.
 fn write_info(dir: &Path, info: &RunInfo) -> Result<()> {
-    let path = dir.join("run.json");
-    let tmp = dir.join(format!(".run.json.{}.tmp", std::process::id()));
     let text =
         serde_json::to_string_pretty(info).map_err(|e| Error::Config(format!("run.json: {e}")))?;
-    std::fs::write(&tmp, text).map_err(|e| Error::io("write", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io("replace", &path, e))
+    files::write_atomic(&dir.join("run.json"), text.as_bytes())
 }

@@ -198,7 +198,7 @@ fn artifacts_round_trip_and_traversal_is_refused() {
         "./x/../../y",
     ] {
         let err = files.save_text(bad, "x").unwrap_err().to_string();
-        assert!(err.contains("must be relative"), "{bad}: {err}");
+        assert!(err.contains("must stay inside"), "{bad}: {err}");
     }
     assert!(!root.path().join("alice/mnist/outside.txt").exists());
 }
@@ -243,4 +243,82 @@ fn the_runs_logger_writes_metrics_into_the_run_directory() {
     drop(guard);
     let lines = read_jsonl(&run.dir().join("metrics_rank0.jsonl")).unwrap();
     assert_eq!(lines[0]["train.loss"], 1.5);
+}
+
+#[test]
+fn symbolic_links_under_files_cannot_lead_outside_the_run() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "top secret").unwrap();
+    let run = new_run(root.path(), "links");
+    let files = run.files();
+    files.save_text("ok.txt", "fine").unwrap();
+    std::os::unix::fs::symlink(outside.path(), files.dir().join("escape")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        files.dir().join("secret.txt"),
+    )
+    .unwrap();
+    for (what, result) in [
+        (
+            "save through a linked dir",
+            files.save_text("escape/planted.txt", "x").map(|_| ()),
+        ),
+        (
+            "save into a new dir under it",
+            files.save_text("escape/new/p.txt", "x").map(|_| ()),
+        ),
+        (
+            "load through a linked dir",
+            files.load_text("escape/secret.txt").map(|_| ()),
+        ),
+        (
+            "load a linked file",
+            files.load_text("secret.txt").map(|_| ()),
+        ),
+    ] {
+        let err = result.expect_err(what).to_string();
+        assert!(err.contains("points outside"), "{what}: {err}");
+    }
+    assert!(!outside.path().join("planted.txt").exists());
+    assert!(!outside.path().join("new").exists());
+    // A link that stays inside files/ is fine.
+    std::os::unix::fs::symlink(files.dir().join("ok.txt"), files.dir().join("alias.txt")).unwrap();
+    assert_eq!(files.load_text("alias.txt").unwrap(), "fine");
+}
+
+#[test]
+fn concurrent_saves_of_different_artifacts_never_share_a_temporary_file() {
+    let root = tempfile::tempdir().unwrap();
+    let run = new_run(root.path(), "race");
+    let files = run.files();
+    std::thread::scope(|s| {
+        for (name, text) in [("m.json", "{\"a\":1}"), ("m.txt", "plain text")] {
+            let files = files.clone();
+            s.spawn(move || {
+                for _ in 0..1000 {
+                    files.save_text(name, text).unwrap();
+                    assert_eq!(files.load_text(name).unwrap(), text);
+                }
+            });
+        }
+        // Two handles of the same run updating run.json at the same time.
+        for _ in 0..2 {
+            let handle = new_run(root.path(), "race");
+            s.spawn(move || {
+                for _ in 0..200 {
+                    handle.start().unwrap();
+                    handle.complete().unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(run.info().unwrap().status, Status::Completed);
+    let leftovers: Vec<_> = std::fs::read_dir(files.dir())
+        .unwrap()
+        .flatten()
+        .chain(std::fs::read_dir(run.dir()).unwrap().flatten())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
