@@ -463,13 +463,6 @@ impl MetricLoggerBuilder {
         Ok((feeders, guard))
     }
 
-    /// How long a network sink may keep delivering at close unless told otherwise: four
-    /// fifths of the guard's deadline, so the guard never gives up on it first.
-    #[cfg_attr(not(any(feature = "http", feature = "mlflow")), allow(dead_code))]
-    fn network_close_timeout(&self) -> Duration {
-        self.shutdown_timeout.mul_f64(0.8)
-    }
-
     /// The output directory, which the named backend cannot do without.
     #[cfg_attr(
         not(any(feature = "jsonl", feature = "http", feature = "mlflow")),
@@ -516,11 +509,7 @@ impl MetricLoggerBuilder {
 
     #[cfg(feature = "http")]
     fn http_sink(&self, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
-        let options = self
-            .http
-            .clone()
-            .unwrap_or_default()
-            .or_shutdown_timeout(self.network_close_timeout());
+        let options = self.http.clone().unwrap_or_default();
         if !options.sends_on(rank) {
             return Ok(None);
         }
@@ -532,11 +521,7 @@ impl MetricLoggerBuilder {
 
     #[cfg(feature = "mlflow")]
     fn mlflow_sink(&self, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
-        let options = self
-            .mlflow
-            .clone()
-            .unwrap_or_default()
-            .or_shutdown_timeout(self.network_close_timeout());
+        let options = self.mlflow.clone().unwrap_or_default();
         if !options.sends_on(rank) {
             return Ok(None);
         }
@@ -725,7 +710,12 @@ impl MetricGuard {
             .map(|w| w.begin_shutdown(outcome, deadline))
             .collect();
         let mut late = Vec::new();
+        let begun = Instant::now();
         for (worker, started) in self.workers.iter_mut().zip(started) {
+            // A network sink may keep delivering while its server makes progress.
+            let deadline = worker
+                .close_budget
+                .map_or(deadline, |budget| deadline.max(begun + budget));
             if !(started && worker.finish(deadline)) {
                 late.push(format!(
                     "{} ({} records queued)",

@@ -114,6 +114,8 @@ pub(crate) struct WorkerConfig {
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub(crate) name: String,
+    /// How long this sink's close may take, when longer than the shutdown timeout.
+    pub(crate) close_budget: Option<Duration>,
     tx: Sender<Msg>,
     done: Receiver<()>,
     thread: Option<thread::JoinHandle<()>>,
@@ -124,6 +126,7 @@ impl Worker {
     /// Starts a worker thread for `sink`.
     pub(crate) fn spawn(sink: Box<dyn Sink>, config: &WorkerConfig) -> Result<(Worker, Feeder)> {
         let name = sink.name().to_owned();
+        let close_budget = sink.close_budget();
         let (tx, rx) = bounded(config.capacity.max(1));
         let (done_tx, done) = bounded(1);
         let counters = Arc::new(Counters::default());
@@ -153,6 +156,7 @@ impl Worker {
         };
         let worker = Worker {
             name,
+            close_budget,
             tx,
             done,
             thread: Some(thread),

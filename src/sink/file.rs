@@ -30,6 +30,8 @@ pub(crate) struct RecordFile {
     lost: u64,
     /// Bytes in the file: its length when opened plus what was written since.
     file_len: u64,
+    /// Whole records written to the file since it was opened.
+    records_written: u64,
 }
 
 impl RecordFile {
@@ -45,6 +47,7 @@ impl RecordFile {
             written_of_first: 0,
             max_pending: DEFAULT_MAX_PENDING,
             lost: 0,
+            records_written: 0,
         }
     }
 
@@ -106,6 +109,12 @@ impl RecordFile {
         self.file_len
     }
 
+    /// Whole records written to the file since it was opened.
+    #[cfg_attr(not(any(feature = "http", feature = "mlflow")), allow(dead_code))]
+    pub(crate) fn records_written(&self) -> u64 {
+        self.records_written
+    }
+
     /// Records discarded so far: the buffer overflowed while writes failed, or the sink
     /// closed before they could be written.
     pub(crate) fn lost(&self) -> u64 {
@@ -131,6 +140,7 @@ impl RecordFile {
         let mut whole = 0;
         while self.ends.front().is_some_and(|&end| end <= done) {
             whole = self.ends.pop_front().unwrap_or(whole);
+            self.records_written += 1;
         }
         self.buf.drain(..whole);
         for end in self.ends.iter_mut() {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::spool::{
-    first_env, redact_url, refusal_text, Deliver, Delivery, Secret, Spool, SpoolOptions,
+    first_env, redact_url, refusal_text, without_password, Deliver, Delivery, Secret, Spool,
+    SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
 };
 use super::{RunOutcome, Sink};
 use crate::json::{write_fields, write_str};
@@ -45,7 +46,8 @@ pub struct HttpOptions {
     single_record: bool,
     request_timeout: Duration,
     heartbeat: Option<Duration>,
-    shutdown_timeout: Option<Duration>,
+    close_cap: Duration,
+    stall_timeout: Duration,
     allow_insecure: bool,
     retry_base: Duration,
     retry_max: Duration,
@@ -64,7 +66,8 @@ impl Default for HttpOptions {
             single_record: false,
             request_timeout: Duration::from_secs(10),
             heartbeat: None,
-            shutdown_timeout: None,
+            close_cap: DEFAULT_CLOSE_CAP,
+            stall_timeout: DEFAULT_STALL,
             allow_insecure: false,
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
@@ -74,9 +77,9 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
-    /// Defaults: batches of up to 100 messages or 1 s, 10 s request timeout, four fifths
-    /// of the logger's shutdown timeout to deliver at close, retries from 200 ms doubling
-    /// up to 30 s.
+    /// Defaults: batches of up to 100 messages or 1 s, 10 s request timeout; at close,
+    /// delivery goes on while the server accepts batches (up to 120 s) and gives up after
+    /// 4 s without progress; retries from 200 ms doubling up to 30 s.
     pub fn new() -> Self {
         Self::default()
     }
@@ -131,10 +134,17 @@ impl HttpOptions {
         self
     }
 
-    /// How long closing may keep delivering; what is left stays spooled on disk. Default:
-    /// four fifths of the logger's [shutdown timeout](crate::MetricLoggerBuilder::shutdown_timeout).
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = Some(timeout);
+    /// The longest closing may keep delivering while the server makes progress (default
+    /// 120 s); what is left stays spooled on disk for `trainlog sync`.
+    pub fn shutdown_timeout(mut self, cap: Duration) -> Self {
+        self.close_cap = cap;
+        self
+    }
+
+    /// How long closing waits for the server to accept a batch before it gives up
+    /// (default 4 s), so a dead server holds the exit this long, plus a second.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
         self
     }
 
@@ -152,12 +162,6 @@ impl HttpOptions {
 
     pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
         self.all_ranks || rank.is_rank0()
-    }
-
-    /// Sets the close deadline unless the user chose one.
-    pub(crate) fn or_shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout.get_or_insert(timeout);
-        self
     }
 
     /// First retry delay and its cap (delays double, with jitter).
@@ -182,6 +186,7 @@ struct Identity {
 #[derive(Debug)]
 pub struct HttpSink {
     spool: Spool,
+    resume_hint: String,
     identity: Arc<Identity>,
     next_n: u64,
     timestamps: TimestampFormatter,
@@ -206,26 +211,7 @@ impl HttpSink {
             .token
             .clone()
             .or_else(|| first_env(&TOKEN_VARS).map(Secret));
-        // The URL may hold credentials: messages show it redacted, or not at all.
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| Error::Config(format!("invalid server URL: {e}")))?;
-        match parsed.scheme() {
-            "https" => {}
-            "http" if token.is_none() || options.allow_insecure || is_loopback(&parsed) => {}
-            "http" => {
-                return Err(Error::Config(format!(
-                    "refusing to send the auth token over plain http to `{}`; use https, or \
-                     HttpOptions::allow_insecure_http(true) if you accept the risk",
-                    parsed.host_str().unwrap_or("")
-                )))
-            }
-            other => {
-                return Err(Error::Config(format!(
-                    "server URL `{}` must be http:// or https://, not {other}://",
-                    redact_url(&parsed)
-                )))
-            }
-        }
+        let parsed = check_url(&url, token.is_some(), options.allow_insecure)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -259,29 +245,44 @@ impl HttpSink {
             batch_interval: options.batch_interval,
             request_timeout: options.request_timeout,
             heartbeat: options.heartbeat,
-            shutdown_timeout: options
-                .shutdown_timeout
-                .unwrap_or(super::spool::DEFAULT_SHUTDOWN),
+            stall_timeout: options.stall_timeout,
+            close_cap: options.close_cap,
             retry_base: options.retry_base,
             retry_max: options.retry_max,
         };
+        let session = serde_json::json!({
+            "backend": "http",
+            "url": without_password(&parsed),
+            "project": identity.project,
+            "run_id": identity.run_id,
+            "rank": identity.rank,
+            "single_record": options.single_record,
+        });
         let deliver = HttpDeliver {
             client: None,
-            url: parsed,
+            own: Some((parsed.clone(), token.clone())),
+            url: parsed.clone(),
             token,
+            allow_insecure: options.allow_insecure,
             single_record: options.single_record,
-            identity: identity.clone(),
+            identity: Some(identity.clone()),
         };
-        let stem = format!("{}_rank{}", identity.run_id, identity.rank);
         let spool = Spool::open(
             "http",
-            &output_dir.join("http_spool"),
-            &stem,
+            &output_dir.join(SPOOL_DIR),
+            &parsed,
+            identity.rank,
             spool_options,
             deliver,
+            &session,
         )?;
+        let resume_hint = format!(
+            "send them with `trainlog sync {}`, or start a logger with the same output directory",
+            output_dir.display()
+        );
         let mut sink = HttpSink {
             spool,
+            resume_hint,
             identity,
             next_n: 0,
             timestamps: TimestampFormatter::default(),
@@ -396,11 +397,34 @@ impl Sink for HttpSink {
         };
         let finished = Record::new(self.identity.rank).with_field("status", status);
         self.append("training_finished", &finished);
-        let hint = format!(
-            "a logger started with run id `{}` sends them",
-            self.identity.run_id
-        );
-        self.spool.close(&hint)
+        self.spool.close(&self.resume_hint).1
+    }
+
+    fn close_budget(&self) -> Option<Duration> {
+        Some(self.spool.close_budget())
+    }
+}
+
+/// Where http spools live under the output directory.
+pub(crate) const SPOOL_DIR: &str = "http_spool";
+
+/// Parses and checks a server URL: http or https, and no token over plain http to a
+/// host other than loopback unless allowed. Messages show the URL redacted.
+fn check_url(url: &str, token: bool, allow_insecure: bool) -> Result<reqwest::Url> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| Error::Config(format!("invalid server URL: {e}")))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if !token || allow_insecure || is_loopback(&parsed) => Ok(parsed),
+        "http" => Err(Error::Config(format!(
+            "refusing to send the auth token over plain http to `{}`; use https, or \
+             HttpOptions::allow_insecure_http(true) if you accept the risk",
+            parsed.host_str().unwrap_or("")
+        ))),
+        other => Err(Error::Config(format!(
+            "server URL `{}` must be http:// or https://, not {other}://",
+            redact_url(&parsed)
+        ))),
     }
 }
 
@@ -418,10 +442,15 @@ struct HttpDeliver {
     /// Built on first use, on the sender thread: a blocking client must not be created
     /// or dropped inside an async runtime, which the caller's thread may be.
     client: Option<reqwest::blocking::Client>,
+    /// The logger's own URL and token; `None` for `trainlog sync`.
+    own: Option<(reqwest::Url, Option<Secret>)>,
+    /// Where the current session's messages go, with which token.
     url: reqwest::Url,
     token: Option<Secret>,
+    allow_insecure: bool,
     single_record: bool,
-    identity: Arc<Identity>,
+    /// The logger's identity, for heartbeats; `None` for `trainlog sync`.
+    identity: Option<Arc<Identity>>,
 }
 
 impl HttpDeliver {
@@ -462,6 +491,24 @@ impl HttpDeliver {
 impl Deliver for HttpDeliver {
     fn target(&self) -> String {
         redact_url(&self.url)
+    }
+
+    /// Messages carry their own identity; a session only says where they go. The
+    /// logger's own token goes to its own URL only; other URLs (an earlier logger's, or
+    /// any for `trainlog sync`) get the token from the environment.
+    fn session(&mut self, session: &serde_json::Value) -> std::result::Result<(), String> {
+        let url = session["url"]
+            .as_str()
+            .ok_or("the session names no server URL")?;
+        let token = match &self.own {
+            Some((own, token)) if without_password(own) == url => token.clone(),
+            _ => first_env(&TOKEN_VARS).map(Secret),
+        };
+        self.url =
+            check_url(url, token.is_some(), self.allow_insecure).map_err(|e| e.to_string())?;
+        self.token = token;
+        self.single_record = session["single_record"] == true;
+        Ok(())
     }
 
     fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery {
@@ -518,7 +565,9 @@ impl Deliver for HttpDeliver {
     }
 
     fn heartbeat(&mut self, timeout: Duration) {
-        let id = &self.identity;
+        let Some(id) = self.identity.clone() else {
+            return;
+        };
         let body = serde_json::json!({
             "project_name": id.project,
             "run_id": id.run_id,
@@ -546,4 +595,20 @@ fn message_id(line: &[u8]) -> String {
         .and_then(|rest| rest.split('"').next())
         .unwrap_or("")
         .to_owned()
+}
+
+/// Opens a spool an http logger left, to deliver it to the server its session lines name
+/// (`trainlog sync`). The token comes from the environment ([`TOKEN_VARS`]).
+pub(crate) fn resume_spool(path: &Path, options: SpoolOptions) -> Result<Spool> {
+    let deliver = HttpDeliver {
+        client: None,
+        own: None,
+        // Replaced by the first session line; nothing is sent before one.
+        url: reqwest::Url::parse("http://localhost/").map_err(|e| Error::Config(e.to_string()))?,
+        token: None,
+        allow_insecure: false,
+        single_record: false,
+        identity: None,
+    };
+    Spool::resume("http", path, options, deliver)
 }

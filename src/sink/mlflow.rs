@@ -7,14 +7,15 @@
 //! same MLflow run.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value as Json};
 
 use super::spool::{
-    first_env, redact_url, refusal_text, Deliver, Delivery, Secret, Spool, SpoolOptions,
+    first_env, redact_url, refusal_text, without_password, Deliver, Delivery, Pulse, Secret, Spool,
+    SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
 };
 use super::{RunOutcome, Sink};
 use crate::json::{write_str, write_value};
@@ -41,7 +42,8 @@ pub struct MlflowOptions {
     token: Option<Secret>,
     basic: Option<(String, Secret)>,
     all_ranks: bool,
-    shutdown_timeout: Option<Duration>,
+    close_cap: Option<Duration>,
+    stall_timeout: Option<Duration>,
     retry: Option<(Duration, Duration)>,
 }
 
@@ -89,10 +91,17 @@ impl MlflowOptions {
         self
     }
 
-    /// How long closing may keep delivering (default: four fifths of the logger's
-    /// shutdown timeout); the rest stays spooled.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = Some(timeout);
+    /// The longest closing may keep delivering while MLflow makes progress (default
+    /// 120 s); what is left stays spooled for `trainlog sync`.
+    pub fn shutdown_timeout(mut self, cap: Duration) -> Self {
+        self.close_cap = Some(cap);
+        self
+    }
+
+    /// How long closing waits for MLflow to accept a request before it gives up
+    /// (default 4 s).
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = Some(timeout);
         self
     }
 
@@ -104,12 +113,6 @@ impl MlflowOptions {
 
     pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
         self.all_ranks || rank.is_rank0()
-    }
-
-    /// Sets the close deadline unless the user chose one.
-    pub(crate) fn or_shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout.get_or_insert(timeout);
-        self
     }
 
     /// Whether the environment asks for MLflow (InstructLab's auto-detection).
@@ -127,6 +130,7 @@ impl MlflowOptions {
 pub struct MlflowSink {
     spool: Spool,
     warned_cut: bool,
+    resume_hint: String,
 }
 
 impl MlflowSink {
@@ -148,19 +152,7 @@ impl MlflowSink {
                         .into(),
                 )
             })?;
-        let base = reqwest::Url::parse(uri.trim_end_matches('/'))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "MLflow tracking URI `{}` is not an http(s) URL: trainlog talks to a \
-                     tracking server (`mlflow server`) over its REST API",
-                    match reqwest::Url::parse(&uri) {
-                        Ok(url) => redact_url(&url),
-                        Err(_) => "(unparseable)".into(),
-                    }
-                ))
-            })?;
+        let base = parse_uri(&uri)?;
         let experiment = options
             .experiment
             .clone()
@@ -176,18 +168,9 @@ impl MlflowSink {
         let auth = match (&options.token, &options.basic) {
             (Some(token), _) => Auth::Bearer(token.clone()),
             (None, Some((user, pass))) => Auth::Basic(user.clone(), pass.clone()),
-            (None, None) => match (
-                first_env(&["MLFLOW_TRACKING_TOKEN"]),
-                first_env(&["MLFLOW_TRACKING_USERNAME"]),
-                first_env(&["MLFLOW_TRACKING_PASSWORD"]),
-            ) {
-                (Some(token), _, _) => Auth::Bearer(Secret(token)),
-                (None, Some(user), pass) => Auth::Basic(user, Secret(pass.unwrap_or_default())),
-                _ => Auth::None,
-            },
+            (None, None) => Auth::from_env(),
         };
-        let dir = output_dir.join("mlflow_spool");
-        let stem = format!("{run_name}_rank{}", rank.rank);
+        let dir = output_dir.join(SPOOL_DIR);
         let (base_delay, max_delay) = options
             .retry
             .unwrap_or((Duration::from_millis(200), Duration::from_secs(30)));
@@ -196,30 +179,35 @@ impl MlflowSink {
             batch_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             heartbeat: None,
-            shutdown_timeout: options
-                .shutdown_timeout
-                .unwrap_or(super::spool::DEFAULT_SHUTDOWN),
+            stall_timeout: options.stall_timeout.unwrap_or(DEFAULT_STALL),
+            close_cap: options.close_cap.unwrap_or(DEFAULT_CLOSE_CAP),
             retry_base: base_delay,
             retry_max: max_delay,
         };
-        let deliver = MlflowDeliver {
-            client: None,
-            base,
-            auth,
-            experiment,
-            run_name,
-            run_id: std::fs::read_to_string(dir.join(format!("{stem}.run_id")))
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty()),
-            run_id_path: dir.join(format!("{stem}.run_id")),
-            params: HashMap::new(),
-            warned_param_change: false,
-        };
-        let spool = Spool::open("mlflow", &dir, &stem, spool_options, deliver)?;
+        let session = json!({
+            "backend": "mlflow",
+            "tracking_uri": without_password(&base),
+            "experiment": experiment,
+            "run_name": run_name,
+        });
+        let deliver = MlflowDeliver::new(&dir, Some((base.clone(), auth)), base.clone());
+        let spool = Spool::open(
+            "mlflow",
+            &dir,
+            &base,
+            rank.rank,
+            spool_options,
+            deliver,
+            &session,
+        )?;
         Ok(MlflowSink {
             spool,
             warned_cut: false,
+            resume_hint: format!(
+                "send them with `trainlog sync {}`, or start a logger with the same output \
+                 directory",
+                output_dir.display()
+            ),
         })
     }
 
@@ -369,8 +357,11 @@ impl Sink for MlflowSink {
         let out = self.spool.buffer();
         out.extend_from_slice(format!("{{\"end\":\"{status}\",\"t\":{now}}}\n").as_bytes());
         self.spool.end_record();
-        self.spool
-            .close("a logger started with the same run name sends them")
+        self.spool.close(&self.resume_hint).1
+    }
+
+    fn close_budget(&self) -> Option<Duration> {
+        Some(self.spool.close_budget())
     }
 
     /// Lines MLflow refused for good; they are in the dead-letter file.
@@ -379,25 +370,144 @@ impl Sink for MlflowSink {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Auth {
     None,
     Bearer(Secret),
     Basic(String, Secret),
 }
 
+impl Auth {
+    /// `MLFLOW_TRACKING_TOKEN` (bearer), else `MLFLOW_TRACKING_USERNAME`/`_PASSWORD`.
+    fn from_env() -> Auth {
+        match (
+            first_env(&["MLFLOW_TRACKING_TOKEN"]),
+            first_env(&["MLFLOW_TRACKING_USERNAME"]),
+            first_env(&["MLFLOW_TRACKING_PASSWORD"]),
+        ) {
+            (Some(token), _, _) => Auth::Bearer(Secret(token)),
+            (None, Some(user), pass) => Auth::Basic(user, Secret(pass.unwrap_or_default())),
+            _ => Auth::None,
+        }
+    }
+}
+
+/// Where mlflow spools live under the output directory.
+pub(crate) const SPOOL_DIR: &str = "mlflow_spool";
+
+/// A tracking URI as an http(s) URL, or a configuration error (the URI shown redacted).
+fn parse_uri(uri: &str) -> Result<reqwest::Url> {
+    reqwest::Url::parse(uri.trim_end_matches('/'))
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "MLflow tracking URI `{}` is not an http(s) URL: trainlog talks to a \
+                 tracking server (`mlflow server`) over its REST API",
+                match reqwest::Url::parse(uri) {
+                    Ok(url) => redact_url(&url),
+                    Err(_) => "(unparseable)".into(),
+                }
+            ))
+        })
+}
+
+/// The MLflow run ids of runs this spool directory started and that have not ended,
+/// keyed by tracking URI, experiment and run name (`runs.json`). A logger that resumes
+/// an unfinished run (after a crash) writes into the same MLflow run; once a run ends
+/// its entry is removed, so a later run with the same name starts a new MLflow run.
+#[derive(Debug)]
+struct RunIds {
+    path: PathBuf,
+}
+
+impl RunIds {
+    fn read(&self) -> Vec<Json> {
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<Json>>(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn matches(entry: &Json, key: &RunKey) -> bool {
+        entry["tracking_uri"] == key.uri
+            && entry["experiment"] == key.experiment
+            && entry["run_name"] == key.run_name
+    }
+
+    fn get(&self, key: &RunKey) -> Option<String> {
+        self.read()
+            .iter()
+            .find(|e| Self::matches(e, key))
+            .and_then(|e| e["run_id"].as_str())
+            .map(str::to_owned)
+    }
+
+    fn set(&self, key: &RunKey, run_id: Option<&str>) {
+        let mut entries: Vec<Json> = self
+            .read()
+            .into_iter()
+            .filter(|e| !Self::matches(e, key))
+            .collect();
+        if let Some(id) = run_id {
+            entries.push(json!({
+                "tracking_uri": key.uri,
+                "experiment": key.experiment,
+                "run_name": key.run_name,
+                "run_id": id,
+            }));
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(&entries).unwrap_or_default();
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.path);
+        }
+    }
+}
+
+/// The run a session writes to.
+#[derive(Debug, Clone, Default)]
+struct RunKey {
+    uri: String,
+    experiment: String,
+    run_name: String,
+}
+
 /// Talks to the tracking server (runs on the spool's sender thread).
 struct MlflowDeliver {
     client: Option<reqwest::blocking::Client>,
+    /// The logger's own tracking server and credentials; `None` for `trainlog sync`.
+    own: Option<(reqwest::Url, Auth)>,
+    /// The current session: its server, credentials and run.
     base: reqwest::Url,
     auth: Auth,
-    experiment: String,
-    run_name: String,
+    key: RunKey,
     run_id: Option<String>,
-    run_id_path: std::path::PathBuf,
-    /// Params already logged, to send each once and never a changed value.
+    runs: RunIds,
+    /// Params already logged in the current run, to send each once and never a changed
+    /// value.
     params: HashMap<String, String>,
     warned_param_change: bool,
+    pulse: Option<Pulse>,
+}
+
+impl MlflowDeliver {
+    fn new(dir: &Path, own: Option<(reqwest::Url, Auth)>, base: reqwest::Url) -> Self {
+        MlflowDeliver {
+            client: None,
+            own,
+            auth: Auth::None,
+            key: RunKey::default(),
+            base,
+            run_id: None,
+            runs: RunIds {
+                path: dir.join("runs.json"),
+            },
+            params: HashMap::new(),
+            warned_param_change: false,
+            pulse: None,
+        }
+    }
 }
 
 /// The result of one REST call: the verdict, and the body (or the refusal).
@@ -442,6 +552,12 @@ impl MlflowDeliver {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 let verdict = classify(status, retry_after.as_deref());
+                if verdict == Verdict::Done {
+                    // A run is made of several calls: each answered one is progress.
+                    if let Some(pulse) = &self.pulse {
+                        pulse.beat();
+                    }
+                }
                 let location = response
                     .headers()
                     .get("Location")
@@ -475,14 +591,14 @@ impl MlflowDeliver {
         };
         let query = format!(
             "experiments/get-by-name?experiment_name={}",
-            urlencode(&self.experiment)
+            urlencode(&self.key.experiment)
         );
         let experiment_id = match self.call("GET", &query, None, timeout) {
             (Verdict::Done, Ok(body)) => body["experiment"]["experiment_id"]
                 .as_str()
                 .map(str::to_owned),
             (_, Err((404, _))) => {
-                let create = json!({"name": self.experiment});
+                let create = json!({"name": self.key.experiment});
                 match self.call("POST", "experiments/create", Some(&create), timeout) {
                     (Verdict::Done, Ok(body)) => body["experiment_id"].as_str().map(str::to_owned),
                     // Another rank or process created it first: look it up again next time.
@@ -510,14 +626,14 @@ impl MlflowDeliver {
             .as_millis() as u64;
         let create = json!({
             "experiment_id": experiment_id,
-            "run_name": self.run_name,
+            "run_name": self.key.run_name,
             "start_time": start_time,
             "tags": [{"key": "mlflow.source.name", "value": "trainlog"}],
         });
         match self.call("POST", "runs/create", Some(&create), timeout) {
             (Verdict::Done, Ok(body)) => match body["run"]["info"]["run_id"].as_str() {
                 Some(id) => {
-                    let _ = std::fs::write(&self.run_id_path, id);
+                    self.runs.set(&self.key, Some(id));
                     self.run_id = Some(id.to_owned());
                     Ok(id.to_owned())
                 }
@@ -532,6 +648,37 @@ impl MlflowDeliver {
 impl Deliver for MlflowDeliver {
     fn target(&self) -> String {
         format!("MLflow at {}", redact_url(&self.base))
+    }
+
+    /// A session names the server and the run: an unfinished run this directory
+    /// started is resumed, otherwise a new one is created on first delivery. The
+    /// logger's own credentials go to its own server only; others come from the
+    /// environment.
+    fn session(&mut self, session: &Json) -> std::result::Result<(), String> {
+        let uri = session["tracking_uri"]
+            .as_str()
+            .ok_or("the session names no tracking URI")?;
+        let base = parse_uri(uri).map_err(|e| e.to_string())?;
+        self.auth = match &self.own {
+            Some((own, auth)) if without_password(own) == uri => auth.clone(),
+            _ => Auth::from_env(),
+        };
+        self.key = RunKey {
+            uri: uri.to_owned(),
+            experiment: session["experiment"]
+                .as_str()
+                .unwrap_or("Default")
+                .to_owned(),
+            run_name: session["run_name"].as_str().unwrap_or_default().to_owned(),
+        };
+        self.base = base;
+        self.run_id = self.runs.get(&self.key);
+        self.params.clear();
+        Ok(())
+    }
+
+    fn set_pulse(&mut self, pulse: Pulse) {
+        self.pulse = Some(pulse);
     }
 
     fn records_in(&self, line: &[u8]) -> u64 {
@@ -551,6 +698,11 @@ impl Deliver for MlflowDeliver {
         if let Some(status) = parsed[0]["end"].as_str() {
             let update = json!({"run_id": run_id, "status": status, "end_time": parsed[0]["t"]});
             let (verdict, result) = self.call("POST", "runs/update", Some(&update), timeout);
+            if verdict == Verdict::Done {
+                // The run is over: a later run with the same name is a new MLflow run.
+                self.runs.set(&self.key, None);
+                self.run_id = None;
+            }
             return Delivery {
                 verdict,
                 count: 1,
@@ -604,7 +756,32 @@ impl Deliver for MlflowDeliver {
             );
         }
         let batch = json!({"run_id": run_id, "metrics": metrics, "params": params, "tags": tags});
-        let (verdict, result) = self.call("POST", "runs/log-batch", Some(&batch), timeout);
+        let (mut verdict, mut result) = self.call("POST", "runs/log-batch", Some(&batch), timeout);
+        if verdict == Verdict::Reject && !params.is_empty() {
+            // MLflow refuses the whole request when a param changed (a resumed run that
+            // logs other values): send the metrics and tags without the params, and say
+            // once which params were refused.
+            let keys: Vec<&str> = params.iter().filter_map(|p| p["key"].as_str()).collect();
+            let refusal = result.as_ref().err().map(|(_, text)| text.clone());
+            let batch = json!({"run_id": run_id, "metrics": metrics, "params": [], "tags": tags});
+            (verdict, result) = self.call("POST", "runs/log-batch", Some(&batch), timeout);
+            if verdict == Verdict::Done && !self.warned_param_change {
+                self.warned_param_change = true;
+                eprintln!(
+                    "trainlog: mlflow: MLflow refused params {} ({}); a run keeps a param's \
+                     first value; the metrics were sent",
+                    keys.join(", "),
+                    refusal.unwrap_or_default()
+                );
+            }
+            if verdict == Verdict::Done {
+                return Delivery {
+                    verdict,
+                    count: count.max(1),
+                    refusal: None,
+                };
+            }
+        }
         if verdict != Verdict::Done {
             // Not logged after all: send these params again with the retry.
             for p in &params {
@@ -633,4 +810,13 @@ fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Opens a spool an mlflow logger left, to deliver it to the runs its session lines name
+/// (`trainlog sync`). Credentials come from the `MLFLOW_TRACKING_*` variables.
+pub(crate) fn resume_spool(path: &Path, options: SpoolOptions) -> Result<Spool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // Replaced by the first session line; nothing is sent before one.
+    let base = parse_uri("http://localhost")?;
+    Spool::resume("mlflow", path, options, MlflowDeliver::new(dir, None, base))
 }

@@ -52,6 +52,8 @@ mod mlflow;
 mod otel;
 #[cfg(any(feature = "http", feature = "mlflow"))]
 mod spool;
+#[cfg(any(feature = "http", feature = "mlflow"))]
+mod sync;
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
 #[cfg(feature = "wandb")]
@@ -66,6 +68,8 @@ pub use memory::MemorySink;
 pub use mlflow::{MlflowOptions, MlflowSink};
 #[cfg(feature = "otel")]
 pub use otel::{OtelOptions, OtelSink, MONOTONIC_PREFIX};
+#[cfg(any(feature = "http", feature = "mlflow"))]
+pub use sync::{sync_spools, SyncReport};
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::TensorBoardSink;
 #[cfg(feature = "wandb")]
@@ -106,6 +110,14 @@ pub trait Sink: Send + 'static {
         Ok(())
     }
 
+    /// The longest [`close`](Sink::close) may take, when that is more than the logger's
+    /// shutdown timeout: a network sink keeps delivering at close while the server makes
+    /// progress. The guard waits for this sink that long at most. `None` (the default):
+    /// the logger's shutdown timeout applies.
+    fn close_budget(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// How many records this sink has given up on so far (e.g. discarded after its retry
     /// buffer filled up). Polled by the worker for [`Stats::lost`](crate::Stats).
     fn lost(&self) -> u64 {
@@ -125,6 +137,9 @@ impl<T: Sink + ?Sized> Sink for Box<T> {
     }
     fn close(&mut self, outcome: RunOutcome) -> Result<()> {
         (**self).close(outcome)
+    }
+    fn close_budget(&self) -> Option<std::time::Duration> {
+        (**self).close_budget()
     }
     fn lost(&self) -> u64 {
         (**self).lost()

@@ -102,6 +102,14 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
+/// A URL as recorded in a spool's session line: no password (credentials never go to
+/// disk; they come from the options or the environment when the lines are sent).
+pub(crate) fn without_password(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
 /// The outcome of one delivery attempt.
 #[derive(Debug)]
 pub(crate) struct Delivery {
@@ -115,14 +123,24 @@ pub(crate) struct Delivery {
 
 /// Sends spooled lines somewhere. Runs on the sender thread.
 pub(crate) trait Deliver: Send + 'static {
-    /// Where lines go, for messages (never containing credentials).
+    /// Where lines go now, for messages (never containing credentials).
     fn target(&self) -> String;
 
-    /// Delivers a prefix of `lines` (oldest first) within `timeout`.
+    /// A session line starts the lines one logger spooled: from here on, deliver to the
+    /// destination and as the identity it names. An error (say, a destination this
+    /// deliverer cannot reach) stops delivery; the lines stay spooled.
+    fn session(&mut self, session: &serde_json::Value) -> std::result::Result<(), String>;
+
+    /// Delivers a prefix of `lines` (oldest first, never a session line) within `timeout`.
     fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery;
 
-    /// How many of the user's records `line` carries, for the `lost` count when it is
-    /// refused: 0 for the sink's own messages (run start and end, continuation lines).
+    /// Receives the spool's [`Pulse`], for deliverers that make several calls per batch.
+    fn set_pulse(&mut self, pulse: Pulse) {
+        let _ = pulse;
+    }
+
+    /// How many of the user's records `line` carries, for the `lost` and delivered counts:
+    /// 0 for the sink's own messages (run start and end, continuation lines).
     fn records_in(&self, line: &[u8]) -> u64 {
         let _ = line;
         1
@@ -137,8 +155,13 @@ pub(crate) trait Deliver: Send + 'static {
 /// How much of the spool the sender reads at a time (more only for a larger message).
 const READ_CHUNK: u64 = 256 * 1024;
 
-/// How long a spool delivers at close when built without a logger (sinks made by hand).
-pub(crate) const DEFAULT_SHUTDOWN: Duration = Duration::from_secs(3);
+/// What a session line starts with: `{"session":{...}}`.
+const SESSION_PREFIX: &[u8] = b"{\"session\":";
+
+/// Default overall cap on delivering at close while the far side makes progress.
+pub(crate) const DEFAULT_CLOSE_CAP: Duration = Duration::from_secs(120);
+/// Default time without progress after which close gives up.
+pub(crate) const DEFAULT_STALL: Duration = Duration::from_secs(4);
 
 /// Batching, retry and shutdown settings of a spool.
 #[derive(Debug, Clone)]
@@ -147,17 +170,28 @@ pub(crate) struct SpoolOptions {
     pub(crate) batch_interval: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) heartbeat: Option<Duration>,
-    pub(crate) shutdown_timeout: Duration,
+    /// Close gives up when nothing was delivered for this long.
+    pub(crate) stall_timeout: Duration,
+    /// Close never waits longer than this in all.
+    pub(crate) close_cap: Duration,
     pub(crate) retry_base: Duration,
     pub(crate) retry_max: Duration,
 }
 
-/// State shared by the sink (producer) and its sender thread.
+/// State shared by the sink (producer), its sender thread and the closing thread.
 #[derive(Debug, Default)]
 struct State {
     /// Bytes of the spool file that are complete on disk.
     spooled: u64,
-    /// Set at close: deliver until then, then stop.
+    /// Lines complete on disk and not acknowledged when the spool was opened, plus the
+    /// lines written since; and the lines acknowledged (delivered or refused) since.
+    lines: u64,
+    acked_lines: u64,
+    /// When the far side last acknowledged a batch (or answered a call, see [`Pulse`]).
+    last_ack: Option<Instant>,
+    /// Close began: send what is spooled without waiting for batches to fill.
+    closing: bool,
+    /// Set when close gives up (or the spool is dropped): stop now.
     deadline: Option<Instant>,
     /// The sender thread has stopped.
     stopped: bool,
@@ -165,6 +199,9 @@ struct State {
     drained: bool,
     /// Records in the messages the server refused for good (now in the dead-letter file).
     rejected: u64,
+    /// Where lines go now, and records delivered per destination.
+    target: String,
+    delivered: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -187,6 +224,31 @@ impl Shared {
     }
 }
 
+/// Tells a closing spool that the far side answered: a deliverer that needs several
+/// calls per batch (MLflow creates the experiment and the run first) beats it on each
+/// answered call, so a slow but working server is not taken for a stalled one.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "mlflow"), allow(dead_code))]
+pub(crate) struct Pulse(Arc<Shared>);
+
+#[cfg_attr(not(feature = "mlflow"), allow(dead_code))]
+impl Pulse {
+    pub(crate) fn beat(&self) {
+        self.0.lock().last_ack = Some(Instant::now());
+    }
+}
+
+/// What a closed spool delivered, and what it left.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Closed {
+    /// Records delivered per destination.
+    pub(crate) delivered: Vec<(String, u64)>,
+    /// Lines refused for good (in the dead-letter file).
+    pub(crate) rejected: u64,
+    /// Lines still spooled (0 when the spool was delivered and deleted).
+    pub(crate) pending: u64,
+}
+
 /// The producer's side: append lines, publish them, close.
 #[derive(Debug)]
 pub(crate) struct Spool {
@@ -194,56 +256,134 @@ pub(crate) struct Spool {
     file: RecordFile,
     shared: Arc<Shared>,
     sender: Option<JoinHandle<()>>,
-    shutdown_timeout: Duration,
+    stall_timeout: Duration,
+    close_cap: Duration,
     offset_path: PathBuf,
     dead_path: PathBuf,
 }
 
+/// The spool file for a destination and rank under a spool directory:
+/// `<host>_<port>-<hash>_rank<r>.jsonl`. One file per destination and rank, named the
+/// same by every logger that sends there (no time in it), so a logger delivers what an
+/// earlier one left for the same destination before its own lines, and a spool left for
+/// another destination never blocks it.
+pub(crate) fn spool_path(dir: &Path, destination: &reqwest::Url, rank: u32) -> PathBuf {
+    let shown = without_password(destination);
+    let host: String = format!(
+        "{}_{}",
+        destination.host_str().unwrap_or("host"),
+        destination.port_or_known_default().unwrap_or(0)
+    )
+    .chars()
+    .map(|c| {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+            c
+        } else {
+            '_'
+        }
+    })
+    .take(60)
+    .collect();
+    // FNV-1a: a stable hash (std's is not guaranteed to stay the same across releases).
+    let hash = shown.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    dir.join(format!("{host}-{:08x}_rank{rank}.jsonl", hash as u32))
+}
+
 impl Spool {
-    /// Opens (or resumes) `<dir>/<stem>.jsonl` and starts the sender thread.
+    /// Opens (or resumes) the spool file of `destination` and `rank` under `dir` (see
+    /// [`spool_path`]), appends `session` as the line that starts this logger's messages,
+    /// and starts the sender thread. What an earlier logger left in the file is delivered
+    /// first, as the identity its own session line names.
     pub(crate) fn open(
         name: &'static str,
         dir: &Path,
-        stem: &str,
+        destination: &reqwest::Url,
+        rank: u32,
+        options: SpoolOptions,
+        deliver: impl Deliver,
+        session: &serde_json::Value,
+    ) -> Result<Spool> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create spool directory", dir, e))?;
+        let path = spool_path(dir, destination, rank);
+        let mut spool = Self::start(name, &path, options, deliver, true)?;
+        let out = spool.file.buffer();
+        out.extend_from_slice(SESSION_PREFIX);
+        // Writing a Value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, session);
+        out.extend_from_slice(b"}\n");
+        spool.file.end_record();
+        spool.publish()?;
+        Ok(spool)
+    }
+
+    /// Opens an existing spool file to deliver what it holds (`trainlog sync`).
+    pub(crate) fn resume(
+        name: &'static str,
+        path: &Path,
         options: SpoolOptions,
         deliver: impl Deliver,
     ) -> Result<Spool> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create spool directory", dir, e))?;
-        let spool_path = dir.join(format!("{stem}.jsonl"));
-        let offset_path = dir.join(format!("{stem}.offset"));
-        let dead_path = dir.join(format!("{stem}.dead.jsonl"));
-        let file = RecordFile::append_lines(name, spool_path.clone())?;
+        Self::start(name, path, options, deliver, false)
+    }
+
+    fn start(
+        name: &'static str,
+        spool_path: &Path,
+        options: SpoolOptions,
+        mut deliver: impl Deliver,
+        knows_destination: bool,
+    ) -> Result<Spool> {
+        let offset_path = spool_path.with_extension("offset");
+        let dead_path = spool_path.with_extension("dead.jsonl");
+        let file = RecordFile::append_lines(name, spool_path.to_path_buf())?;
         let spooled = file.file_len();
-        let sent = read_offset(&offset_path).min(spooled);
+        let (sent, session_at) = read_offset(&offset_path);
+        let sent = sent.min(spooled);
+        // The lines after `sent` belong to the session that began before them.
+        let session = session_at
+            .filter(|&at| at < sent)
+            .and_then(|at| session_line_at(spool_path, at).map(|s| (at, s)));
+        let unsent_lines =
+            count_lines(spool_path, sent).map_err(|e| Error::io("read", spool_path, e))?;
         if sent < spooled {
             eprintln!(
-                "trainlog: {name}: resuming {} unsent bytes spooled earlier in {}",
-                spooled - sent,
+                "trainlog: {name}: sending {} messages left earlier in {} first",
+                group(unsent_lines),
                 spool_path.display()
             );
         }
         let shared = Arc::new(Shared::default());
-        shared.lock().spooled = spooled;
-        let shutdown_timeout = options.shutdown_timeout;
+        {
+            let mut state = shared.lock();
+            state.spooled = spooled;
+            state.lines = unsent_lines;
+            state.target = deliver.target();
+        }
+        let (stall_timeout, close_cap) = (options.stall_timeout, options.close_cap);
+        deliver.set_pulse(Pulse(shared.clone()));
         let sender = Sender {
             name,
+            knows_destination,
             deliver,
             options,
             shared: shared.clone(),
-            spool_path,
+            spool_path: spool_path.to_path_buf(),
             offset_path: offset_path.clone(),
             dead_path: dead_path.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("trainlog-{name}-send"))
-            .spawn(move || sender.run(sent))
+            .spawn(move || sender.run(sent, session, knows_destination))
             .map_err(|e| Error::Config(format!("could not start the {name} sender thread: {e}")))?;
         Ok(Spool {
             name,
             file,
             shared,
             sender: Some(handle),
-            shutdown_timeout,
+            stall_timeout,
+            close_cap,
             offset_path,
             dead_path,
         })
@@ -261,10 +401,14 @@ impl Spool {
 
     /// Writes buffered lines to the spool file and hands them to the sender.
     pub(crate) fn publish(&mut self) -> Result<()> {
-        self.file.write_out()?;
-        self.shared.lock().spooled = self.file.file_len();
+        let before = self.file.records_written();
+        let result = self.file.write_out();
+        let mut state = self.shared.lock();
+        state.spooled = self.file.file_len();
+        state.lines += self.file.records_written() - before;
+        drop(state);
         self.shared.wake.notify_all();
-        Ok(())
+        result
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -281,46 +425,86 @@ impl Spool {
         self.shared.lock().rejected + self.file.lost()
     }
 
-    /// Publishes, then lets the sender deliver for at most the shutdown timeout. A fully
-    /// delivered spool is deleted; otherwise the error says where the rest waits.
-    pub(crate) fn close(&mut self, resume_hint: &str) -> Result<()> {
+    /// The longest close may take: the overall cap, plus a second to stop.
+    pub(crate) fn close_budget(&self) -> Duration {
+        self.close_cap + Duration::from_secs(1)
+    }
+
+    /// Publishes, then lets the sender deliver for as long as the far side makes
+    /// progress: it gives up after the stall timeout without an acknowledged batch, or
+    /// at the overall cap. After a second it shows what is pending on stderr. A fully
+    /// delivered spool is deleted; otherwise the error says how many messages wait where,
+    /// and `resume_hint` how to send them.
+    pub(crate) fn close(&mut self, resume_hint: &str) -> (Closed, Result<()>) {
         let published = self.publish();
         if published.is_err() {
             // Not even on disk (a full disk at exit): these lines are lost.
             self.file.abandon_pending();
         }
-        let deadline = Instant::now() + self.shutdown_timeout;
+        let start = Instant::now();
+        let mut progress = Progress::new(self.name);
         let mut state = self.shared.lock();
-        state.deadline = Some(deadline);
+        state.closing = true;
         self.shared.wake.notify_all();
+        let mut gave_up = None;
         while !state.stopped {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let now = Instant::now();
+            let last = state.last_ack.map_or(start, |t| t.max(start));
+            let stalled = now.duration_since(last) >= self.stall_timeout;
+            if stalled || now.duration_since(start) >= self.close_cap {
+                gave_up = Some(if stalled {
+                    format!("nothing was delivered for {:?}", self.stall_timeout)
+                } else {
+                    format!("still sending after {:?}", self.close_cap)
+                });
+                state.deadline = Some(now);
+                self.shared.wake.notify_all();
                 break;
             }
-            state = self.shared.wait(state, left);
+            let pending = state.lines.saturating_sub(state.acked_lines);
+            progress.show(now.duration_since(start), pending, &state.target);
+            state = self.shared.wait(state, Duration::from_millis(100));
+        }
+        // A sender stopped by the deadline ends at its next check; one stuck in a request
+        // is left to its timeout rather than holding the exit.
+        let until = Instant::now() + Duration::from_millis(500);
+        while !state.stopped && Instant::now() < until {
+            state = self.shared.wait(state, Duration::from_millis(50));
         }
         let (stopped, drained) = (state.stopped, state.drained);
+        let pending = state.lines.saturating_sub(state.acked_lines);
+        let closed = Closed {
+            delivered: state.delivered.clone(),
+            rejected: state.rejected,
+            pending: if drained { 0 } else { pending },
+        };
         drop(state);
+        progress.finish();
         if stopped {
             if let Some(sender) = self.sender.take() {
                 let _ = sender.join();
             }
         }
-        published?;
+        if let Err(e) = published {
+            return (closed, Err(e));
+        }
         if drained {
             let _ = std::fs::remove_file(self.file.path());
             let _ = std::fs::remove_file(&self.offset_path);
-            Ok(())
-        } else {
-            Err(Error::Sink {
-                sink: self.name.into(),
-                message: format!(
-                    "messages not yet delivered stay in {}; {resume_hint}",
-                    self.file.path().display()
-                ),
-            })
+            return (closed, Ok(()));
         }
+        let why = gave_up.unwrap_or_else(|| "the sender stopped".into());
+        let message = format!(
+            "{why}; {} messages stay in {}; {resume_hint}",
+            group(closed.pending),
+            self.file.path().display()
+        );
+        // The worker reports the error (once, with the sink's name).
+        let error = Error::Sink {
+            sink: self.name.into(),
+            message,
+        };
+        (closed, Err(error))
     }
 }
 
@@ -332,16 +516,113 @@ impl Drop for Spool {
     }
 }
 
-fn read_offset(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
+/// The line on stderr that says what close is waiting for: shown after a second, updated
+/// in place on a terminal, every ten seconds otherwise.
+struct Progress {
+    name: &'static str,
+    terminal: bool,
+    shown: Option<Instant>,
+}
+
+impl Progress {
+    fn new(name: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            name,
+            terminal: std::io::stderr().is_terminal(),
+            shown: None,
+        }
+    }
+
+    fn show(&mut self, waited: Duration, pending: u64, target: &str) {
+        if waited < Duration::from_secs(1) {
+            return;
+        }
+        let every = if self.terminal {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(10)
+        };
+        if self.shown.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        self.shown = Some(Instant::now());
+        let line = format!(
+            "trainlog: {}: sending {} pending messages to {target} …",
+            self.name,
+            group(pending)
+        );
+        if self.terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal && self.shown.is_some() {
+            eprintln!();
+        }
+    }
+}
+
+/// `1602` as `1,602`.
+pub(crate) fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The offset file: how far delivery got, and where the session line of the lines
+/// after that starts (`<acked> <session offset>`).
+fn read_offset(path: &Path) -> (u64, Option<u64>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>().ok());
+    (
+        numbers.next().flatten().unwrap_or(0),
+        numbers.next().flatten(),
+    )
+}
+
+/// The line that starts at `offset` in `path`, if it is a session line.
+fn session_line_at(path: &Path, offset: u64) -> Option<serde_json::Value> {
+    let mut file = File::open(path).ok()?;
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut line = Vec::new();
+    std::io::BufRead::read_until(&mut std::io::BufReader::new(file), b'\n', &mut line).ok()?;
+    if !is_session(&line) {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&line)
         .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+        .map(|v| v["session"].clone())
+}
+
+/// Complete lines in `path` after byte `from`.
+fn count_lines(path: &Path, from: u64) -> std::io::Result<u64> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = 0;
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(lines),
+            n => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+        }
+    }
 }
 
 /// The sender thread: reads the spool in order and delivers it.
 struct Sender<D> {
     name: &'static str,
+    /// Whether the lines before the next session line have a destination.
+    knows_destination: bool,
     deliver: D,
     options: SpoolOptions,
     shared: Arc<Shared>,
@@ -358,16 +639,37 @@ struct Window {
     acked: u64,
     /// Offset up to which the file has been read into `lines`.
     read: u64,
+    /// Offset of the session line the acknowledged lines belong to.
+    session_at: Option<u64>,
+}
+
+fn is_session(line: &[u8]) -> bool {
+    line.starts_with(SESSION_PREFIX)
 }
 
 impl<D: Deliver> Sender<D> {
-    fn run(mut self, start: u64) {
+    /// Delivers from byte `start`, in `session` (its offset and content) when the lines
+    /// there continue one that began earlier. Without a session, lines go to the
+    /// deliverer's own destination, if it has one (`knows_destination`).
+    fn run(
+        mut self,
+        start: u64,
+        session: Option<(u64, serde_json::Value)>,
+        knows_destination: bool,
+    ) {
         let mut window = Window {
             acked: start,
             read: start,
+            session_at: None,
             ..Window::default()
         };
-        let drained = self.deliver_all(&mut window);
+        self.knows_destination = knows_destination;
+        let mut usable = true;
+        if let Some((at, session)) = session {
+            window.session_at = Some(at);
+            usable = self.begin_session(&session);
+        }
+        let drained = usable && self.deliver_all(&mut window);
         let mut state = self.shared.lock();
         state.stopped = true;
         state.drained = drained;
@@ -386,7 +688,7 @@ impl<D: Deliver> Sender<D> {
         let mut attempted: Option<usize> = None;
         loop {
             // Wait until a batch is due, the run closes, or a heartbeat is due.
-            let (spooled, deadline) = {
+            let (spooled, closing, deadline) = {
                 let mut state = self.shared.lock();
                 loop {
                     let unsent =
@@ -398,7 +700,7 @@ impl<D: Deliver> Sender<D> {
                         || state.spooled > window.read && state.spooled - window.read >= 64 * 1024;
                     let due =
                         first_waiting.is_some_and(|t| t.elapsed() >= self.options.batch_interval);
-                    if state.deadline.is_some() || (unsent > 0 && (full || due)) {
+                    if state.closing || state.deadline.is_some() || (unsent > 0 && (full || due)) {
                         break;
                     }
                     let heartbeat_in = self
@@ -417,7 +719,7 @@ impl<D: Deliver> Sender<D> {
                         .unwrap_or(Duration::from_secs(3600));
                     state = self.shared.wait(state, wait);
                 }
-                (state.spooled, state.deadline)
+                (state.spooled, state.closing, state.deadline)
             };
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return window.lines.is_empty() && window.read >= spooled;
@@ -427,7 +729,7 @@ impl<D: Deliver> Sender<D> {
                 return false;
             }
             if window.lines.is_empty() {
-                if deadline.is_some() {
+                if closing {
                     return true;
                 }
                 if self.options.heartbeat.is_some()
@@ -439,12 +741,33 @@ impl<D: Deliver> Sender<D> {
                 first_waiting = None;
                 continue;
             }
-            // A batch that was attempted keeps its members on retry (its idempotency key
-            // names them), even if more lines arrived meanwhile.
-            let offered = window
+            if is_session(&window.lines[0]) {
+                let session: serde_json::Value =
+                    serde_json::from_slice(&window.lines[0]).unwrap_or_default();
+                if !self.begin_session(&session["session"]) {
+                    return false;
+                }
+                window.session_at = Some(window.acked);
+                self.ack(window, 1, 0);
+                continue;
+            }
+            if !self.knows_destination {
+                eprintln!(
+                    "trainlog: {name}: {} holds messages without a session line before them: \
+                     cannot tell where they go",
+                    self.spool_path.display()
+                );
+                return false;
+            }
+            // A batch never crosses into the next session. A batch that was attempted
+            // keeps its members on retry (its idempotency key names them), even if more
+            // lines arrived meanwhile.
+            let in_session = window
                 .lines
-                .len()
-                .min(attempted.unwrap_or(self.options.batch_size));
+                .iter()
+                .position(|l| is_session(l))
+                .unwrap_or(window.lines.len());
+            let offered = in_session.min(attempted.unwrap_or(self.options.batch_size));
             attempted = Some(offered);
             let lines: Vec<&[u8]> = window
                 .lines
@@ -453,9 +776,10 @@ impl<D: Deliver> Sender<D> {
                 .map(|l| l.as_slice())
                 .collect();
             let mut timeout = self.options.request_timeout;
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                timeout = timeout.min(left.max(Duration::from_millis(1)));
+            if closing {
+                // A request that hangs longer than the stall timeout would only hold the
+                // exit: give the retry a chance instead.
+                timeout = timeout.min(self.options.stall_timeout);
             }
             let Delivery {
                 verdict,
@@ -463,6 +787,10 @@ impl<D: Deliver> Sender<D> {
                 refusal,
             } = self.deliver.deliver(&lines, timeout);
             let count = count.clamp(1, offered);
+            let records: u64 = lines[..count]
+                .iter()
+                .map(|l| self.deliver.records_in(l))
+                .sum();
             match verdict {
                 Verdict::Done => {
                     attempted = None;
@@ -473,7 +801,7 @@ impl<D: Deliver> Sender<D> {
                         );
                     }
                     backoff.reset();
-                    self.ack(window, count);
+                    self.ack(window, count, records);
                     last_sent = Instant::now();
                     if window.lines.is_empty() && window.read >= spooled {
                         first_waiting = None;
@@ -492,14 +820,8 @@ impl<D: Deliver> Sender<D> {
                         );
                     }
                     self.dead_letter(window, count);
-                    let records: u64 = window
-                        .lines
-                        .iter()
-                        .take(count)
-                        .map(|l| self.deliver.records_in(l))
-                        .sum();
                     self.shared.lock().rejected += records;
-                    self.ack(window, count);
+                    self.ack(window, count, 0);
                 }
                 Verdict::Retry { after } => {
                     if backoff.failures() == 0 {
@@ -516,6 +838,26 @@ impl<D: Deliver> Sender<D> {
                     }
                     self.sleep(delay);
                 }
+            }
+        }
+    }
+
+    /// Switches the deliverer to a session's destination; false (reported) when it
+    /// cannot deliver there.
+    fn begin_session(&mut self, session: &serde_json::Value) -> bool {
+        match self.deliver.session(session) {
+            Ok(()) => {
+                self.shared.lock().target = self.deliver.target();
+                self.knows_destination = true;
+                true
+            }
+            Err(e) => {
+                eprintln!(
+                    "trainlog: {}: cannot deliver the messages spooled in {}: {e}",
+                    self.name,
+                    self.spool_path.display()
+                );
+                false
             }
         }
     }
@@ -562,15 +904,30 @@ impl<D: Deliver> Sender<D> {
         Ok(buf.len())
     }
 
-    /// Drops the first `count` lines from the window and records the new offset.
-    fn ack(&self, window: &mut Window, count: usize) {
+    /// Drops the first `count` lines from the window, records the new offset, and counts
+    /// the `records` they carried as delivered to the current destination.
+    fn ack(&self, window: &mut Window, count: usize, records: u64) {
         for line in window.lines.drain(..count) {
             window.acked += line.len() as u64 + 1;
         }
         // Write-then-rename, so a crash never leaves a half-written offset.
         let tmp = self.offset_path.with_extension("offset.tmp");
-        if std::fs::write(&tmp, window.acked.to_string()).is_ok() {
+        let text = match window.session_at {
+            Some(at) => format!("{} {at}", window.acked),
+            None => window.acked.to_string(),
+        };
+        if std::fs::write(&tmp, text).is_ok() {
             let _ = std::fs::rename(&tmp, &self.offset_path);
+        }
+        let mut state = self.shared.lock();
+        state.acked_lines += count as u64;
+        state.last_ack = Some(Instant::now());
+        if records > 0 {
+            let target = state.target.clone();
+            match state.delivered.iter_mut().find(|(t, _)| *t == target) {
+                Some((_, n)) => *n += records,
+                None => state.delivered.push((target, records)),
+            }
         }
     }
 
@@ -641,6 +998,9 @@ mod tests {
         fn target(&self) -> String {
             "nowhere".into()
         }
+        fn session(&mut self, _session: &serde_json::Value) -> std::result::Result<(), String> {
+            Ok(())
+        }
         fn deliver(&mut self, _lines: &[&[u8]], _timeout: Duration) -> Delivery {
             Delivery {
                 verdict: Verdict::Retry { after: None },
@@ -663,13 +1023,15 @@ mod tests {
         std::fs::write(&spool_path, &text).unwrap();
         let sender = Sender {
             name: "test",
+            knows_destination: true,
             deliver: Nowhere,
             options: SpoolOptions {
                 batch_size: 1,
                 batch_interval: Duration::from_secs(1),
                 request_timeout: Duration::from_secs(1),
                 heartbeat: None,
-                shutdown_timeout: Duration::from_secs(1),
+                stall_timeout: Duration::from_secs(1),
+                close_cap: Duration::from_secs(1),
                 retry_base: Duration::from_secs(1),
                 retry_max: Duration::from_secs(1),
             },

@@ -59,6 +59,43 @@ fn assert_exact(server: &TestServer, steps: std::ops::Range<u64>) {
     assert_eq!(stored.last().unwrap()["event_type"], "training_finished");
 }
 
+/// The spool files (not dead letters) under `<dir>/<spool_dir>`.
+fn spool_files(dir: &Path, spool_dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join(spool_dir))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    name.ends_with("_rank0.jsonl")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The one dead-letter file of rank 0 under `<dir>/<spool_dir>`.
+fn dead_file(dir: &Path, spool_dir: &str) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir.join(spool_dir))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with("_rank0.dead.jsonl"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+/// The one spool file of rank 0 under `<dir>/<spool_dir>`.
+fn spool_file(dir: &Path, spool_dir: &str) -> std::path::PathBuf {
+    let files = spool_files(dir, spool_dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
 #[test]
 fn every_record_arrives_once_in_order_in_batches() {
     let server = TestServer::start(Faults {
@@ -67,7 +104,7 @@ fn every_record_arrives_once_in_order_in_batches() {
     });
     let dir = tempfile::tempdir().unwrap();
     let guard = log_steps(logger(dir.path(), options(&server.url(), "r1")), 0..500);
-    let spool = dir.path().join("http_spool/r1_rank0.jsonl");
+    let spool = spool_file(dir.path(), "http_spool");
     assert!(spool.exists());
     drop(guard);
     assert_exact(&server, 0..500);
@@ -237,8 +274,7 @@ fn a_wrong_token_is_not_retried_and_goes_to_the_dead_letter_file() {
     };
     assert!(server.stored().is_empty());
     assert!(server.requests().iter().all(|r| r.status == 401));
-    let dead =
-        std::fs::read_to_string(dir.path().join("http_spool/auth_rank0.dead.jsonl")).unwrap();
+    let dead = std::fs::read_to_string(dead_file(dir.path(), "http_spool")).unwrap();
     let dead: Vec<Json> = dead
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -258,7 +294,7 @@ fn exit_is_not_held_by_a_dead_server_and_the_next_start_sends_the_spool() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/ingest");
     let dir = tempfile::tempdir().unwrap();
-    let opts = options(&url, "resume").shutdown_timeout(Duration::from_millis(500));
+    let opts = options(&url, "resume").stall_timeout(Duration::from_millis(500));
     let guard = log_steps(logger(dir.path(), opts.clone()), 0..100);
     let started = Instant::now();
     let result = guard.shutdown(trainlog::sink::RunOutcome::Completed);
@@ -271,10 +307,11 @@ fn exit_is_not_held_by_a_dead_server_and_the_next_start_sends_the_spool() {
         result.is_ok(),
         "the sink reports through stderr and stats, not the guard: {result:?}"
     );
-    let spool = dir.path().join("http_spool/resume_rank0.jsonl");
+    let spool = spool_file(dir.path(), "http_spool");
+    // The session line, the run's start, 100 records and the run's end.
     assert_eq!(
         std::fs::read_to_string(&spool).unwrap().lines().count(),
-        102
+        103
     );
 
     // The server comes back; a new process with the same run id logs 100..150.
@@ -514,8 +551,7 @@ fn a_redirect_is_a_refusal_not_a_silent_loss_and_credentials_are_not_followed() 
     assert!(server.requests().iter().all(|r| r.status == 302));
     let sent: usize = server.requests().iter().map(|r| r.messages).sum();
     assert_eq!(sent, 32);
-    let dead =
-        std::fs::read_to_string(dir.path().join("http_spool/moved_rank0.dead.jsonl")).unwrap();
+    let dead = std::fs::read_to_string(dead_file(dir.path(), "http_spool")).unwrap();
     assert_eq!(dead.lines().count(), 32);
 }
 
@@ -573,4 +609,147 @@ fn credentials_in_a_url_never_appear_in_messages() {
         .to_string();
     assert!(err.contains("must be http:// or https://"), "{err}");
     assert!(!err.contains("pa55word") && !err.contains("k3y"), "{err}");
+}
+
+#[test]
+fn close_keeps_sending_while_a_slow_server_makes_progress() {
+    // Every request takes 0.25 s: 3,000 records in batches of 100 need about 8 s, twice
+    // the stall timeout; close goes on because every batch is accepted.
+    let server = TestServer::start(Faults {
+        stall_first: usize::MAX,
+        stall: Duration::from_millis(250),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let opts = HttpOptions::new()
+        .url(server.url())
+        .run_id("slow")
+        .batch(100, Duration::from_secs(1));
+    let builder = MetricLogger::builder()
+        .output_dir(dir.path())
+        .backends("http")
+        .unwrap()
+        .rank(0)
+        .http(opts);
+    let guard = log_steps(builder, 0..3000);
+    let started = Instant::now();
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "close took {:?}: the test needs a backlog longer than the stall timeout",
+        started.elapsed()
+    );
+    assert_exact(&server, 0..3000);
+    assert_eq!(stats.written, 3000, "{stats:?}");
+    assert!(spool_files(dir.path(), "http_spool").is_empty());
+}
+
+#[test]
+fn a_dead_server_lets_the_process_exit_within_the_stall_timeout_plus_a_second() {
+    let url = format!("http://127.0.0.1:{}/ingest", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = HttpOptions::new().url(&url).run_id("dead");
+    let builder = MetricLogger::builder()
+        .output_dir(dir.path())
+        .backends("http")
+        .unwrap()
+        .rank(0)
+        .http(opts);
+    let guard = log_steps(builder, 0..50);
+    let started = Instant::now();
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(4)
+            && took < Duration::from_secs(5) + Duration::from_millis(500),
+        "close took {took:?}, the stall timeout is 4 s"
+    );
+    // Nothing is lost: the records wait in the spool.
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    let spool = spool_file(dir.path(), "http_spool");
+    let text = std::fs::read_to_string(spool).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("\"event_type\":\"log\""))
+            .count(),
+        50
+    );
+}
+
+#[test]
+fn sync_sends_a_leftover_spool_exactly_once() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/ingest");
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("exp1");
+    // The server is down at exit: everything stays spooled.
+    let opts = options(&url, "left").stall_timeout(Duration::from_millis(300));
+    drop(log_steps(logger(&run_dir, opts), 0..120));
+    assert_eq!(spool_files(&run_dir, "http_spool").len(), 1);
+
+    let server = TestServer::start_on(port, Faults::default());
+    let reports = trainlog::sink::sync_spools(dir.path()).unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert_eq!(report.error, None);
+    assert_eq!(report.pending, 0);
+    assert_eq!(report.delivered, vec![(url.clone(), 120)]);
+    assert_exact(&server, 0..120);
+    assert!(spool_files(&run_dir, "http_spool").is_empty());
+    // Again: nothing left, nothing sent.
+    let requests = server.requests().len();
+    let reports = trainlog::sink::sync_spools(dir.path()).unwrap();
+    assert!(reports.is_empty(), "{reports:?}");
+    assert_eq!(server.requests().len(), requests);
+    assert_eq!(server.duplicates(), 0);
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn trainlog_sync_command_reports_per_destination_and_the_token_comes_from_the_environment() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/ingest");
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&url, "cli").stall_timeout(Duration::from_millis(300));
+    drop(log_steps(logger(dir.path(), opts), 0..40));
+    let spool = spool_file(dir.path(), "http_spool");
+    assert!(!std::fs::read_to_string(&spool).unwrap().contains("t0ken"));
+
+    let server = TestServer::start_on(
+        port,
+        Faults {
+            token: Some("t0ken".into()),
+            ..Faults::default()
+        },
+    );
+    let cli = |token: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trainlog"));
+        cmd.arg("sync")
+            .arg(dir.path())
+            .env_remove("MESSENGER_LOGGER_AUTH_TOKEN");
+        match token {
+            Some(t) => cmd.env("TRAINLOG_AUTH_TOKEN", t),
+            None => cmd.env_remove("TRAINLOG_AUTH_TOKEN"),
+        };
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(Some("t0ken"));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("{url}: 40 records delivered")),
+        "{out}"
+    );
+    assert_exact(&server, 0..40);
+    let (ok, out, _) = cli(Some("t0ken"));
+    assert!(ok);
+    assert!(out.contains("nothing to send"), "{out}");
 }

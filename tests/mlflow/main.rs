@@ -47,6 +47,15 @@ fn start_server(admin_password: Option<&str>) -> Server {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "ready", "mlflow server did not start: {line}");
+    // The first request pays for the server's lazy start-up (several seconds with the
+    // auth app): pay it here, not inside a test's close.
+    let mut warm = reqwest::blocking::Client::new().get(format!(
+        "http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+    ));
+    if let Some(password) = admin_password {
+        warm = warm.basic_auth("admin", Some(password));
+    }
+    let _ = warm.timeout(Duration::from_secs(120)).send();
     Server {
         url: format!("http://127.0.0.1:{port}"),
         _child: Mutex::new(child),
@@ -124,6 +133,27 @@ fn find_run(experiment: &str, run_name: &str) -> Json {
     runs[0].clone()
 }
 
+/// Every run named `run_name` in experiment `experiment`.
+fn runs_named(experiment: &str, run_name: &str) -> Vec<Json> {
+    let exp = api(
+        "GET",
+        &format!("experiments/get-by-name?experiment_name={experiment}"),
+        None,
+    );
+    let id = exp["experiment"]["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let found = api(
+        "POST",
+        "runs/search",
+        Some(
+            json!({"experiment_ids": [id], "filter": format!("attributes.run_name = '{run_name}'")}),
+        ),
+    );
+    found["runs"].as_array().cloned().unwrap_or_default()
+}
+
 /// Every point of a metric's history as (step, value), by step.
 fn history(run_id: &str, key: &str) -> Vec<(i64, Json)> {
     let h = api(
@@ -181,12 +211,45 @@ fn to_server(experiment: &str, run_name: &str) -> MlflowOptions {
         .experiment(experiment)
         .run_name(run_name)
         .shutdown_timeout(Duration::from_secs(50))
+        // A server busy with the other tests may answer slowly; these tests are about
+        // what arrives, the stall rule has its own test.
+        .stall_timeout(Duration::from_secs(30))
 }
 
 fn run(builder: MetricLoggerBuilder, f: impl FnOnce()) -> MetricGuard {
     let (layer, guard) = builder.build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
     guard
+}
+
+/// The spool files (not dead letters) under `<dir>/<spool_dir>`.
+fn spool_files(dir: &Path, spool_dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join(spool_dir))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    name.ends_with("_rank0.jsonl")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The one dead-letter file of rank 0 under `<dir>/<spool_dir>`.
+fn dead_file(dir: &Path, spool_dir: &str) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir.join(spool_dir))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with("_rank0.dead.jsonl"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
 }
 
 #[test]
@@ -286,50 +349,197 @@ fn five_thousand_metrics_in_one_record_respect_the_batch_limits() {
     assert_eq!(history(run_id, "layer4999.norm"), vec![(7, json!(4999.0))]);
 }
 
-#[test]
-fn unreachable_at_first_then_resumed_by_the_next_start_with_the_same_run_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let dead = format!(
-        "http://127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")
+/// A TCP forwarder to the shared server on a port of its own, started on demand: a
+/// tracking URI that is down first and up later.
+struct Proxy {
+    port: u16,
+}
+
+impl Proxy {
+    fn reserve() -> Proxy {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port()
-    );
-    let options = |uri: &str| {
+            .port();
+        Proxy { port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts forwarding (for the rest of the test binary's life).
+    fn start(&self) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        let target = server().url.trim_start_matches("http://").to_owned();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn a_server_down_at_exit_gets_the_spool_from_the_next_logger_and_a_fixed_run_name_starts_a_new_run()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::reserve();
+    let options = || {
         to_server("trainlog-resume", "resumed")
-            .tracking_uri(uri)
+            .tracking_uri(proxy.url())
             .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
     };
     let started = std::time::Instant::now();
-    let dead_options = options(&dead).shutdown_timeout(Duration::from_millis(300));
-    let guard = run(logger(dir.path(), dead_options), || {
-        for step in 0..50u64 {
-            info!(target: "metrics", step, loss = step as f64);
-        }
-    });
-    drop(guard); // cannot deliver: stays spooled
+    let guard = run(
+        logger(
+            dir.path(),
+            options().stall_timeout(Duration::from_millis(300)),
+        ),
+        || {
+            for step in 0..50u64 {
+                info!(target: "metrics", step, loss = step as f64);
+            }
+        },
+    );
+    drop(guard); // the server is down: everything stays spooled
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "exit held for {:?}",
         started.elapsed()
     );
-    assert!(dir.path().join("mlflow_spool/resumed_rank0.jsonl").exists());
-    let guard = run(logger(dir.path(), options(&server().url)), || {
+    assert_eq!(spool_files(dir.path(), "mlflow_spool").len(), 1);
+    proxy.start();
+    let guard = run(logger(dir.path(), options()), || {
         for step in 50..80u64 {
             info!(target: "metrics", step, loss = step as f64);
         }
     });
     drop(guard);
-    let run = find_run("trainlog-resume", "resumed");
-    let loss = history(run["info"]["run_id"].as_str().unwrap(), "loss");
-    assert_eq!(
-        loss.iter().map(|p| p.0).collect::<Vec<_>>(),
-        (0..80).collect::<Vec<_>>()
-    );
+    assert!(spool_files(dir.path(), "mlflow_spool").is_empty());
+    // The first logger's run, sent by the second before its own, ended FINISHED; the
+    // second run has the same fixed name and is a new MLflow run.
+    let runs = runs_named("trainlog-resume", "resumed");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let mut steps: Vec<Vec<i64>> = runs
+        .iter()
+        .map(|r| {
+            assert_eq!(r["info"]["status"], "FINISHED");
+            let id = r["info"]["run_id"].as_str().unwrap();
+            history(id, "loss").iter().map(|p| p.0).collect()
+        })
+        .collect();
+    steps.sort();
+    assert_eq!(steps[0], (0..50).collect::<Vec<_>>());
+    assert_eq!(steps[1], (50..80).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_point_arrives_and_the_run_reads_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = MetricLogger::builder()
+        .output_dir(dir.path())
+        .backends("async,mlflow")
+        .unwrap()
+        .rank(0)
+        .mlflow(to_server("trainlog-complete", "complete"));
+    let guard = run(builder, || {
+        for step in 0..300u64 {
+            info!(target: "metrics", step, loss = 1.0 / (step + 1) as f64);
+        }
+    });
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    let run = find_run("trainlog-complete", "complete");
     assert_eq!(run["info"]["status"], "FINISHED");
-    assert!(!dir.path().join("mlflow_spool/resumed_rank0.jsonl").exists());
+    let id = run["info"]["run_id"].as_str().unwrap();
+    assert_eq!(history(id, "loss").len(), 300);
+    assert!(spool_files(dir.path(), "mlflow_spool").is_empty());
+}
+
+#[test]
+fn a_fixed_run_name_in_another_experiment_or_after_the_end_is_a_new_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for experiment in ["trainlog-fixed-a", "trainlog-fixed-a", "trainlog-fixed-b"] {
+        let builder = logger(dir.path(), to_server(experiment, "fixed"));
+        drop(run(builder, || info!(target: "metrics", step = 0, x = 1.0)));
+    }
+    assert_eq!(runs_named("trainlog-fixed-a", "fixed").len(), 2);
+    assert_eq!(runs_named("trainlog-fixed-b", "fixed").len(), 1);
+    for run in runs_named("trainlog-fixed-a", "fixed") {
+        let id = run["info"]["run_id"].as_str().unwrap();
+        assert_eq!(history(id, "x").len(), 1, "each run got its own point");
+    }
+}
+
+#[test]
+fn a_resumed_run_with_a_changed_param_still_gets_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unfinished run (its logger crashed) that already has lr = 0.1.
+    let exp = api(
+        "POST",
+        "experiments/create",
+        Some(json!({"name": "trainlog-param-change"})),
+    );
+    let created = api(
+        "POST",
+        "runs/create",
+        Some(json!({"experiment_id": exp["experiment_id"], "run_name": "resumed-params"})),
+    );
+    let run_id = created["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api(
+        "POST",
+        "runs/log-parameter",
+        Some(json!({"run_id": run_id, "key": "lr", "value": "0.1"})),
+    );
+    std::fs::create_dir_all(dir.path().join("mlflow_spool")).unwrap();
+    let uri = reqwest::Url::parse(&server().url).unwrap().to_string();
+    std::fs::write(
+        dir.path().join("mlflow_spool/runs.json"),
+        json!([{"tracking_uri": uri, "experiment": "trainlog-param-change",
+                "run_name": "resumed-params", "run_id": run_id}])
+        .to_string(),
+    )
+    .unwrap();
+    let builder = logger(
+        dir.path(),
+        to_server("trainlog-param-change", "resumed-params"),
+    );
+    let guard = run(builder, || {
+        info!(target: "metrics", hparams = true, lr = 0.2, seed = 7u64);
+        for step in 0..5u64 {
+            info!(target: "metrics", step, loss = 1.0);
+        }
+    });
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    assert_eq!(history(&run_id, "loss").len(), 5);
+    let run = api("GET", &format!("runs/get?run_id={run_id}"), None);
+    let params = run["run"]["data"]["params"].as_array().unwrap();
+    assert!(
+        params.contains(&json!({"key": "lr", "value": "0.1"})),
+        "{params:?}"
+    );
+    assert_eq!(run["run"]["info"]["status"], "FINISHED");
 }
 
 #[test]
@@ -418,8 +628,7 @@ fn basic_auth_is_sent_and_a_wrong_password_is_refused_not_retried() {
     // (the run's end line is the sink's own).
     assert_eq!(stats.lost, 1, "{stats:?}");
     assert_eq!(stats.queued, stats.written + stats.lost, "{stats:?}");
-    let dead =
-        std::fs::read_to_string(dir.path().join("mlflow_spool/refused_rank0.dead.jsonl")).unwrap();
+    let dead = std::fs::read_to_string(dead_file(dir.path(), "mlflow_spool")).unwrap();
     assert!(dead.contains("\"loss\""), "{dead}");
 }
 

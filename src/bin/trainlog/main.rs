@@ -7,6 +7,7 @@
 //! trainlog export RUN [--format csv|jsonl] [-o F] one table, all ranks, a `rank` column
 //! trainlog plot RUN... [--metric NAME]... -o OUT.png|OUT.svg
 //!                                                 a chart per metric, a line per run and rank
+//! trainlog sync [DIR]                             send what http/mlflow left spooled under DIR
 //! ```
 //!
 //! A run is a directory holding `run.json` (the run API) or `metrics_rank*.jsonl` files
@@ -23,13 +24,15 @@ use trainlog::run::{read_info, read_jsonl, read_params};
 use trainlog::{Record, Value};
 
 mod plot;
+mod sync;
 
 const USAGE: &str = "usage:
   trainlog ls [ROOT]
   trainlog show RUN
   trainlog tail [-f] FILE|RUN
   trainlog export RUN [--format csv|jsonl] [-o FILE]
-  trainlog plot RUN... [--metric NAME]... -o OUT.png|OUT.svg";
+  trainlog plot RUN... [--metric NAME]... -o OUT.png|OUT.svg
+  trainlog sync [DIR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some("tail") => tail(&args[1..]),
         Some("export") => export(&args[1..]),
         Some("plot") => plot(&args[1..]),
+        Some("sync") => sync::sync(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,62 @@
+//! `trainlog sync [DIR]`: sends what network backends left spooled under DIR.
+
+#[cfg(any(feature = "http", feature = "mlflow"))]
+pub fn sync(args: &[String]) -> Result<(), String> {
+    use std::collections::BTreeMap;
+
+    let dir = match args {
+        [] => ".",
+        [dir] if !dir.starts_with('-') => dir.as_str(),
+        _ => return Err("usage: trainlog sync [DIR]".into()),
+    };
+    let reports = trainlog::sink::sync_spools(dir).map_err(|e| e.to_string())?;
+    if reports.is_empty() {
+        println!("no spools under {dir}: nothing to send");
+        return Ok(());
+    }
+    let mut per_destination: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failed = 0;
+    for report in &reports {
+        for (target, n) in &report.delivered {
+            *per_destination.entry(target.clone()).or_default() += n;
+        }
+        if report.refused > 0 {
+            println!(
+                "{}: {} records refused for good (kept in {})",
+                report.spool.display(),
+                report.refused,
+                report.spool.with_extension("dead.jsonl").display()
+            );
+        }
+        if let Some(error) = &report.error {
+            failed += 1;
+            println!(
+                "{}: {} messages still pending: {error}",
+                report.spool.display(),
+                report.pending
+            );
+        }
+    }
+    for (target, n) in &per_destination {
+        println!("{target}: {n} records delivered");
+    }
+    if per_destination.is_empty() && failed == 0 {
+        println!("{} spools checked: nothing left to send", reports.len());
+    }
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of {} spools could not be sent completely; run `trainlog sync {dir}` again",
+            reports.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(any(feature = "http", feature = "mlflow")))]
+pub fn sync(_args: &[String]) -> Result<(), String> {
+    Err(
+        "this trainlog was built without the `http` and `mlflow` features, which `sync` needs \
+         (cargo install trainlog --features cli,http,mlflow)"
+            .into(),
+    )
+}
