@@ -8,10 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::spool::{
-    first_env, redact_url, refusal_text, without_password, Deliver, Delivery, Secret, Spool,
-    SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
-};
+use super::net::{first_env, redact_url, refusal_text, without_password, Secret, Tls};
+use super::spool::{Deliver, Delivery, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL};
 use super::{RunOutcome, Sink};
 use crate::json::{write_fields, write_str};
 use crate::record::TimestampFormatter;
@@ -49,6 +47,7 @@ pub struct HttpOptions {
     close_cap: Duration,
     stall_timeout: Duration,
     allow_insecure: bool,
+    ca_files: Vec<std::path::PathBuf>,
     retry_base: Duration,
     retry_max: Duration,
     all_ranks: bool,
@@ -69,6 +68,7 @@ impl Default for HttpOptions {
             close_cap: DEFAULT_CLOSE_CAP,
             stall_timeout: DEFAULT_STALL,
             allow_insecure: false,
+            ca_files: Vec::new(),
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
             all_ranks: false,
@@ -151,6 +151,13 @@ impl HttpOptions {
     /// Allows sending the token over plain `http://` to a host that is not loopback.
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
         self.allow_insecure = allow;
+        self
+    }
+
+    /// Also trusts the CA certificates in this PEM file (a cluster's private CA), besides
+    /// the system's trust store and `SSL_CERT_FILE`.
+    pub fn ca_certificate(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_files.push(pem_file.into());
         self
     }
 
@@ -260,6 +267,7 @@ impl HttpSink {
         });
         let deliver = HttpDeliver {
             client: None,
+            tls: Tls::load(&options.ca_files, false)?,
             own: Some((parsed.clone(), token.clone())),
             url: parsed.clone(),
             token,
@@ -442,6 +450,7 @@ struct HttpDeliver {
     /// Built on first use, on the sender thread: a blocking client must not be created
     /// or dropped inside an async runtime, which the caller's thread may be.
     client: Option<reqwest::blocking::Client>,
+    tls: Tls,
     /// The logger's own URL and token; `None` for `trainlog sync`.
     own: Option<(reqwest::Url, Option<Secret>)>,
     /// Where the current session's messages go, with which token.
@@ -456,7 +465,7 @@ struct HttpDeliver {
 impl HttpDeliver {
     fn client(&mut self) -> Option<&reqwest::blocking::Client> {
         if self.client.is_none() {
-            match super::spool::http_client() {
+            match super::net::http_client(&self.tls) {
                 Ok(client) => self.client = Some(client),
                 Err(e) => eprintln!("trainlog: http: could not create the HTTP client: {e}"),
             }
@@ -602,6 +611,7 @@ fn message_id(line: &[u8]) -> String {
 pub(crate) fn resume_spool(path: &Path, options: SpoolOptions) -> Result<Spool> {
     let deliver = HttpDeliver {
         client: None,
+        tls: Tls::load(&[], false)?,
         own: None,
         // Replaced by the first session line; nothing is sent before one.
         url: reqwest::Url::parse("http://localhost/").map_err(|e| Error::Config(e.to_string()))?,

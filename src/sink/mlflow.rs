@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value as Json};
 
+use super::net::{first_env, redact_url, refusal_text, without_password, Secret, Tls};
 use super::spool::{
-    first_env, redact_url, refusal_text, without_password, Deliver, Delivery, Pulse, Secret, Spool,
-    SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
+    Deliver, Delivery, Pulse, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
 };
 use super::{RunOutcome, Sink};
 use crate::json::{write_str, write_value};
@@ -45,6 +45,8 @@ pub struct MlflowOptions {
     close_cap: Option<Duration>,
     stall_timeout: Option<Duration>,
     retry: Option<(Duration, Duration)>,
+    ca_file: Option<PathBuf>,
+    insecure_tls: bool,
 }
 
 impl MlflowOptions {
@@ -82,6 +84,20 @@ impl MlflowOptions {
     /// Basic authentication (`MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`).
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.basic = Some((user.into(), Secret(password.into())));
+        self
+    }
+
+    /// Also trusts the CA certificates in this PEM file (`MLFLOW_TRACKING_SERVER_CERT_PATH`),
+    /// besides the system's trust store and `SSL_CERT_FILE`.
+    pub fn ca_certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(pem_file.into());
+        self
+    }
+
+    /// Accepts any server certificate (`MLFLOW_TRACKING_INSECURE_TLS=true`): for a test
+    /// server with a self-signed certificate, never for real traffic.
+    pub fn insecure_tls(mut self, insecure: bool) -> Self {
+        self.insecure_tls = insecure;
         self
     }
 
@@ -190,7 +206,8 @@ impl MlflowSink {
             "experiment": experiment,
             "run_name": run_name,
         });
-        let deliver = MlflowDeliver::new(&dir, Some((base.clone(), auth)), base.clone());
+        let tls = tls_from(options.ca_file.clone(), options.insecure_tls)?;
+        let deliver = MlflowDeliver::new(&dir, Some((base.clone(), auth)), base.clone(), tls);
         let spool = Spool::open(
             "mlflow",
             &dir,
@@ -392,6 +409,18 @@ impl Auth {
     }
 }
 
+/// TLS settings: the given CA file, else `MLFLOW_TRACKING_SERVER_CERT_PATH`; insecure
+/// when asked or when `MLFLOW_TRACKING_INSECURE_TLS` is true (as MLflow's client reads them).
+fn tls_from(ca_file: Option<PathBuf>, insecure: bool) -> Result<Tls> {
+    let ca =
+        ca_file.or_else(|| first_env(&["MLFLOW_TRACKING_SERVER_CERT_PATH"]).map(PathBuf::from));
+    let insecure = insecure
+        || first_env(&["MLFLOW_TRACKING_INSECURE_TLS"]).is_some_and(|v| {
+            matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+        });
+    Tls::load(ca.as_slice(), insecure)
+}
+
 /// Where mlflow spools live under the output directory.
 pub(crate) const SPOOL_DIR: &str = "mlflow_spool";
 
@@ -476,6 +505,7 @@ struct RunKey {
 /// Talks to the tracking server (runs on the spool's sender thread).
 struct MlflowDeliver {
     client: Option<reqwest::blocking::Client>,
+    tls: Tls,
     /// The logger's own tracking server and credentials; `None` for `trainlog sync`.
     own: Option<(reqwest::Url, Auth)>,
     /// The current session: its server, credentials and run.
@@ -492,9 +522,10 @@ struct MlflowDeliver {
 }
 
 impl MlflowDeliver {
-    fn new(dir: &Path, own: Option<(reqwest::Url, Auth)>, base: reqwest::Url) -> Self {
+    fn new(dir: &Path, own: Option<(reqwest::Url, Auth)>, base: reqwest::Url, tls: Tls) -> Self {
         MlflowDeliver {
             client: None,
+            tls,
             own,
             auth: Auth::None,
             key: RunKey::default(),
@@ -516,7 +547,7 @@ type Call = (Verdict, Result<Json, (u16, String)>);
 impl MlflowDeliver {
     fn call(&mut self, method: &str, path: &str, body: Option<&Json>, timeout: Duration) -> Call {
         if self.client.is_none() {
-            match super::spool::http_client() {
+            match super::net::http_client(&self.tls) {
                 Ok(c) => self.client = Some(c),
                 Err(_) => return (Verdict::Retry { after: None }, Err((0, String::new()))),
             }
@@ -818,5 +849,11 @@ pub(crate) fn resume_spool(path: &Path, options: SpoolOptions) -> Result<Spool> 
     let dir = path.parent().unwrap_or(Path::new("."));
     // Replaced by the first session line; nothing is sent before one.
     let base = parse_uri("http://localhost")?;
-    Spool::resume("mlflow", path, options, MlflowDeliver::new(dir, None, base))
+    let tls = tls_from(None, false)?;
+    Spool::resume(
+        "mlflow",
+        path,
+        options,
+        MlflowDeliver::new(dir, None, base, tls),
+    )
 }

@@ -48,6 +48,8 @@ mod jsonl;
 mod memory;
 #[cfg(feature = "mlflow")]
 mod mlflow;
+#[cfg(any(feature = "http", feature = "mlflow", feature = "otel"))]
+mod net;
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(any(feature = "http", feature = "mlflow"))]

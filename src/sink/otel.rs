@@ -2,19 +2,24 @@
 //!
 //! The standard OpenTelemetry environment variables apply: `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! (or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), `OTEL_EXPORTER_OTLP_HEADERS`,
-//! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`; values set
-//! in [`OtelOptions`] win.
+//! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_EXPORTER_OTLP_CERTIFICATE` (or `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE`) and
+//! `OTEL_EXPORTER_OTLP_TIMEOUT`; values set in [`OtelOptions`] win. https endpoints trust
+//! the system's store, `SSL_CERT_FILE` and those certificates.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::metrics::{Counter, Gauge, Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
+use super::net::{first_env, http_client, redact_url, Tls};
 use super::{RunOutcome, Sink};
 use crate::{Error, RankInfo, Record, Result};
 
@@ -29,6 +34,7 @@ pub struct OtelOptions {
     run_name: Option<String>,
     step_gauge: String,
     all_ranks: bool,
+    ca_file: Option<PathBuf>,
 }
 
 impl Default for OtelOptions {
@@ -39,6 +45,7 @@ impl Default for OtelOptions {
             run_name: None,
             step_gauge: "train.step".into(),
             all_ranks: false,
+            ca_file: None,
         }
     }
 }
@@ -75,6 +82,13 @@ impl OtelOptions {
         self
     }
 
+    /// Also trusts the CA certificates in this PEM file (`OTEL_EXPORTER_OTLP_CERTIFICATE`),
+    /// besides the system's trust store and `SSL_CERT_FILE`.
+    pub fn ca_certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(pem_file.into());
+        self
+    }
+
     /// Export from every rank instead of rank 0 only.
     pub fn all_ranks(mut self, all: bool) -> Self {
         self.all_ranks = all;
@@ -97,6 +111,7 @@ impl OtelOptions {
 /// building the logger inside an async runtime is safe. Close exports the last values.
 pub struct OtelSink {
     options: OtelOptions,
+    tls: Tls,
     /// Taken when the pipeline starts.
     resource: Option<Resource>,
     provider: Option<SdkMeterProvider>,
@@ -131,6 +146,14 @@ impl OtelSink {
                 )));
             }
         }
+        let ca = options.ca_file.clone().or_else(|| {
+            first_env(&[
+                "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ])
+            .map(PathBuf::from)
+        });
+        let tls = Tls::load(ca.as_slice(), false)?;
         let template = options
             .run_name
             .clone()
@@ -149,6 +172,7 @@ impl OtelSink {
             .build();
         Ok(OtelSink {
             options,
+            tls,
             resource: Some(resource),
             provider: None,
             meter: None,
@@ -167,9 +191,11 @@ impl OtelSink {
                     message: "the OTLP exporter could not be created".into(),
                 });
             };
+            let client = OtlpClient::new(&self.tls, self.options.endpoint.as_deref())?;
             let mut exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
-                .with_protocol(Protocol::HttpBinary);
+                .with_protocol(Protocol::HttpBinary)
+                .with_http_client(client);
             if let Some(url) = &self.options.endpoint {
                 exporter = exporter.with_endpoint(url.clone());
             }
@@ -265,5 +291,98 @@ impl Sink for OtelSink {
             }),
             None => Ok(()),
         }
+    }
+}
+
+/// The exporter's HTTP client: trainlog's reqwest client (system trust store,
+/// `SSL_CERT_FILE`, the OTLP certificate variables; redirects refused). It reports the
+/// first failed export of a streak on stderr, as the other sinks do, since the SDK's own
+/// logs are off; exports are retried at the next interval and at close.
+#[derive(Debug)]
+struct OtlpClient {
+    client: reqwest::blocking::Client,
+    /// Per request (`OTEL_EXPORTER_OTLP_TIMEOUT`, default 10 s).
+    timeout: Duration,
+    /// Where exports go, for messages (redacted).
+    target: String,
+    failing: AtomicBool,
+}
+
+impl OtlpClient {
+    /// Built on the sink's worker thread (a blocking client must not be created inside
+    /// an async runtime).
+    fn new(tls: &Tls, endpoint: Option<&str>) -> Result<Self> {
+        let timeout = first_env(&[
+            "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ])
+        .and_then(|ms| ms.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis);
+        let client = http_client(tls).map_err(|e| Error::Sink {
+            sink: "otel".into(),
+            message: format!("could not create the HTTP client: {e}"),
+        })?;
+        let target = endpoint
+            .map(str::to_owned)
+            .or_else(|| {
+                first_env(&[
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                ])
+            })
+            .and_then(|u| reqwest::Url::parse(&u).ok())
+            .map_or_else(|| "the OTLP endpoint".into(), |u| redact_url(&u));
+        Ok(OtlpClient {
+            client,
+            timeout,
+            target,
+            failing: AtomicBool::new(false),
+        })
+    }
+
+    fn failed(&self, why: &str) {
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "trainlog: otel: export to {} failed: {why}; the last values are exported \
+                 again at the next interval and at close (further failures are not printed)",
+                self.target
+            );
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for OtlpClient {
+    async fn send_bytes(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> std::result::Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        let mut request = reqwest::blocking::Request::try_from(request.map(|b| b.to_vec()))?;
+        *request.timeout_mut() = Some(self.timeout);
+        let response = match self.client.execute(request) {
+            Ok(response) => response,
+            Err(e) => {
+                let e = e.without_url();
+                self.failed(&e.to_string());
+                return Err(Box::new(e));
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes()?;
+        if status.is_success() {
+            if self.failing.swap(false, Ordering::Relaxed) {
+                eprintln!("trainlog: otel: exporting to {} again", self.target);
+            }
+        } else {
+            let text = String::from_utf8_lossy(&body);
+            self.failed(&format!(
+                "status {status}: {}",
+                text.chars().take(300).collect::<String>()
+            ));
+        }
+        let mut out = http::Response::builder().status(status).body(body)?;
+        *out.headers_mut() = headers;
+        Ok(out)
     }
 }

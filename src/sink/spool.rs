@@ -8,7 +8,6 @@
 //! messages survive a crash: a sink opened later with the same stem delivers what is left.
 //! Lines refused for good go to `<stem>.dead.jsonl`.
 
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -17,98 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::file::RecordFile;
+use super::net::without_password;
 use crate::retry::{Backoff, Verdict};
 use crate::{Error, Result};
-
-/// A credential that never shows up in `Debug` output or messages.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(pub(crate) String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// The first of `vars` that is set to something other than blanks.
-pub(crate) fn first_env(vars: &[&str]) -> Option<String> {
-    vars.iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
-}
-
-/// The HTTP client every network sink uses. Redirects are not followed: a 301/302 would
-/// turn the POST into a GET with an empty body (and could carry credentials to another
-/// origin), so a 3xx is a refusal the user has to fix by giving the final URL.
-pub(crate) fn http_client() -> reqwest::Result<reqwest::blocking::Client> {
-    reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
-
-/// The refusal text for a response: the server's reply, or for a redirect where it
-/// pointed (redacted) and why it was not followed.
-pub(crate) fn refusal_text(status: u16, location: Option<&str>, body: &str) -> String {
-    if (300..400).contains(&status) {
-        let to = location
-            .map(|l| match reqwest::Url::parse(l) {
-                Ok(url) => redact_url(&url),
-                Err(_) => l.chars().take(200).collect(),
-            })
-            .unwrap_or_else(|| "nowhere".into());
-        return format!(
-            "redirected to {to}; trainlog does not follow redirects (a redirected POST \
-             loses its body): configure the final URL"
-        );
-    }
-    body.chars().take(300).collect()
-}
-
-/// A URL fit for messages: user name and password, and query values whose names look
-/// like credentials (`api_key`, `token`, `sig`, ...), replaced by `***`.
-pub(crate) fn redact_url(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    if !u.username().is_empty() || u.password().is_some() {
-        let _ = u.set_password(None);
-        let _ = u.set_username("***");
-    }
-    if u.query().is_some() {
-        let secret = |k: &str| {
-            let k = k.to_ascii_lowercase();
-            [
-                "key",
-                "token",
-                "secret",
-                "pass",
-                "auth",
-                "sig",
-                "credential",
-            ]
-            .iter()
-            .any(|s| k.contains(s))
-        };
-        let pairs: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if secret(&k) {
-                    "***".into()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        u.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    u.to_string()
-}
-
-/// A URL as recorded in a spool's session line: no password (credentials never go to
-/// disk; they come from the options or the environment when the lines are sent).
-pub(crate) fn without_password(url: &reqwest::Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_password(None);
-    url.to_string()
-}
 
 /// The outcome of one delivery attempt.
 #[derive(Debug)]
@@ -971,26 +881,6 @@ impl<D: Deliver> Sender<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_redacted_for_messages() {
-        let url = reqwest::Url::parse(
-            "https://alice:pa55@host:8443/p?api_key=k3y&run=7&X-Amz-Signature=s1g",
-        )
-        .unwrap();
-        let shown = redact_url(&url);
-        assert!(
-            !shown.contains("pa55") && !shown.contains("k3y") && !shown.contains("s1g"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("host:8443/p") && shown.contains("run=7"),
-            "{shown}"
-        );
-        let text = refusal_text(302, Some("https://u:pw@other/x?token=t0k"), "");
-        assert!(text.contains("does not follow redirects"), "{text}");
-        assert!(!text.contains("pw") && !text.contains("t0k"), "{text}");
-    }
 
     struct Nowhere;
 
