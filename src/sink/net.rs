@@ -177,7 +177,7 @@ mod tests {
     fn certificate_files_are_checked_when_the_sink_is_built() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
-        let err = Tls::load(&[missing.clone()], false)
+        let err = Tls::load(std::slice::from_ref(&missing), false)
             .unwrap_err()
             .to_string();
         assert!(err.contains(&missing.display().to_string()), "{err}");
