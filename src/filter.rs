@@ -28,6 +28,37 @@ use crate::rank::RankInfo;
 /// The target metrics events use unless configured otherwise.
 pub const METRICS_TARGET: &str = "metrics";
 
+/// Makes a global [`EnvFilter`](tracing_subscriber::EnvFilter) let metrics events
+/// through, whatever its level.
+///
+/// A filter added to the subscriber as a layer of its own (`registry().with(EnvFilter::new("warn"))`)
+/// filters for *every* layer: `info!(target: "metrics", ..)` events never reach
+/// trainlog's layer, and every metric is silently muted. Either give the filter to the
+/// layer it is meant for (`fmt::layer().with_filter(EnvFilter::new("warn"))`, a
+/// per-layer filter), or pass the global one through this function, which adds the
+/// directive `metrics=trace`:
+///
+/// ```
+/// use tracing_subscriber::{prelude::*, EnvFilter};
+///
+/// let filter = trainlog::filter::keep_metrics(EnvFilter::new("warn"));
+/// let _subscriber = tracing_subscriber::registry()
+///     .with(filter)
+///     .with(tracing_subscriber::fmt::layer());
+/// // ... .with(the metrics layer from MetricLogger::builder().build())
+/// ```
+///
+/// Metrics events then also reach your other layers; filter them out there with
+/// `filter::metrics()` negated if you do not want them on the console.
+#[cfg(feature = "console")]
+pub fn keep_metrics(filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
+    // "metrics=trace" is a valid directive; keep the filter unchanged should it not parse.
+    match format!("{METRICS_TARGET}=trace").parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 /// Whether a callsite carries structured values: at least one field besides `message`.
 pub(crate) fn callsite_is_mapping(meta: &Metadata<'_>) -> bool {
     meta.fields().iter().any(|f| f.name() != "message")

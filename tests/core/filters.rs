@@ -187,3 +187,30 @@ fn rank_comes_from_the_environment_in_a_child_process() {
     let count = std::fs::read_to_string(dir.path().join("rank0_sink_count")).unwrap();
     assert_eq!(count, "0", "a rank-0-only sink received records on rank 1");
 }
+
+#[cfg(feature = "console")]
+#[test]
+fn a_global_env_filter_mutes_metrics_unless_it_keeps_them() {
+    use tracing_subscriber::EnvFilter;
+    for (keep, expected) in [(false, 0), (true, 2)] {
+        let memory = MemorySink::new();
+        let (metrics, guard) = MetricLogger::builder()
+            .sink(memory.clone())
+            .build()
+            .unwrap();
+        let filter = EnvFilter::new("warn");
+        let filter = if keep {
+            trainlog::filter::keep_metrics(filter)
+        } else {
+            filter
+        };
+        let subscriber = tracing_subscriber::registry().with(filter).with(metrics);
+        tracing::subscriber::with_default(subscriber, || {
+            info!(target: "metrics", step = 1, loss = 0.5);
+            tracing::debug!(target: "metrics", step = 2, loss = 0.25);
+            info!(target: "app", "muted by the filter either way");
+        });
+        drop(guard);
+        assert_eq!(memory.len(), expected, "keep_metrics: {keep}");
+    }
+}

@@ -1,6 +1,8 @@
 //! The http backend against a real HTTP server on 127.0.0.1 with injected faults.
 
 mod server;
+#[path = "../support/tls.rs"]
+mod tls;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -752,4 +754,38 @@ fn trainlog_sync_command_reports_per_destination_and_the_token_comes_from_the_en
     let (ok, out, _) = cli(Some("t0ken"));
     assert!(ok);
     assert!(out.contains("nothing to send"), "{out}");
+}
+
+#[test]
+fn https_with_a_private_ca_from_the_options_or_ssl_cert_file() {
+    let ca = tls::TestCa::new();
+    let server = TestServer::start(Faults::default());
+    let proxy = tls::TlsProxy::start(&ca, server.port);
+    let url = proxy.url("/ingest");
+    // Without the CA the server's certificate is not trusted: nothing arrives, nothing
+    // is lost, the records wait in the spool.
+    let untrusted = tempfile::tempdir().unwrap();
+    let opts = options(&url, "untrusted").stall_timeout(Duration::from_millis(500));
+    let stats = log_steps(logger(untrusted.path(), opts), 0..10)
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    assert!(server.stored().is_empty());
+    assert_eq!(spool_files(untrusted.path(), "http_spool").len(), 1);
+    // With the CA from the options.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&url, "tls").ca_certificate(ca.ca());
+    drop(log_steps(logger(dir.path(), opts), 0..50));
+    assert_exact(&server, 0..50);
+    // With the CA from SSL_CERT_FILE (a child process, for its own environment).
+    let other = TestServer::start(Faults::default());
+    let proxy2 = tls::TlsProxy::start(&ca, other.port);
+    run_child(
+        dir.path(),
+        &[
+            ("TRAINLOG_SERVER_URL", proxy2.url("/ingest")),
+            ("SSL_CERT_FILE", ca.ca().display().to_string()),
+        ],
+    );
+    assert_eq!(logged_steps(&other.stored()), (0..5).collect::<Vec<_>>());
 }

@@ -4,6 +4,8 @@
 
 #[path = "../support/python.rs"]
 mod python;
+#[path = "../support/tls.rs"]
+mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -695,4 +697,51 @@ fn the_mlflow_variables_configure_and_turn_on_the_backend_with_basic_auth() {
     assert_eq!(run["info"]["run_name"], "env_rank0");
     assert_eq!(run["info"]["status"], "FINISHED");
     assert_eq!(key_values(run, "params")["seed"], "1");
+}
+
+#[test]
+fn https_with_a_private_ca_or_insecure_tls() {
+    let ca = tls::TestCa::new();
+    let port: u16 = server().url.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = tls::TlsProxy::start(&ca, port);
+    let uri = proxy.url("");
+    for (run_name, options) in [
+        (
+            "tls-ca",
+            to_server("trainlog-tls", "tls-ca").ca_certificate(ca.ca()),
+        ),
+        (
+            "tls-insecure",
+            to_server("trainlog-tls", "tls-insecure").insecure_tls(true),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let builder = logger(dir.path(), options.tracking_uri(&uri));
+        let stats = run(builder, || {
+            for step in 0..3u64 {
+                info!(target: "metrics", step, loss = 1.0);
+            }
+        })
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+        assert_eq!(stats.lost, 0, "{stats:?}");
+        let run = find_run("trainlog-tls", run_name);
+        assert_eq!(run["info"]["status"], "FINISHED");
+        assert_eq!(
+            history(run["info"]["run_id"].as_str().unwrap(), "loss").len(),
+            3
+        );
+    }
+    // Neither: the certificate is refused and the records stay spooled.
+    let dir = tempfile::tempdir().unwrap();
+    let options = to_server("trainlog-tls", "tls-refused")
+        .tracking_uri(&uri)
+        .stall_timeout(Duration::from_millis(500));
+    let stats = run(logger(dir.path(), options), || {
+        info!(target: "metrics", step = 0u64, loss = 1.0);
+    })
+    .shutdown(trainlog::sink::RunOutcome::Completed)
+    .unwrap();
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    assert_eq!(spool_files(dir.path(), "mlflow_spool").len(), 1);
 }

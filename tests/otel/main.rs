@@ -3,6 +3,8 @@
 
 #[path = "../support/python.rs"]
 mod python;
+#[path = "../support/tls.rs"]
+mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -299,5 +301,36 @@ fn the_standard_otel_variables_are_honoured() {
     assert_eq!(
         only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
         0.75
+    );
+}
+
+#[test]
+fn https_endpoint_with_a_private_ca() {
+    let receiver = Receiver::start();
+    let ca = tls::TestCa::new();
+    let proxy = tls::TlsProxy::start(&ca, receiver.port);
+    let export = |options: OtelOptions| {
+        let (layer, guard) = MetricLogger::builder()
+            .rank(0)
+            .otel(
+                options
+                    .endpoint(proxy.url("/v1/metrics"))
+                    .export_interval(Duration::from_secs(3600)),
+            )
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            info!(target: "metrics", step = 1u64, loss = 0.5);
+        });
+        drop(guard);
+    };
+    // Not trusted: the export fails (reported on stderr), nothing arrives.
+    export(OtelOptions::new());
+    assert!(receiver.requests().is_empty());
+    export(OtelOptions::new().ca_certificate(ca.ca()));
+    let (_, metrics) = last_export(&receiver);
+    assert_eq!(
+        only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
+        0.5
     );
 }
