@@ -847,11 +847,16 @@ impl<D: Deliver> Sender<D> {
             text.extend_from_slice(line);
             text.push(b'\n');
         }
+        // Like every appender: a torn last line (a crash mid-write) is cut first.
         let written = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.dead_path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, &text));
+            .and_then(|mut f| {
+                crate::append::cut_torn_tail(&mut f)?;
+                std::io::Write::write_all(&mut f, &text)
+            });
         if let Err(e) = written {
             eprintln!(
                 "trainlog: {}: could not write {}: {e}",
