@@ -257,7 +257,8 @@ impl Spool {
             .and_then(|at| session_line_at(spool_path, at).map(|s| (at, s)));
         let unsent_lines =
             count_lines(spool_path, sent).map_err(|e| Error::io("read", spool_path, e))?;
-        if sent < spooled {
+        if sent < spooled && knows_destination {
+            // (`trainlog sync` reports for itself.)
             eprintln!(
                 "trainlog: {name}: sending {} messages left earlier in {} first",
                 group(unsent_lines),
@@ -388,8 +389,9 @@ impl Spool {
             rejected: state.rejected,
             pending: if drained { 0 } else { pending },
         };
+        let target = state.target.clone();
         drop(state);
-        progress.finish();
+        progress.finish(drained, &target);
         if stopped {
             if let Some(sender) = self.sender.take() {
                 let _ = sender.join();
@@ -469,9 +471,21 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
-        if self.terminal && self.shown.is_some() {
-            eprintln!();
+    /// Ends the line: says that everything went when it did, else leaves the last count
+    /// for the message that follows.
+    fn finish(&self, drained: bool, target: &str) {
+        if self.shown.is_none() {
+            return;
+        }
+        let done = format!(
+            "trainlog: {}: delivered every pending message to {target}",
+            self.name
+        );
+        match (self.terminal, drained) {
+            (true, true) => eprintln!("\r\x1b[2K{done}"),
+            (true, false) => eprintln!(),
+            (false, true) => eprintln!("{done}"),
+            (false, false) => {}
         }
     }
 }

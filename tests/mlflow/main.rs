@@ -732,6 +732,29 @@ fn https_with_a_private_ca_or_insecure_tls() {
             3
         );
     }
+    // MLflow's own variable, in a child process for its own environment.
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_configured_by_mlflow_variables",
+            "--ignored",
+            "--quiet",
+        ])
+        .env("TRAINLOG_MLFLOW_CHILD_DIR", dir.path())
+        .env("MLFLOW_TRACKING_URI", &uri)
+        .env("MLFLOW_TRACKING_SERVER_CERT_PATH", ca.ca())
+        .env("MLFLOW_EXPERIMENT_NAME", "trainlog-tls")
+        .env("MLFLOW_RUN_NAME", "tls-env")
+        .env_remove("MLFLOW_TRACKING_INSECURE_TLS")
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .env_remove("MLFLOW_TRACKING_USERNAME")
+        .env_remove("MLFLOW_TRACKING_PASSWORD")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let env_run = find_run("trainlog-tls", "tls-env");
+    assert_eq!(env_run["info"]["status"], "FINISHED");
     // Neither: the certificate is refused and the records stay spooled.
     let dir = tempfile::tempdir().unwrap();
     let options = to_server("trainlog-tls", "tls-refused")

@@ -333,4 +333,24 @@ fn https_endpoint_with_a_private_ca() {
         only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
         0.5
     );
+    // The standard variable, in a child process for its own environment.
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_configured_by_otel_variables",
+            "--ignored",
+            "--quiet",
+        ])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", proxy.url(""))
+        .env("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.ca())
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (_, metrics) = last_export(&receiver);
+    assert_eq!(
+        only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
+        0.75
+    );
 }
