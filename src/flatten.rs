@@ -135,39 +135,25 @@ impl ser::SerializeMap for Nested<'_> {
     }
 }
 
-impl ser::SerializeStruct for Nested<'_> {
-    type Ok = ();
-    type Error = FlattenError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), FlattenError> {
-        self.entry(key, value)
-    }
-
-    fn end(self) -> Result<(), FlattenError> {
-        Ok(())
-    }
+macro_rules! struct_impl {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Nested<'_> {
+            type Ok = ();
+            type Error = FlattenError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), FlattenError> {
+                self.entry(key, value)
+            }
+            fn end(self) -> Result<(), FlattenError> {
+                Ok(())
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeStructVariant for Nested<'_> {
-    type Ok = ();
-    type Error = FlattenError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), FlattenError> {
-        self.entry(key, value)
-    }
-
-    fn end(self) -> Result<(), FlattenError> {
-        Ok(())
-    }
-}
+struct_impl!(SerializeStruct, SerializeStructVariant);
 
 /// Sequences are kept whole as a JSON array: collected with serde_json's own serializer.
 struct Seq<'a> {

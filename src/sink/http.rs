@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::net::{first_env, redact_url, refusal_text, without_password, Secret, Tls};
+use super::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
 use super::spool::{Deliver, Delivery, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL};
 use super::{RunOutcome, Sink};
 use crate::json::{write_fields, write_str};
 use crate::record::TimestampFormatter;
-use crate::retry::{classify, Verdict};
+use crate::retry::Verdict;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 /// Environment variables for the server URL, in the order they are consulted.
@@ -538,22 +538,12 @@ impl Deliver for HttpDeliver {
         let key = format!("{}+{count}", message_id(lines[0]));
         let (verdict, refusal) = match self.post(body, timeout, Some(key)) {
             Some(Ok(response)) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get("Retry-After")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let verdict = classify(status, retry_after.as_deref());
-                let refusal = (verdict == Verdict::Reject).then(|| {
-                    let location = response
-                        .headers()
-                        .get("Location")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    let body = response.text().unwrap_or_default();
-                    (status, refusal_text(status, location.as_deref(), &body))
-                });
+                let Answer {
+                    verdict,
+                    status,
+                    text,
+                } = answer(response);
+                let refusal = (verdict == Verdict::Reject).then_some((status, text));
                 (verdict, refusal)
             }
             Some(Err(_)) | None => (Verdict::Retry { after: None }, None),

@@ -13,13 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value as Json};
 
-use super::net::{first_env, redact_url, refusal_text, without_password, Secret, Tls};
+use super::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
 use super::spool::{
     Deliver, Delivery, Pulse, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
 };
 use super::{RunOutcome, Sink};
 use crate::json::{write_str, write_value};
-use crate::retry::{classify, Verdict};
+use crate::retry::Verdict;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 /// MLflow's per-request limits for `runs/log-batch` (metrics; params and tags; bytes).
@@ -576,34 +576,23 @@ impl MlflowDeliver {
         }
         match request.send() {
             Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get("Retry-After")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let verdict = classify(status, retry_after.as_deref());
-                if verdict == Verdict::Done {
-                    // A run is made of several calls: each answered one is progress.
-                    if let Some(pulse) = &self.pulse {
-                        pulse.beat();
-                    }
-                }
-                let location = response
-                    .headers()
-                    .get("Location")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let text = response.text().unwrap_or_default();
+                let Answer {
+                    verdict,
+                    status,
+                    text,
+                } = answer(response);
                 match verdict {
-                    Verdict::Done => (
-                        verdict,
-                        Ok(serde_json::from_str(&text).unwrap_or(Json::Null)),
-                    ),
-                    _ => (
-                        verdict,
-                        Err((status, refusal_text(status, location.as_deref(), &text))),
-                    ),
+                    Verdict::Done => {
+                        // A run is made of several calls: each answered one is progress.
+                        if let Some(pulse) = &self.pulse {
+                            pulse.beat();
+                        }
+                        (
+                            verdict,
+                            Ok(serde_json::from_str(&text).unwrap_or(Json::Null)),
+                        )
+                    }
+                    _ => (verdict, Err((status, text))),
                 }
             }
             Err(_) => (Verdict::Retry { after: None }, Err((0, String::new()))),

@@ -82,6 +82,41 @@ pub(crate) fn http_client(tls: &Tls) -> reqwest::Result<reqwest::blocking::Clien
     builder.build()
 }
 
+/// What a response means for delivery.
+#[cfg(any(feature = "http", feature = "mlflow"))]
+pub(crate) struct Answer {
+    /// Delivered, retry (honouring `Retry-After`), or refused for good.
+    pub(crate) verdict: crate::retry::Verdict,
+    pub(crate) status: u16,
+    /// The body; for anything but a delivery, the text to report (see [`refusal_text`]).
+    pub(crate) text: String,
+}
+
+/// Reads a response: its verdict, status and text.
+#[cfg(any(feature = "http", feature = "mlflow"))]
+pub(crate) fn answer(response: reqwest::blocking::Response) -> Answer {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (retry_after, location) = (header("Retry-After"), header("Location"));
+    let verdict = crate::retry::classify(status, retry_after.as_deref());
+    let body = response.text().unwrap_or_default();
+    let text = match verdict {
+        crate::retry::Verdict::Done => body,
+        _ => refusal_text(status, location.as_deref(), &body),
+    };
+    Answer {
+        verdict,
+        status,
+        text,
+    }
+}
+
 /// The refusal text for a response: the server's reply, or for a redirect where it
 /// pointed (redacted) and why it was not followed.
 #[cfg_attr(not(any(feature = "http", feature = "mlflow")), allow(dead_code))]

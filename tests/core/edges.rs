@@ -56,6 +56,13 @@ impl Tmpfs {
         Ok(Tmpfs { dir })
     }
 
+    /// Mounts one, or prints why the test is skipped (mounting needs root).
+    fn mount_or_skip(size: &str) -> Option<Tmpfs> {
+        Tmpfs::mount(size)
+            .map_err(|why| eprintln!("skipped: a tmpfs is needed for this test ({why})"))
+            .ok()
+    }
+
     fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -104,12 +111,8 @@ fn log_records(dispatch: &tracing::Dispatch) {
 
 #[test]
 fn disk_still_full_at_exit_counts_reports_and_fails_shutdown() {
-    let fs = match Tmpfs::mount("2m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("skipped: a tmpfs is needed for this test ({why})");
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip("2m") else {
+        return;
     };
     fill(fs.path(), 200 * 1024);
     let (dispatch, guard) = dispatch(
@@ -136,12 +139,8 @@ fn disk_still_full_at_exit_counts_reports_and_fails_shutdown() {
 
 #[test]
 fn after_a_recovered_full_disk_every_record_is_written_and_counted() {
-    let fs = match Tmpfs::mount("2m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            eprintln!("skipped: a tmpfs is needed for this test ({why})");
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip("2m") else {
+        return;
     };
     let filler = fill(fs.path(), 200 * 1024);
     let (dispatch, guard) = dispatch(

@@ -1,6 +1,8 @@
 //! The http backend against a real HTTP server on 127.0.0.1 with injected faults.
 
 mod server;
+#[path = "../support/spool.rs"]
+mod spool;
 #[path = "../support/tls.rs"]
 mod tls;
 
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use server::{free_port, Faults, TestServer};
+use spool::{dead_file, spool_file, spool_files};
 use tracing::info;
 use tracing_subscriber::prelude::*;
 use trainlog::sink::HttpOptions;
@@ -59,43 +62,6 @@ fn assert_exact(server: &TestServer, steps: std::ops::Range<u64>) {
     assert_eq!(logged_steps(&stored), steps.collect::<Vec<_>>());
     assert_eq!(stored.first().unwrap()["event_type"], "training_started");
     assert_eq!(stored.last().unwrap()["event_type"], "training_finished");
-}
-
-/// The spool files (not dead letters) under `<dir>/<spool_dir>`.
-fn spool_files(dir: &Path, spool_dir: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join(spool_dir))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                    name.ends_with("_rank0.jsonl")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// The one dead-letter file of rank 0 under `<dir>/<spool_dir>`.
-fn dead_file(dir: &Path, spool_dir: &str) -> std::path::PathBuf {
-    let files: Vec<_> = std::fs::read_dir(dir.join(spool_dir))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with("_rank0.dead.jsonl"))
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    files[0].clone()
-}
-
-/// The one spool file of rank 0 under `<dir>/<spool_dir>`.
-fn spool_file(dir: &Path, spool_dir: &str) -> std::path::PathBuf {
-    let files = spool_files(dir, spool_dir);
-    assert_eq!(files.len(), 1, "{files:?}");
-    files[0].clone()
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 #[path = "../support/python.rs"]
 mod python;
+#[path = "../support/spool.rs"]
+mod spool;
 #[path = "../support/tls.rs"]
 mod tls;
 
@@ -14,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
+use spool::{dead_file, spool_files};
 use tracing::info;
 use tracing_subscriber::prelude::*;
 use trainlog::sink::MlflowOptions;
@@ -112,26 +115,10 @@ fn api(method: &str, path: &str, body: Option<Json>) -> Json {
     serde_json::from_str(&text).unwrap()
 }
 
-/// The run named `run_name` in experiment `experiment`.
+/// The run named `run_name` in experiment `experiment` (exactly one).
 fn find_run(experiment: &str, run_name: &str) -> Json {
-    let exp = api(
-        "GET",
-        &format!("experiments/get-by-name?experiment_name={experiment}"),
-        None,
-    );
-    let id = exp["experiment"]["experiment_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let found = api(
-        "POST",
-        "runs/search",
-        Some(
-            json!({"experiment_ids": [id], "filter": format!("attributes.run_name = '{run_name}'")}),
-        ),
-    );
-    let runs = found["runs"].as_array().cloned().unwrap_or_default();
-    assert_eq!(runs.len(), 1, "runs named {run_name}: {found}");
+    let runs = runs_named(experiment, run_name);
+    assert_eq!(runs.len(), 1, "runs named {run_name}: {runs:?}");
     runs[0].clone()
 }
 
@@ -222,36 +209,6 @@ fn run(builder: MetricLoggerBuilder, f: impl FnOnce()) -> MetricGuard {
     let (layer, guard) = builder.build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
     guard
-}
-
-/// The spool files (not dead letters) under `<dir>/<spool_dir>`.
-fn spool_files(dir: &Path, spool_dir: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join(spool_dir))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                    name.ends_with("_rank0.jsonl")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// The one dead-letter file of rank 0 under `<dir>/<spool_dir>`.
-fn dead_file(dir: &Path, spool_dir: &str) -> std::path::PathBuf {
-    let files: Vec<_> = std::fs::read_dir(dir.join(spool_dir))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with("_rank0.dead.jsonl"))
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    files[0].clone()
 }
 
 #[test]
