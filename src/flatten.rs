@@ -1,7 +1,7 @@
 //! Any `Serialize` value as record fields: nested maps and structs become dotted names,
 //! and floats keep NaN and the infinities (which `serde_json::Value` cannot hold).
 //!
-//! [`log_dict`](crate::log_dict), [`log_hparams`](crate::log_hparams) and the run API's
+//! [`log_dict`](fn@crate::log_dict), [`log_hparams`](fn@crate::log_hparams) and the run API's
 //! metrics serialize through this straight into `(Key, Value)` pairs, so a NaN loss stays
 //! a NaN float all the way to every sink.
 
