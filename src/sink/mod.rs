@@ -69,7 +69,7 @@ pub use memory::MemorySink;
 #[cfg(feature = "mlflow")]
 pub use mlflow::{MlflowOptions, MlflowSink};
 #[cfg(feature = "otel")]
-pub use otel::{OtelOptions, OtelSink, MONOTONIC_PREFIX};
+pub use otel::{OtelOptions, OtelSink, MONOTONIC_PREFIX, NON_FINITE_COUNTER};
 #[cfg(any(feature = "http", feature = "mlflow"))]
 pub use sync::{sync_spools, SyncReport};
 #[cfg(feature = "tensorboard")]

@@ -26,6 +26,11 @@ use crate::{Error, RankInfo, Record, Result};
 /// Field-name prefix that makes a field a monotonic counter (the value is added).
 pub const MONOTONIC_PREFIX: &str = "monotonic_counter.";
 
+/// The counter that NaN and ±∞ values are counted in, with attributes `metric` (the
+/// field) and `value` (`NaN`, `Infinity`, `-Infinity`): the OpenTelemetry SDK drops
+/// non-finite measurements, so a gauge cannot show them.
+pub const NON_FINITE_COUNTER: &str = "trainlog.non_finite";
+
 /// Settings of the `otel` backend.
 #[derive(Clone, Debug)]
 pub struct OtelOptions {
@@ -251,6 +256,41 @@ impl OtelSink {
         Ok(())
     }
 
+    /// The OpenTelemetry SDK drops NaN and ±∞ measurements (a gauge would silently keep
+    /// its last finite value, hiding a divergence), so they are counted instead in
+    /// [`NON_FINITE_COUNTER`], with the field and the value as attributes.
+    fn non_finite(&mut self, name: &str, value: f64) -> Result<()> {
+        if !self.counters.contains_key(NON_FINITE_COUNTER) {
+            let counter = self
+                .meter()?
+                .f64_counter(NON_FINITE_COUNTER)
+                .with_description("NaN and infinite values logged, by metric")
+                .build();
+            self.counters.insert(NON_FINITE_COUNTER.to_owned(), counter);
+        }
+        let shown = if value.is_nan() {
+            "NaN"
+        } else if value > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
+        let metric = name
+            .strip_prefix(MONOTONIC_PREFIX)
+            .unwrap_or(name)
+            .to_owned();
+        if let Some(c) = self.counters.get(NON_FINITE_COUNTER) {
+            c.add(
+                1.0,
+                &[
+                    KeyValue::new("metric", metric),
+                    KeyValue::new("value", shown),
+                ],
+            );
+        }
+        Ok(())
+    }
+
     fn write_record(&mut self, r: &Record) -> Result<()> {
         if r.hparams {
             return Ok(());
@@ -261,6 +301,10 @@ impl OtelSink {
         }
         for (k, v) in r.unique_fields() {
             let Some(number) = v.as_f64() else { continue };
+            if !number.is_finite() {
+                self.non_finite(k, number)?;
+                continue;
+            }
             match k.strip_prefix(MONOTONIC_PREFIX) {
                 Some(name) => self.count(name, number)?,
                 None => self.gauge(k, number)?,

@@ -354,3 +354,53 @@ fn https_endpoint_with_a_private_ca() {
         0.75
     );
 }
+
+#[test]
+fn nan_and_infinities_from_log_dict_are_counted_since_the_sdk_drops_them() {
+    let receiver = Receiver::start();
+    let (layer, guard) = MetricLogger::builder()
+        .rank(0)
+        .otel(
+            OtelOptions::new()
+                .endpoint(receiver.endpoint())
+                .export_interval(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let mut values = std::collections::BTreeMap::new();
+        values.insert("loss", f64::NAN);
+        values.insert("grad_norm", f64::INFINITY);
+        trainlog::log_dict(Some(3), &values);
+    });
+    drop(guard);
+    let (_, metrics) = last_export(&receiver);
+    // The SDK drops non-finite measurements: they are counted, by metric and value.
+    let counter = metric(&metrics, "trainlog.non_finite");
+    let points = counter["sum"]["dataPoints"].as_array().unwrap();
+    let mut seen: Vec<(String, String, f64)> = points
+        .iter()
+        .map(|p| {
+            let attrs = &p["attributes"];
+            (
+                attribute(attrs, "metric")["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                attribute(attrs, "value")["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                p["asDouble"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        [
+            ("grad_norm".into(), "Infinity".into(), 1.0),
+            ("loss".into(), "NaN".into(), 1.0)
+        ]
+    );
+}
