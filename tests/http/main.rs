@@ -687,10 +687,13 @@ fn trainlog_sync_command_reports_per_destination_and_the_token_comes_from_the_en
     let spool = spool_file(dir.path(), "http_spool");
     assert!(!std::fs::read_to_string(&spool).unwrap().contains("t0ken"));
 
+    // A slow server (1.2 s per request), so that the wait is shown.
     let server = TestServer::start_on(
         port,
         Faults {
             token: Some("t0ken".into()),
+            stall_first: usize::MAX,
+            stall: Duration::from_millis(1200),
             ..Faults::default()
         },
     );
@@ -715,6 +718,19 @@ fn trainlog_sync_command_reports_per_destination_and_the_token_comes_from_the_en
     assert!(
         out.contains(&format!("{url}: 40 records delivered")),
         "{out}"
+    );
+    // Off a terminal the wait is one plain line, and the end says that everything went.
+    assert!(
+        err.contains(&format!(
+            "trainlog: http: sending 42 pending messages to {url} …"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "trainlog: http: delivered every pending message to {url}"
+        )),
+        "{err}"
     );
     assert_exact(&server, 0..40);
     let (ok, out, _) = cli(Some("t0ken"));
