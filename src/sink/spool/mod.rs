@@ -294,7 +294,7 @@ impl Spool {
         };
         let handle = std::thread::Builder::new()
             .name(format!("trainlog-{name}-send"))
-            .spawn(move || sender.run(sent, session, knows_destination))
+            .spawn(move || sender.run(sent, session))
             .map_err(|e| Error::Config(format!("could not start the {name} sender thread: {e}")))?;
         Ok(Spool {
             name,

@@ -39,19 +39,13 @@ impl<D: Deliver> Sender<D> {
     /// Delivers from byte `start`, in `session` (its offset and content) when the lines
     /// there continue one that began earlier. Without a session, lines go to the
     /// deliverer's own destination, if it has one (`knows_destination`).
-    pub(super) fn run(
-        mut self,
-        start: u64,
-        session: Option<(u64, serde_json::Value)>,
-        knows_destination: bool,
-    ) {
+    pub(super) fn run(mut self, start: u64, session: Option<(u64, serde_json::Value)>) {
         let mut window = Window {
             acked: start,
             read: start,
             session_at: None,
             ..Window::default()
         };
-        self.knows_destination = knows_destination;
         let mut usable = true;
         if let Some((at, session)) = session {
             window.session_at = Some(at);
