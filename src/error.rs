@@ -84,10 +84,6 @@ impl Error {
     }
 }
 
-/// Backend names `backends("...")` accepts.
-pub(crate) const KNOWN_BACKENDS: &str =
-    "async (alias jsonl), tensorboard, wandb, mlflow, http, otel";
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -98,7 +94,8 @@ impl fmt::Display for Error {
             } => write!(f, "could not {action} {}: {source}", path.display()),
             Error::UnknownBackend { name } => write!(
                 f,
-                "unknown metrics backend `{name}`; known backends: {KNOWN_BACKENDS}"
+                "unknown metrics backend `{name}`; known backends: {}",
+                crate::setup::known_names()
             ),
             Error::BackendUnavailable { name, reason } => {
                 write!(f, "metrics backend `{name}` is not available: {reason}")

@@ -117,4 +117,5 @@ pub use record::{Key, Record, UniqueFields, Value};
 pub use setup::jsonl_path;
 #[cfg(feature = "console")]
 pub use setup::{setup_metric_logger, setup_root_logger};
-pub use setup::{Backend, MetricGuard, MetricLogger, MetricLoggerBuilder, Overflow, Stats};
+pub use setup::{Backend, MetricGuard, MetricLogger, MetricLoggerBuilder, Stats};
+pub use worker::Overflow;

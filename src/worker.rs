@@ -11,7 +11,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use crate::sink::{RunOutcome, Sink};
-use crate::{Error, Overflow, Record, Result};
+use crate::{Error, Record, Result};
+
+/// What the logging call does when a sink's queue is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Overflow {
+    /// Wait for room: nothing is lost, training slows to the sink's pace. The default.
+    #[default]
+    Block,
+    /// Never wait: the record is dropped and counted ([`Stats::dropped`](crate::Stats::dropped)); the total is
+    /// reported when the guard shuts down.
+    Drop,
+}
 
 thread_local! {
     /// Set on worker threads, so events logged there never block on a queue.

@@ -393,3 +393,28 @@ fn a_sink_logging_metrics_from_its_worker_cannot_deadlock() {
     assert_eq!(stats.written, stats.queued, "{stats:?}");
     assert!(stats.dropped > 0, "{stats:?}");
 }
+
+#[test]
+fn backends_are_typed_too_and_print_as_their_list_names() {
+    use trainlog::Backend;
+    assert_eq!("ASYNC".parse::<Backend>().unwrap(), Backend::Jsonl);
+    assert_eq!(Backend::Jsonl.to_string(), "async");
+    assert_eq!(Backend::Http.feature(), "http");
+    let dir = tempfile::tempdir().unwrap();
+    let guard = with_logger(
+        MetricLogger::builder()
+            .output_dir(dir.path())
+            .rank(0)
+            .backend(Backend::Jsonl),
+        || info!(target: "metrics", step = 1, loss = 1.0),
+    );
+    assert_eq!(guard.sinks(), vec!["jsonl"]);
+    drop(guard);
+    assert_eq!(read_jsonl(&dir.path().join("metrics_rank0.jsonl")).len(), 1);
+    // The error message lists every backend from the one registry.
+    let err = Backend::parse("tensorbord").unwrap_err().to_string();
+    assert!(
+        err.contains("async (alias jsonl), tensorboard, http, otel, wandb, mlflow"),
+        "{err}"
+    );
+}

@@ -1,0 +1,394 @@
+//! The builder: [`MetricLogger::builder()`] and its settings, and `build()`, which starts
+//! the sinks the [registry](super::registry) makes and returns the layer and the guard.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::Subscriber;
+use tracing_subscriber::Layer;
+
+use super::guard::MetricGuard;
+use super::registry::{self, Backend};
+use crate::filter::{MetricFilter, METRICS_TARGET};
+use crate::layer::{MetricLayer, SinkLayer, Sinks};
+use crate::rank::RankInfo;
+use crate::sink::Sink;
+use crate::worker::{Feeder, Overflow, Worker, WorkerConfig};
+use crate::{Error, Result};
+
+/// Entry point: `MetricLogger::builder()`. See [`MetricLoggerBuilder`].
+#[derive(Debug)]
+pub struct MetricLogger {
+    _private: (),
+}
+
+impl MetricLogger {
+    /// A builder with the defaults: `async` backend when an output directory is given
+    /// (no backend otherwise, for custom sinks), rank from the environment, target
+    /// `metrics`, lossless queue of 65,536 records per sink, flush every second, shutdown
+    /// deadline 5 seconds.
+    pub fn builder() -> MetricLoggerBuilder {
+        MetricLoggerBuilder::default()
+    }
+}
+
+/// Configures the metrics layer and its sinks.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let dir = tempfile::tempdir()?;
+/// let (metrics, guard) = trainlog::MetricLogger::builder()
+///     .output_dir(dir.path())
+///     .backends("async")?
+///     .rank(0)
+///     .build()?;
+/// let subscriber = tracing_subscriber::registry().with(metrics);
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!(target: "metrics", step = 0, loss = 0.5);
+/// });
+/// drop(guard); // flushes and closes the file
+/// let text = std::fs::read_to_string(dir.path().join("metrics_rank0.jsonl"))?;
+/// assert!(text.contains(r#""step":0,"loss":0.5"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MetricLoggerBuilder {
+    pub(super) output_dir: Option<PathBuf>,
+    pub(super) backends: Vec<Backend>,
+    pub(super) backends_set: bool,
+    pub(super) rank: Option<RankInfo>,
+    pub(super) target: Cow<'static, str>,
+    pub(super) capacity: usize,
+    pub(super) overflow: Overflow,
+    pub(super) flush_interval: Duration,
+    pub(super) shutdown_timeout: Duration,
+    pub(super) custom: Vec<(Box<dyn Sink>, bool)>,
+    pub(super) console: bool,
+    pub(super) run_name: Option<String>,
+    pub(super) tensorboard_dir: Option<PathBuf>,
+    pub(super) tensorboard_all_ranks: bool,
+    pub(super) tensorboard_experiment: bool,
+    #[cfg(feature = "http")]
+    pub(super) http: Option<crate::sink::HttpOptions>,
+    #[cfg(feature = "mlflow")]
+    pub(super) mlflow: Option<crate::sink::MlflowOptions>,
+    #[cfg(feature = "otel")]
+    pub(super) otel: Option<crate::sink::OtelOptions>,
+    #[cfg(feature = "wandb")]
+    pub(super) wandb: Option<crate::sink::WandbOptions>,
+}
+
+impl fmt::Debug for MetricLoggerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut f = f.debug_struct("MetricLoggerBuilder");
+        f.field("output_dir", &self.output_dir)
+            .field("backends", &self.backends)
+            .field("rank", &self.rank)
+            .field("target", &self.target)
+            .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
+            .field("flush_interval", &self.flush_interval)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field(
+                "custom_sinks",
+                &self
+                    .custom
+                    .iter()
+                    .map(|(s, _)| s.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("console", &self.console)
+            .field("run_name", &self.run_name)
+            .field("tensorboard_dir", &self.tensorboard_dir)
+            .field("tensorboard_all_ranks", &self.tensorboard_all_ranks)
+            .field("tensorboard_experiment", &self.tensorboard_experiment);
+        #[cfg(feature = "http")]
+        f.field("http", &self.http);
+        #[cfg(feature = "mlflow")]
+        f.field("mlflow", &self.mlflow);
+        #[cfg(feature = "otel")]
+        f.field("otel", &self.otel);
+        #[cfg(feature = "wandb")]
+        f.field("wandb", &self.wandb);
+        f.finish()
+    }
+}
+
+impl Default for MetricLoggerBuilder {
+    fn default() -> Self {
+        MetricLoggerBuilder {
+            output_dir: None,
+            backends: Vec::new(),
+            backends_set: false,
+            rank: None,
+            target: Cow::Borrowed(METRICS_TARGET),
+            capacity: 65_536,
+            overflow: Overflow::Block,
+            flush_interval: Duration::from_secs(1),
+            shutdown_timeout: Duration::from_secs(5),
+            custom: Vec::new(),
+            console: true,
+            run_name: None,
+            tensorboard_dir: None,
+            tensorboard_all_ranks: false,
+            tensorboard_experiment: false,
+            #[cfg(feature = "http")]
+            http: None,
+            #[cfg(feature = "mlflow")]
+            mlflow: None,
+            #[cfg(feature = "otel")]
+            otel: None,
+            #[cfg(feature = "wandb")]
+            wandb: None,
+        }
+    }
+}
+
+impl MetricLoggerBuilder {
+    /// Directory for file backends (created if missing). Required by `async`.
+    pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.output_dir = Some(dir.into());
+        self
+    }
+
+    /// Backends as one comma-separated list, InstructLab's `--logger_type` spelling:
+    /// `"async"`, `"async,tensorboard"`. Unknown or unavailable names are an error;
+    /// an empty list means custom sinks only.
+    pub fn backends(mut self, list: &str) -> Result<Self> {
+        let mut backends = Vec::new();
+        for name in list.split(',').filter(|n| !n.trim().is_empty()) {
+            let backend = Backend::parse(name)?;
+            if !backends.contains(&backend) {
+                backends.push(backend);
+            }
+        }
+        self.backends = backends;
+        self.backends_set = true;
+        Ok(self)
+    }
+
+    /// Adds one backend: the typed form of [`backends`](Self::backends). A backend this
+    /// build lacks fails `build()` naming the cargo feature.
+    ///
+    /// ```
+    /// use trainlog::{Backend, MetricLogger};
+    /// let builder = MetricLogger::builder()
+    ///     .output_dir("runs/exp1")
+    ///     .backend(Backend::Jsonl)
+    ///     .backend(Backend::TensorBoard);
+    /// ```
+    pub fn backend(mut self, backend: Backend) -> Self {
+        if !self.backends_set {
+            self.backends.clear();
+            self.backends_set = true;
+        }
+        if !self.backends.contains(&backend) {
+            self.backends.push(backend);
+        }
+        self
+    }
+
+    /// Sets the rank explicitly instead of reading it from the environment.
+    pub fn rank(mut self, rank: u32) -> Self {
+        self.rank = Some(RankInfo::new(rank));
+        self
+    }
+
+    /// Sets rank, local rank and world size explicitly.
+    pub fn rank_info(mut self, info: RankInfo) -> Self {
+        self.rank = Some(info);
+        self
+    }
+
+    /// The `tracing` target metrics events use (default `metrics`).
+    pub fn target(mut self, target: impl Into<Cow<'static, str>>) -> Self {
+        self.target = target.into();
+        self
+    }
+
+    /// Records each sink's queue holds before the overflow policy applies (default 65,536).
+    pub fn queue_capacity(mut self, records: usize) -> Self {
+        self.capacity = records.max(1);
+        self
+    }
+
+    /// What to do when a queue is full (default [`Overflow::Block`]: nothing is lost).
+    pub fn overflow(mut self, policy: Overflow) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// How often sinks are flushed when records arrive (default 1 s). This bounds
+    /// what a crash can lose.
+    pub fn flush_interval(mut self, every: Duration) -> Self {
+        self.flush_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long dropping the guard may wait for sinks to drain and close (default 5 s).
+    pub fn shutdown_timeout(mut self, deadline: Duration) -> Self {
+        self.shutdown_timeout = deadline;
+        self
+    }
+
+    /// Adds a sink of your own that receives records on every rank.
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.custom.push((Box::new(sink), false));
+        self
+    }
+
+    /// Adds a sink of your own that receives records on rank 0 only.
+    pub fn rank0_sink(mut self, sink: impl Sink) -> Self {
+        self.custom.push((Box::new(sink), true));
+        self
+    }
+
+    /// Run-name template for backends that name runs (TensorBoard's run directory).
+    /// Placeholders: `{time}`, `{utc_time}`, `{rank}`, `{local_rank}` (see
+    /// [`naming::expand_run_name`](crate::naming::expand_run_name)). Default `{time}_rank{rank}`.
+    pub fn run_name(mut self, template: impl Into<String>) -> Self {
+        self.run_name = Some(template.into());
+        self
+    }
+
+    /// Where TensorBoard runs go (default `<output_dir>/tensorboard`). Setting it turns
+    /// the `tensorboard` backend on, as InstructLab does when a log directory is given.
+    pub fn tensorboard_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tensorboard_dir = Some(dir.into());
+        self
+    }
+
+    /// Write TensorBoard files on every rank instead of rank 0 only (give each rank its
+    /// own run name, e.g. with `{rank}`, which the default has).
+    pub fn tensorboard_all_ranks(mut self, all: bool) -> Self {
+        self.tensorboard_all_ranks = all;
+        self
+    }
+
+    /// Write an HParams experiment record at close (off by default; see
+    /// [`TensorBoardSink`](crate::sink) for why).
+    pub fn tensorboard_experiment(mut self, enabled: bool) -> Self {
+        self.tensorboard_experiment = enabled;
+        self
+    }
+
+    /// Settings of the `http` backend; setting them turns it on.
+    #[cfg(feature = "http")]
+    pub fn http(mut self, options: crate::sink::HttpOptions) -> Self {
+        self.http = Some(options);
+        self
+    }
+
+    /// Settings of the `mlflow` backend; setting them turns it on (as do
+    /// `MLFLOW_TRACKING_URI` or `MLFLOW_EXPERIMENT_NAME` in the environment).
+    #[cfg(feature = "mlflow")]
+    pub fn mlflow(mut self, options: crate::sink::MlflowOptions) -> Self {
+        self.mlflow = Some(options);
+        self
+    }
+
+    /// Settings of the `otel` backend; setting them turns it on.
+    #[cfg(feature = "otel")]
+    pub fn otel(mut self, options: crate::sink::OtelOptions) -> Self {
+        self.otel = Some(options);
+        self
+    }
+
+    /// Settings of the `wandb` backend; setting them turns it on (as does
+    /// `WANDB_PROJECT` in the environment).
+    #[cfg(feature = "wandb")]
+    pub fn wandb(mut self, options: crate::sink::WandbOptions) -> Self {
+        self.wandb = Some(options);
+        self
+    }
+
+    /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
+    pub fn console(mut self, enabled: bool) -> Self {
+        self.console = enabled;
+        self
+    }
+
+    /// Starts the sinks and returns the layer to add to your subscriber, and the guard
+    /// that flushes and closes them when dropped.
+    pub fn build<S>(self) -> Result<(MetricLayer<S>, MetricGuard)>
+    where
+        S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let target = self.target.clone();
+        let (feeders, guard) = self.start()?;
+        let filter = MetricFilter {
+            target,
+            active: !feeders.is_empty(),
+        };
+        let layer = SinkLayer::new(Sinks {
+            feeders,
+            rank: guard.rank().rank,
+        })
+        .with_filter(filter);
+        Ok((layer, guard))
+    }
+
+    /// Opens every sink and starts its worker.
+    pub(super) fn start(self) -> Result<(Vec<Feeder>, MetricGuard)> {
+        let rank = self.rank.unwrap_or_else(RankInfo::from_env);
+        // Without an explicit list, a given output directory means JSONL; options set on
+        // the builder, or the environment, turn their backends on (InstructLab's
+        // auto-detection).
+        let mut backends = match (self.backends_set, &self.output_dir) {
+            (true, _) => self.backends.clone(),
+            (false, Some(_)) => vec![Backend::Jsonl],
+            (false, None) => Vec::new(),
+        };
+        for backend in registry::requested(&self) {
+            if !backends.contains(&backend) {
+                backends.push(backend);
+            }
+        }
+        if backends.is_empty() && self.custom.is_empty() {
+            return Err(Error::Config(
+                "nothing to log to: set `.output_dir(..)`, `.backends(..)` or add a `.sink(..)`"
+                    .into(),
+            ));
+        }
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        for backend in &backends {
+            if let Some(sink) = registry::make(*backend, &self, rank)? {
+                sinks.push(sink);
+            }
+        }
+        for (sink, rank0_only) in self.custom {
+            if !rank0_only || rank.is_rank0() {
+                sinks.push(sink);
+            }
+        }
+        let config = WorkerConfig {
+            capacity: self.capacity,
+            overflow: self.overflow,
+            flush_interval: self.flush_interval,
+        };
+        let mut guard = MetricGuard::new(rank, self.shutdown_timeout, sinks.len());
+        let mut feeders = Vec::with_capacity(sinks.len());
+        for sink in sinks {
+            // On error the guard closes the workers started so far.
+            let (worker, feeder) = Worker::spawn(sink, &config)?;
+            guard.push(worker);
+            feeders.push(feeder);
+        }
+        Ok((feeders, guard))
+    }
+
+    /// The output directory, which the named backend cannot do without.
+    #[cfg_attr(
+        not(any(feature = "jsonl", feature = "http", feature = "mlflow")),
+        allow(dead_code)
+    )]
+    pub(super) fn output_dir_for(&self, backend: &str) -> Result<&std::path::Path> {
+        self.output_dir.as_deref().ok_or_else(|| {
+            Error::Config(format!(
+                "the `{backend}` backend writes to disk: set `.output_dir(..)` on the builder"
+            ))
+        })
+    }
+}

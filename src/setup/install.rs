@@ -1,0 +1,117 @@
+//! Installing the global subscriber: [`setup_metric_logger`], [`setup_root_logger`] and
+//! [`MetricLoggerBuilder::init`].
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::prelude::*;
+
+use super::{MetricGuard, MetricLoggerBuilder};
+use crate::filter::{self, MetricFilter, METRICS_TARGET};
+use crate::format::{color_enabled, color_enabled_for, DictFormat};
+use crate::layer::{SinkLayer, Sinks};
+use crate::rank::RankInfo;
+use crate::{Error, Result};
+
+/// The sink slot of the subscriber trainlog installed, if it installed one.
+static INSTALLED: Mutex<Option<Arc<OnceLock<Sinks>>>> = Mutex::new(None);
+
+/// Installs the global subscriber: ordinary logs on stderr (level from `RUST_LOG`,
+/// else `default_level`), metrics as dict lines on stdout (rank 0), and the metric
+/// sinks, which may be attached later.
+fn install(default_level: &str, console: bool, rank: RankInfo) -> Result<Arc<OnceLock<Sinks>>> {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if installed.is_some() {
+        return Err(Error::AlreadyInitialized(
+            "trainlog already installed the global subscriber".into(),
+        ));
+    }
+    let env = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default_level))
+        .map_err(|e| Error::Config(format!("invalid log level `{default_level}`: {e}")))?;
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(color_enabled_for(&std::io::stderr()))
+        .with_filter(env.and(filter_fn(|meta| meta.target() != METRICS_TARGET)));
+    let metrics_console = console.then(|| {
+        tracing_subscriber::fmt::layer()
+            .event_format(DictFormat::new())
+            .with_writer(std::io::stdout)
+            .with_ansi(color_enabled())
+            .with_filter(
+                filter::metrics()
+                    .and(filter::is_mapping())
+                    .and(filter::rank0_for(rank.rank)),
+            )
+    });
+    let (sinks, slot) = SinkLayer::deferred();
+    let sinks = sinks.with_filter(MetricFilter {
+        target: METRICS_TARGET.into(),
+        active: true,
+    });
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(metrics_console)
+        .with(sinks)
+        .try_init()
+        .map_err(|e| {
+            Error::AlreadyInitialized(format!(
+                "a global tracing subscriber is already set ({e}); add the layer from \
+                 `MetricLogger::builder().build()` to it instead"
+            ))
+        })?;
+    *installed = Some(slot.clone());
+    Ok(slot)
+}
+
+/// Sets up human-readable logging for everything but metrics: stderr, level from
+/// `RUST_LOG` when set, else `level` (an `EnvFilter` directive such as `"info"` or
+/// `"warn,my_crate=debug"`). Installs the global subscriber, so call it once, before
+/// [`setup_metric_logger`] if you use both (metrics then join this subscriber).
+pub fn setup_root_logger(level: &str) -> Result<()> {
+    install(level, true, RankInfo::from_env()).map(|_| ())
+}
+
+/// One call for the common case: JSONL (or other `backends`) under `output_dir`,
+/// metrics printed on the console (rank 0), ordinary logs on stderr, all installed
+/// as the global subscriber. Keep the returned guard alive until training ends.
+///
+/// ```no_run
+/// let _guard = trainlog::setup_metric_logger("async", "runs/exp1")?;
+/// tracing::info!(target: "metrics", step = 0, loss = 2.3);
+/// # Ok::<(), trainlog::Error>(())
+/// ```
+pub fn setup_metric_logger(backends: &str, output_dir: impl AsRef<Path>) -> Result<MetricGuard> {
+    MetricLoggerBuilder::default()
+        .backends(backends)?
+        .output_dir(output_dir.as_ref())
+        .init()
+}
+
+impl MetricLoggerBuilder {
+    /// Like [`build`](Self::build), then installs the layer as (or into) the global
+    /// subscriber with a metrics console on stdout and ordinary logs on stderr. If
+    /// [`setup_root_logger`] ran before, the sinks join that subscriber. The target
+    /// must be the default `metrics` here.
+    pub fn init(self) -> Result<MetricGuard> {
+        if self.target != METRICS_TARGET {
+            return Err(Error::Config(
+                "init() installs the default `metrics` target; use build() for a custom target"
+                    .into(),
+            ));
+        }
+        let existing = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let console = self.console;
+        let (feeders, guard) = self.start()?;
+        let slot = match existing {
+            Some(slot) => slot,
+            None => install("info", console, guard.rank())?,
+        };
+        let rank = guard.rank().rank;
+        slot.set(Sinks { feeders, rank }).map_err(|_| {
+            Error::AlreadyInitialized("the metric logger is already set up in this process".into())
+        })?;
+        Ok(guard)
+    }
+}

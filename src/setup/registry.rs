@@ -1,0 +1,323 @@
+//! The one list of backends: each backend's names, the cargo feature that builds it, what
+//! turns it on besides a `backends("...")` list (builder options, the environment), and how
+//! its sink is made. Adding a backend means one module under `sink/` and one entry here.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::MetricLoggerBuilder;
+use crate::rank::RankInfo;
+use crate::sink::Sink;
+use crate::{Error, Result};
+
+/// A backend named in a `backends("...")` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Structured JSONL, one file per rank, written on every rank (`async` or `jsonl`).
+    Jsonl,
+    /// TensorBoard event files, rank 0 only by default (`tensorboard`).
+    TensorBoard,
+    /// JSON POSTs to a server, rank 0 only by default (`http`).
+    Http,
+    /// An MLflow tracking server, rank 0 only by default (`mlflow`).
+    Mlflow,
+    /// OpenTelemetry metrics over OTLP, rank 0 only by default (`otel`).
+    Otel,
+    /// A Weights & Biases offline run, rank 0 only by default (`wandb`).
+    Wandb,
+}
+
+/// Makes a backend's sink for this rank, or `None` when it does not run on this rank.
+type Maker = fn(&MetricLoggerBuilder, RankInfo) -> Result<Option<Box<dyn Sink>>>;
+
+/// One backend.
+struct Entry {
+    backend: Backend,
+    /// The name first, then aliases (lower case).
+    names: &'static [&'static str],
+    /// The cargo feature that builds it.
+    feature: &'static str,
+    /// `None` when this build lacks the feature.
+    make: Option<Maker>,
+    /// Whether builder options or the environment turn it on without a backends list.
+    requested: fn(&MetricLoggerBuilder) -> bool,
+}
+
+/// `Some(maker)` when the feature is built, else `None` (the maker does not exist then).
+macro_rules! maker {
+    ($feature:literal, $make:ident) => {{
+        #[cfg(feature = $feature)]
+        let make: Option<Maker> = Some($make);
+        #[cfg(not(feature = $feature))]
+        let make: Option<Maker> = None;
+        make
+    }};
+}
+
+fn never(_: &MetricLoggerBuilder) -> bool {
+    false
+}
+
+/// Every backend, in the order `requested` reports them.
+fn registry() -> [Entry; 6] {
+    [
+        Entry {
+            backend: Backend::Jsonl,
+            names: &["async", "jsonl"],
+            feature: "jsonl",
+            make: maker!("jsonl", jsonl),
+            // The default when an output directory is given and no list: see `start`.
+            requested: never,
+        },
+        Entry {
+            backend: Backend::TensorBoard,
+            names: &["tensorboard"],
+            feature: "tensorboard",
+            make: maker!("tensorboard", tensorboard),
+            // A TensorBoard directory turns it on, as in InstructLab.
+            requested: |b| b.tensorboard_dir.is_some(),
+        },
+        Entry {
+            backend: Backend::Http,
+            names: &["http"],
+            feature: "http",
+            make: maker!("http", http),
+            requested: http_requested,
+        },
+        Entry {
+            backend: Backend::Otel,
+            names: &["otel"],
+            feature: "otel",
+            make: maker!("otel", otel),
+            requested: otel_requested,
+        },
+        Entry {
+            backend: Backend::Wandb,
+            names: &["wandb"],
+            feature: "wandb",
+            make: maker!("wandb", wandb),
+            requested: wandb_requested,
+        },
+        Entry {
+            backend: Backend::Mlflow,
+            names: &["mlflow"],
+            feature: "mlflow",
+            make: maker!("mlflow", mlflow),
+            requested: mlflow_requested,
+        },
+    ]
+}
+
+/// The entry of `backend`: the match makes every variant have one.
+fn entry(backend: Backend) -> Entry {
+    let [jsonl, tensorboard, http, otel, wandb, mlflow] = registry();
+    match backend {
+        Backend::Jsonl => jsonl,
+        Backend::TensorBoard => tensorboard,
+        Backend::Http => http,
+        Backend::Otel => otel,
+        Backend::Wandb => wandb,
+        Backend::Mlflow => mlflow,
+    }
+}
+
+/// The names `backends("...")` accepts, for messages.
+pub(crate) fn known_names() -> String {
+    registry()
+        .iter()
+        .map(|e| match e.names {
+            [name, alias] => format!("{name} (alias {alias})"),
+            names => names.join(", "),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Backends that builder options or the environment turn on.
+pub(super) fn requested(builder: &MetricLoggerBuilder) -> Vec<Backend> {
+    registry()
+        .iter()
+        .filter(|e| e.make.is_some() && (e.requested)(builder))
+        .map(|e| e.backend)
+        .collect()
+}
+
+/// Makes `backend`'s sink for `rank` (`None`: it does not run on this rank).
+pub(super) fn make(
+    backend: Backend,
+    builder: &MetricLoggerBuilder,
+    rank: RankInfo,
+) -> Result<Option<Box<dyn Sink>>> {
+    let e = entry(backend);
+    match e.make {
+        Some(make) => make(builder, rank),
+        None => Err(unavailable(e.names[0], e.feature)),
+    }
+}
+
+fn unavailable(name: &str, feature: &str) -> Error {
+    Error::BackendUnavailable {
+        name: name.into(),
+        reason: format!("this build of trainlog lacks the `{feature}` feature"),
+    }
+}
+
+impl Backend {
+    /// Parses one name of a backends list (case-insensitive): an error names an unknown
+    /// backend, or the cargo feature a known one needs.
+    ///
+    /// ```
+    /// use trainlog::Backend;
+    /// assert_eq!(Backend::parse(" ASYNC ")?, Backend::Jsonl);
+    /// assert_eq!("tensorboard".parse::<Backend>()?, Backend::TensorBoard);
+    /// assert_eq!(Backend::TensorBoard.to_string(), "tensorboard");
+    /// # Ok::<(), trainlog::Error>(())
+    /// ```
+    pub fn parse(name: &str) -> Result<Backend> {
+        let name = name.trim();
+        let lower = name.to_ascii_lowercase();
+        let e = registry()
+            .into_iter()
+            .find(|e| e.names.contains(&lower.as_str()))
+            .ok_or_else(|| Error::UnknownBackend { name: name.into() })?;
+        match e.make {
+            Some(_) => Ok(e.backend),
+            None => Err(unavailable(name, e.feature)),
+        }
+    }
+
+    /// The backend's name in a backends list (`async` for JSONL, as InstructLab spells it).
+    pub fn name(self) -> &'static str {
+        entry(self).names[0]
+    }
+
+    /// The cargo feature that builds it.
+    pub fn feature(self) -> &'static str {
+        entry(self).feature
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Backend> {
+        Backend::parse(s)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(feature = "jsonl")]
+fn jsonl(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+    let dir = b.output_dir_for("async")?;
+    Ok(Some(Box::new(crate::sink::JsonlSink::in_dir(
+        dir, rank.rank,
+    )?)))
+}
+
+#[cfg(feature = "tensorboard")]
+fn tensorboard(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+    if !(rank.is_rank0() || b.tensorboard_all_ranks) {
+        return Ok(None);
+    }
+    let dir = match (&b.tensorboard_dir, &b.output_dir) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(out)) => out.join("tensorboard"),
+        (None, None) => {
+            return Err(Error::Config(
+                "the `tensorboard` backend writes files: set `.output_dir(..)` or \
+                 `.tensorboard_dir(..)` on the builder"
+                    .into(),
+            ))
+        }
+    };
+    let template = b.run_name.as_deref().unwrap_or("{time}_rank{rank}");
+    let name = crate::naming::expand_run_name(template, rank, std::time::SystemTime::now())?;
+    let sink = crate::sink::TensorBoardSink::create(dir.join(name))?
+        .with_experiment(b.tensorboard_experiment);
+    Ok(Some(Box::new(sink)))
+}
+
+#[cfg(feature = "http")]
+fn http(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+    let options = b.http.clone().unwrap_or_default();
+    if !options.sends_on(rank) {
+        return Ok(None);
+    }
+    let dir = b.output_dir_for("http")?;
+    Ok(Some(Box::new(crate::sink::HttpSink::new(
+        options, dir, rank,
+    )?)))
+}
+
+fn http_requested(_b: &MetricLoggerBuilder) -> bool {
+    #[cfg(feature = "http")]
+    return _b.http.is_some();
+    #[cfg(not(feature = "http"))]
+    false
+}
+
+#[cfg(feature = "mlflow")]
+fn mlflow(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+    let options = b.mlflow.clone().unwrap_or_default();
+    if !options.sends_on(rank) {
+        return Ok(None);
+    }
+    let dir = b.output_dir_for("mlflow")?;
+    let sink = crate::sink::MlflowSink::new(options, dir, rank, b.run_name.as_deref())?;
+    Ok(Some(Box::new(sink)))
+}
+
+/// Options on the builder, or `MLFLOW_TRACKING_URI` / `MLFLOW_EXPERIMENT_NAME`
+/// (InstructLab's auto-detection).
+fn mlflow_requested(_b: &MetricLoggerBuilder) -> bool {
+    #[cfg(feature = "mlflow")]
+    return _b.mlflow.is_some() || crate::sink::MlflowOptions::requested_by_env();
+    #[cfg(not(feature = "mlflow"))]
+    false
+}
+
+#[cfg(feature = "wandb")]
+fn wandb(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+    let options = b.wandb.clone().unwrap_or_default();
+    if !options.sends_on(rank) {
+        return Ok(None);
+    }
+    let sink = crate::sink::WandbSink::new(
+        options,
+        b.output_dir.as_deref(),
+        rank,
+        b.run_name.as_deref(),
+    )?;
+    Ok(Some(Box::new(sink)))
+}
+
+/// Options on the builder, or `WANDB_PROJECT`.
+fn wandb_requested(_b: &MetricLoggerBuilder) -> bool {
+    #[cfg(feature = "wandb")]
+    return _b.wandb.is_some() || crate::sink::WandbOptions::requested_by_env();
+    #[cfg(not(feature = "wandb"))]
+    false
+}
+
+#[cfg(feature = "otel")]
+fn otel(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+    let options = b.otel.clone().unwrap_or_default();
+    if !options.sends_on(rank) {
+        return Ok(None);
+    }
+    let sink = crate::sink::OtelSink::new(options, rank, b.run_name.as_deref())?;
+    Ok(Some(Box::new(sink)))
+}
+
+fn otel_requested(_b: &MetricLoggerBuilder) -> bool {
+    #[cfg(feature = "otel")]
+    return _b.otel.is_some();
+    #[cfg(not(feature = "otel"))]
+    false
+}
