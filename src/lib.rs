@@ -2,7 +2,9 @@
 //!
 //! Training code writes ordinary `tracing` events on the `metrics` target; trainlog's
 //! layers capture them and write them out on background threads: structured JSONL per
-//! rank and TensorBoard event files today, more backends (HTTP, MLflow, …) behind features.
+//! rank, TensorBoard event files, and behind cargo features a remote HTTP server, MLflow,
+//! OpenTelemetry and Weights & Biases offline runs. Around them: an experiment [`run`]
+//! API, a progress display and (feature `cli`) the `trainlog` command line.
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;
@@ -75,14 +77,19 @@
 //!
 //! # Features
 //!
-//! - `console` (default): [`format::DictFormat`], [`setup_metric_logger`], [`setup_root_logger`].
-//! - `jsonl` (default): the `async` backend, [`sink::JsonlSink`].
-//! - `tensorboard` (default): the `tensorboard` backend, [`sink::TensorBoardSink`].
-//! - `http`: the `http` backend, [`sink::HttpSink`] (reqwest with rustls).
-//! - `mlflow`: the `mlflow` backend, [`sink::MlflowSink`] (reqwest with rustls).
-//! - `progress` (default): [`progress::Progress`], a live progress bar fed by metrics events.
-//! - `wandb`: the `wandb` backend, [`sink::WandbSink`] (offline runs for `wandb sync`).
-//! - `otel`: the `otel` backend, [`sink::OtelSink`] (opentelemetry SDK, OTLP/HTTP).
+//! - `console` (default): `format::DictFormat`, `setup_metric_logger`, `setup_root_logger`.
+//! - `jsonl` (default): the `async` backend, `sink::JsonlSink`.
+//! - `tensorboard` (default): the `tensorboard` backend, `sink::TensorBoardSink`.
+//! - `progress` (default): `progress::Progress`, a live progress bar fed by metrics events.
+//! - `http`: the `http` backend, `sink::HttpSink` (reqwest with rustls).
+//! - `mlflow`: the `mlflow` backend, `sink::MlflowSink` (reqwest with rustls).
+//! - `otel`: the `otel` backend, `sink::OtelSink` (opentelemetry SDK, OTLP/HTTP).
+//! - `wandb`: the `wandb` backend, `sink::WandbSink` (offline runs for `wandb sync`).
+//! - `cli`: the `trainlog` binary (ls, show, tail, export, plot, sync).
+//!
+//! (Plain names, not links: each exists only with its feature. On docs.rs every feature
+//! is built and each item says which feature it needs.)
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 

@@ -23,8 +23,10 @@ use tracing::field::{Field, Visit};
 /// A field name. Names from a `tracing` callsite are borrowed; run-time names are owned.
 pub type Key = Cow<'static, str>;
 
-/// A metric or parameter value. Types are kept as the caller wrote them.
+/// A metric or parameter value. Types are kept as the caller wrote them. More kinds
+/// may come (histograms), so matches need a wildcard arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     /// A signed integer.
     I64(i64),

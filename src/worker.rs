@@ -15,6 +15,7 @@ use crate::{Error, Record, Result};
 
 /// What the logging call does when a sink's queue is full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Overflow {
     /// Wait for room: nothing is lost, training slows to the sink's pace. The default.
     #[default]

@@ -10,6 +10,7 @@ use crate::{Key, Value};
 
 /// How [`Metrics::flush`] turns a window of values into one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Agg {
     /// Arithmetic mean.
     Mean,

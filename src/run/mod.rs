@@ -55,6 +55,7 @@ use crate::{Error, MetricLogger, MetricLoggerBuilder, Result};
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Status {
     /// Created, not started.
     Created,

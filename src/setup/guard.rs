@@ -15,7 +15,7 @@ use crate::{Error, Result};
 pub struct Stats {
     /// Records accepted into a queue.
     pub queued: u64,
-    /// Records not queued: the queue was full under [`Overflow::Drop`], or the logger
+    /// Records not queued: the queue was full under [`Overflow::Drop`](crate::Overflow::Drop), or the logger
     /// had already shut down.
     pub dropped: u64,
     /// Records the sinks took and have not given up on: written, or held in a sink's
@@ -40,7 +40,7 @@ impl std::ops::AddAssign for Stats {
 /// Flushes and closes every sink when dropped; returned with the layer.
 ///
 /// Dropping waits at most the shutdown deadline
-/// ([`shutdown_timeout`](MetricLoggerBuilder::shutdown_timeout), default 5 s) for queued
+/// ([`shutdown_timeout`](crate::MetricLoggerBuilder::shutdown_timeout), default 5 s) for queued
 /// records to be written. If the thread is panicking, sinks are closed with
 /// [`RunOutcome::Failed`]. Keep the guard alive for as long as you log: `let _guard = ..`,
 /// not `let _ = ..`.

@@ -79,6 +79,7 @@ pub use wandb::{WandbOptions, WandbSink};
 
 /// How the run ended, as far as the logger can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RunOutcome {
     /// The guard was dropped or shut down normally.
     Completed,
