@@ -112,6 +112,7 @@ mod retry;
 pub mod run;
 mod setup;
 pub mod sink;
+pub mod time;
 mod worker;
 
 pub use error::{Error, Result};

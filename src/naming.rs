@@ -3,9 +3,8 @@
 //! Placeholders (InstructLab's): `{time}` and `{utc_time}` (both `YYYYMMDD_HHMMSS` in UTC:
 //! trainlog carries no time-zone database), `{rank}`, `{local_rank}`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use crate::record::civil_from_days;
 use crate::{Error, RankInfo, Result};
 
 /// Expands the placeholders of a run-name template.
@@ -32,7 +31,7 @@ pub fn expand_run_name(template: &str, rank: RankInfo, now: SystemTime) -> Resul
             )));
         };
         match &after[..close] {
-            "time" | "utc_time" => out.push_str(&compact_utc(now)),
+            "time" | "utc_time" => out.push_str(&crate::time::compact(now)),
             "rank" => out.push_str(&rank.rank.to_string()),
             "local_rank" => out.push_str(&rank.local_rank.to_string()),
             other => {
@@ -51,19 +50,6 @@ pub fn expand_run_name(template: &str, rank: RankInfo, now: SystemTime) -> Resul
         )));
     }
     Ok(out)
-}
-
-/// `YYYYMMDD_HHMMSS` in UTC.
-fn compact_utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}{m:02}{d:02}_{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 /// This machine's host name, reduced to characters safe in a file name.

@@ -1,6 +1,6 @@
 //! Retry policy for network sinks: what a response means, and how long to wait.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// What to do after one attempt to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +39,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(base: Duration, max: Duration) -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
+        let seed = crate::time::unix_duration(SystemTime::now()).as_nanos() as u64;
         Backoff {
             base,
             max,

@@ -42,7 +42,7 @@ mod params;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -365,14 +365,11 @@ impl Run {
 }
 
 fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+    crate::time::unix_seconds(SystemTime::now())
 }
 
 fn timestamp() -> String {
-    crate::Record::new(0).timestamp_rfc3339()
+    crate::time::rfc3339(SystemTime::now())
 }
 
 fn git_commit() -> Option<String> {

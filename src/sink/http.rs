@@ -6,14 +6,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
 use super::spool::{Deliver, Delivery, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL};
 use super::{RunOutcome, Sink};
 use crate::json::{write_fields, write_str};
-use crate::record::TimestampFormatter;
 use crate::retry::Verdict;
+use crate::time::TimestampFormatter;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 /// Environment variables for the server URL, in the order they are consulted.
@@ -219,9 +219,7 @@ impl HttpSink {
             .clone()
             .or_else(|| first_env(&TOKEN_VARS).map(Secret));
         let parsed = check_url(&url, token.is_some(), options.allow_insecure)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = crate::time::unix_duration(SystemTime::now());
         let run_id = options
             .run_id
             .clone()

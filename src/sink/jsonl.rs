@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::file::{RecordFile, DEFAULT_MAX_PENDING};
 use super::{RunOutcome, Sink};
 use crate::json::{write_fields, write_str};
-use crate::record::TimestampFormatter;
+use crate::time::TimestampFormatter;
 use crate::{Error, Record, Result};
 
 /// Bytes buffered before a batch is written out.

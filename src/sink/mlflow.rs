@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value as Json};
 
@@ -242,11 +242,7 @@ impl MlflowSink {
     /// split so that each line fits in one `log-batch` request (lines after the first
     /// are marked `"more":true`).
     fn append(&mut self, r: &Record) {
-        let t = r
-            .timestamp
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
+        let t = crate::time::unix_millis(r.timestamp);
         let mut metrics: Vec<(String, &Value)> = Vec::new();
         let mut texts: Vec<(String, String)> = Vec::new();
         let mut cut = Vec::new();
@@ -367,10 +363,7 @@ impl Sink for MlflowSink {
             RunOutcome::Completed => "FINISHED",
             RunOutcome::Failed => "FAILED",
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+        let now = crate::time::unix_millis(SystemTime::now());
         let out = self.spool.buffer();
         out.extend_from_slice(format!("{{\"end\":\"{status}\",\"t\":{now}}}\n").as_bytes());
         self.spool.end_record();
@@ -640,10 +633,7 @@ impl MlflowDeliver {
         let Some(experiment_id) = experiment_id else {
             return Err(fail(Verdict::Retry { after: None }, None));
         };
-        let start_time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
+        let start_time = crate::time::unix_millis(SystemTime::now());
         let create = json!({
             "experiment_id": experiment_id,
             "run_name": self.key.run_name,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use prost::Message as _;
 
@@ -202,10 +202,7 @@ fn env(name: &str) -> Option<String> {
 
 /// An id like W&B's: 8 characters of `[a-z0-9]`.
 fn random_id() -> String {
-    let mut x = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64
+    let mut x = crate::time::unix_duration(SystemTime::now()).as_nanos() as u64
         ^ (u64::from(std::process::id()) << 32);
     let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..8)
@@ -287,7 +284,7 @@ impl WandbSink {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io("create W&B run file", &path, e))?;
-        let start = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let start = crate::time::unix_duration(now);
         let mut out = RecordFile::new("wandb", path, file);
         // Chunks are laid out by file offset: dropping buffered records after a long
         // write failure would shift every later block, so this file never drops any.
@@ -488,12 +485,7 @@ impl Sink for WandbSink {
             .map(|(key, value_json)| Item { key, value_json })
             .collect();
         self.push(RecordType::Summary(SummaryRecord { update }));
-        let runtime = (SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64()
-            - self.start)
-            .max(0.0);
+        let runtime = (crate::time::unix_seconds(SystemTime::now()) - self.start).max(0.0);
         self.push(RecordType::Exit(RunExitRecord {
             exit_code: match outcome {
                 RunOutcome::Completed => 0,

@@ -234,13 +234,7 @@ fn key_metrics<V>(summary: &BTreeMap<String, V>) -> Vec<&String> {
 }
 
 fn format_time(secs: f64) -> String {
-    let t = Duration::try_from_secs_f64(secs)
-        .ok()
-        .and_then(|d| std::time::UNIX_EPOCH.checked_add(d))
-        .unwrap_or(std::time::UNIX_EPOCH);
-    let mut r = Record::new(0);
-    r.timestamp = t;
-    r.timestamp_rfc3339()[..19].replace('T', " ")
+    trainlog::time::rfc3339(trainlog::time::from_unix_seconds(secs))[..19].replace('T', " ")
 }
 
 fn show(run: &Path) -> Result<(), String> {

@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use prost::Message as _;
 
@@ -84,7 +84,7 @@ impl TensorBoardSink {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("create TensorBoard run directory", dir, e))?;
         let now = SystemTime::now();
-        let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let secs = crate::time::unix_duration(now).as_secs();
         let host = crate::naming::hostname();
         let pid = std::process::id();
         let (path, file) = loop {
@@ -105,7 +105,7 @@ impl TensorBoardSink {
             session_started: false,
             experiment: false,
             scalar_tags: BTreeSet::new(),
-            start_time: unix_seconds(now),
+            start_time: crate::time::unix_seconds(now),
         };
         sink.push_event(&Event {
             wall_time: sink.start_time,
@@ -300,7 +300,7 @@ impl Sink for TensorBoardSink {
     }
 
     fn close(&mut self, outcome: RunOutcome) -> Result<()> {
-        let now = unix_seconds(SystemTime::now());
+        let now = crate::time::unix_seconds(SystemTime::now());
         if self.experiment && self.session_started {
             let experiment = HParamsData::Experiment(Experiment {
                 time_created_secs: self.start_time,
@@ -388,12 +388,6 @@ fn plugin_metadata(plugin: &str, content: Vec<u8>) -> SummaryMetadata {
         }),
         data_class: DATA_CLASS_TENSOR,
     }
-}
-
-fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 fn varint_len(v: u64) -> usize {
