@@ -59,10 +59,7 @@ pub(crate) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
 /// line: duplicates keep the last value, and a field named like a metadata key the
 /// caller already wrote (`reserved`) is written under a [`free_name`] that no other
 /// field has.
-#[cfg_attr(
-    not(any(feature = "jsonl", feature = "http", feature = "wandb")),
-    allow(dead_code)
-)]
+#[cfg_attr(not(any(feature = "jsonl", feature = "http")), allow(dead_code))]
 pub(crate) fn write_fields(
     out: &mut Vec<u8>,
     r: &Record,

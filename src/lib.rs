@@ -93,8 +93,10 @@
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 
-mod append;
+#[cfg(any(feature = "http", feature = "mlflow", feature = "otel"))]
+mod deliver;
 mod error;
+mod file;
 pub mod filter;
 mod flatten;
 #[cfg(feature = "console")]
@@ -107,8 +109,6 @@ pub mod naming;
 pub mod progress;
 pub mod rank;
 mod record;
-#[cfg(any(feature = "http", feature = "mlflow"))]
-mod retry;
 pub mod run;
 mod setup;
 pub mod sink;

@@ -17,7 +17,7 @@ pub fn append_jsonl(path: &Path, value: &serde_json::Value) -> Result<()> {
         .append(true)
         .open(path)
         .map_err(|e| Error::io("append to", path, e))?;
-    crate::append::cut_torn_tail(&mut file).map_err(|e| Error::io("repair", path, e))?;
+    crate::file::cut_torn_tail(&mut file).map_err(|e| Error::io("repair", path, e))?;
     file.write_all(&line)
         .map_err(|e| Error::io("append to", path, e))
 }

@@ -1,18 +1,20 @@
 //! `HttpSink`: records POSTed as JSON to a server, batched, authenticated, spooled to disk.
 //!
 //! Every message is first appended to `<output_dir>/http_spool/<run_id>_rank<r>.jsonl`
-//! and delivered from there by the shared [spool](super::spool) machinery; this module
+//! and delivered from there by the shared [spool](crate::deliver::spool) machinery; this module
 //! knows the message format and how to POST a batch.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
-use super::spool::{Deliver, Delivery, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL};
 use super::{RunOutcome, Sink};
+use crate::deliver::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
+use crate::deliver::retry::Verdict;
+use crate::deliver::spool::{
+    Deliver, Delivery, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
+};
 use crate::json::{write_fields, write_str};
-use crate::retry::Verdict;
 use crate::time::TimestampFormatter;
 use crate::{Error, RankInfo, Record, Result, Value};
 
@@ -463,7 +465,7 @@ struct HttpDeliver {
 impl HttpDeliver {
     fn client(&mut self) -> Option<&reqwest::blocking::Client> {
         if self.client.is_none() {
-            match super::net::http_client(&self.tls) {
+            match crate::deliver::net::http_client(&self.tls) {
                 Ok(client) => self.client = Some(client),
                 Err(e) => eprintln!("trainlog: http: could not create the HTTP client: {e}"),
             }
@@ -584,14 +586,12 @@ impl Deliver for HttpDeliver {
     }
 }
 
-/// The `message_id` of a spooled line (for the batch's idempotency key).
+/// The `message_id` of a spooled message (for the batch's idempotency key).
 fn message_id(line: &[u8]) -> String {
-    // Lines start with {"message_id":"..." as written by `append`.
-    let text = std::str::from_utf8(line).unwrap_or("");
-    text.strip_prefix("{\"message_id\":\"")
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or("")
-        .to_owned()
+    serde_json::from_slice::<serde_json::Value>(line)
+        .ok()
+        .and_then(|m| m["message_id"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Opens a spool an http logger left, to deliver it to the server its session lines name

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::file::{RecordFile, DEFAULT_MAX_PENDING};
 use super::{RunOutcome, Sink};
+use crate::file::{RecordFile, DEFAULT_MAX_PENDING};
 use crate::json::{write_fields, write_str};
 use crate::time::TimestampFormatter;
 use crate::{Error, Record, Result};

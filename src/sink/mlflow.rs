@@ -1,7 +1,7 @@
 //! `MlflowSink`: runs, params, metrics and tags in an MLflow tracking server, over its REST API.
 //!
 //! Records are turned into MLflow entities when they are captured and spooled to disk;
-//! the shared [spool](super::spool) machinery delivers them in order with retries. The
+//! the shared [spool](crate::deliver::spool) machinery delivers them in order with retries. The
 //! run is created on first delivery (so a server that is down at start costs nothing) and
 //! its id kept beside the spool, so a logger restarted with the same run name resumes the
 //! same MLflow run.
@@ -13,13 +13,13 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value as Json};
 
-use super::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
-use super::spool::{
+use super::{RunOutcome, Sink};
+use crate::deliver::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
+use crate::deliver::retry::Verdict;
+use crate::deliver::spool::{
     Deliver, Delivery, Pulse, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
 };
-use super::{RunOutcome, Sink};
 use crate::json::{write_str, write_value};
-use crate::retry::Verdict;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 /// MLflow's per-request limits for `runs/log-batch` (metrics; params and tags; bytes).
@@ -540,7 +540,7 @@ type Call = (Verdict, Result<Json, (u16, String)>);
 impl MlflowDeliver {
     fn call(&mut self, method: &str, path: &str, body: Option<&Json>, timeout: Duration) -> Call {
         if self.client.is_none() {
-            match super::net::http_client(&self.tls) {
+            match crate::deliver::net::http_client(&self.tls) {
                 Ok(c) => self.client = Some(c),
                 Err(_) => return (Verdict::Retry { after: None }, Err((0, String::new()))),
             }

@@ -33,14 +33,6 @@ use std::sync::Arc;
 
 use crate::{Record, Result};
 
-#[cfg(any(
-    feature = "jsonl",
-    feature = "tensorboard",
-    feature = "http",
-    feature = "mlflow",
-    feature = "wandb"
-))]
-mod file;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "jsonl")]
@@ -48,12 +40,9 @@ mod jsonl;
 mod memory;
 #[cfg(feature = "mlflow")]
 mod mlflow;
-#[cfg(any(feature = "http", feature = "mlflow", feature = "otel"))]
-mod net;
+
 #[cfg(feature = "otel")]
 mod otel;
-#[cfg(any(feature = "http", feature = "mlflow"))]
-mod spool;
 #[cfg(any(feature = "http", feature = "mlflow"))]
 mod sync;
 #[cfg(feature = "tensorboard")]

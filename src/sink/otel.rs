@@ -19,8 +19,8 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
-use super::net::{first_env, http_client, redact_url, Tls};
 use super::{RunOutcome, Sink};
+use crate::deliver::net::{first_env, http_client, redact_url, Tls};
 use crate::{Error, RankInfo, Record, Result};
 
 /// Field-name prefix that makes a field a monotonic counter (the value is added).

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::spool::SpoolOptions;
+use crate::deliver::spool::SpoolOptions;
 use crate::{Error, Result};
 
 /// What [`sync_spools`] did with one spool file.

@@ -14,8 +14,8 @@ use std::time::SystemTime;
 
 use prost::Message as _;
 
-use super::file::RecordFile;
 use super::{RunOutcome, Sink};
+use crate::file::RecordFile;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 const BLOCK: u64 = 32_768;

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 use prost::Message as _;
 
 use self::proto::*;
-use super::file::RecordFile;
 use super::{RunOutcome, Sink};
+use crate::file::RecordFile;
 use crate::{Error, Record, Result, Value};
 
 /// Bytes buffered before events are written out between flushes.

@@ -8,7 +8,7 @@ pub(crate) enum Verdict {
     /// Delivered.
     Done,
     /// Try again: connection errors, timeouts, 408, 429 and 5xx. `after` is the server's
-    /// `Retry-After`, when it gave one in seconds.
+    /// `Retry-After` (seconds or an HTTP date), when it gave one.
     Retry { after: Option<Duration> },
     /// The server refused the request for good (other 4xx): do not send it again.
     Reject,
@@ -19,12 +19,24 @@ pub(crate) fn classify(status: u16, retry_after: Option<&str>) -> Verdict {
     match status {
         200..=299 => Verdict::Done,
         408 | 429 | 500..=599 => Verdict::Retry {
-            after: retry_after
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|secs| Duration::from_secs(secs.min(3600))),
+            after: retry_after.and_then(retry_delay),
         },
         _ => Verdict::Reject,
     }
+}
+
+/// A `Retry-After` value as a delay: seconds, or an HTTP date (a date in the past means
+/// now). At most an hour: a server asking for more is treated as asking for an hour.
+fn retry_delay(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(SystemTime::now()).unwrap_or_default()
+        }
+    };
+    Some(delay.min(Duration::from_secs(3600)))
 }
 
 /// Exponential backoff with jitter: the n-th delay is drawn from [d/2, d] where
@@ -86,10 +98,30 @@ mod tests {
                 after: Some(Duration::from_secs(2))
             }
         );
+        // An HTTP date: in the past means now, in the future means until then.
         assert_eq!(
             classify(503, Some("Wed, 21 Oct 2015 07:28:00 GMT")),
-            Verdict::Retry { after: None }
+            Verdict::Retry {
+                after: Some(Duration::ZERO)
+            }
         );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        match classify(503, Some(&later)) {
+            Verdict::Retry { after: Some(d) } => {
+                assert!(
+                    d > Duration::from_secs(110) && d <= Duration::from_secs(120),
+                    "{d:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            classify(429, Some("99999")),
+            Verdict::Retry {
+                after: Some(Duration::from_secs(3600))
+            }
+        );
+        assert_eq!(classify(429, Some("soon")), Verdict::Retry { after: None });
         assert_eq!(classify(500, None), Verdict::Retry { after: None });
         assert_eq!(classify(401, None), Verdict::Reject);
         assert_eq!(classify(404, None), Verdict::Reject);

@@ -1,4 +1,12 @@
-//! `RecordFile`: an append-only file fed from an in-memory buffer that survives write errors.
+//! Appending records to files: [`RecordFile`], an append-only file fed from an in-memory
+//! buffer that survives write errors, and [`cut_torn_tail`], which every appender of line
+//! files calls first.
+//!
+//! A process killed (or a disk that filled up) in the middle of a write leaves half a
+//! line at the end of a JSON-lines file. Appending after it would glue the next record
+//! onto that half and make both unreadable, so every appender of line files (the metrics
+//! JSONL, the network spools and their dead letters, the run API's files) cuts a torn tail
+//! before its first write.
 //!
 //! File sinks encode whole records into the buffer and mark where each ends. Writing out
 //! copies the buffer to the file; bytes a failed write left behind stay buffered and go
@@ -6,12 +14,56 @@
 //! file never holds half a record followed by another. Past `max_pending` bytes, the
 //! oldest whole records are discarded and counted as lost.
 
+// Without a file sink or a spool (`--no-default-features`), only `cut_torn_tail` is used
+// (by the run API).
+#![cfg_attr(
+    not(any(
+        feature = "jsonl",
+        feature = "tensorboard",
+        feature = "wandb",
+        feature = "http",
+        feature = "mlflow"
+    )),
+    allow(dead_code)
+)]
+
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
+
+/// Truncates `file` after its last newline when it does not end with one, and returns how
+/// many bytes were cut. Files that are not regular files (`/dev/full`, pipes) are left
+/// alone. `file` must be open for reading.
+pub(crate) fn cut_torn_tail(file: &mut File) -> io::Result<u64> {
+    let meta = file.metadata()?;
+    let len = meta.len();
+    if !meta.is_file() || len == 0 {
+        return Ok(0);
+    }
+    let mut end = len;
+    let mut chunk = vec![0u8; 4096];
+    let keep = loop {
+        if end == 0 {
+            // No newline at all: the whole content is one torn line.
+            break 0;
+        }
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk[..n])?;
+        if let Some(at) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+            break start + at as u64 + 1;
+        }
+        end = start;
+    };
+    if keep != len {
+        file.set_len(keep)?;
+    }
+    Ok(len - keep)
+}
 
 /// How many unwritten bytes are kept for a retry before old records are discarded.
 pub(crate) const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
@@ -64,7 +116,7 @@ impl RecordFile {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io("open for appending", &path, e))?;
-        let cut = crate::append::cut_torn_tail(&mut file)
+        let cut = cut_torn_tail(&mut file)
             .map_err(|e| Error::io("repair the torn last line of", &path, e))?;
         if cut > 0 {
             eprintln!(
@@ -76,10 +128,7 @@ impl RecordFile {
         Ok(Self::new(sink, path, file))
     }
 
-    #[cfg_attr(
-        not(any(feature = "jsonl", feature = "tensorboard", feature = "wandb")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(feature = "jsonl", feature = "wandb")), allow(dead_code))]
     pub(crate) fn set_max_pending(&mut self, bytes: usize) {
         self.max_pending = bytes;
     }
@@ -186,10 +235,7 @@ impl RecordFile {
     }
 
     /// Writes everything out, then asks the OS to put it on disk.
-    #[cfg_attr(
-        not(any(feature = "jsonl", feature = "tensorboard", feature = "wandb")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(feature = "jsonl", feature = "wandb")), allow(dead_code))]
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.write_out()?;
         match self.file.sync_data() {
@@ -223,10 +269,7 @@ impl RecordFile {
 
     /// The last write at close: writes everything out and syncs. What still cannot be
     /// written is counted as lost, and the error says how many records that was.
-    #[cfg_attr(
-        not(any(feature = "jsonl", feature = "tensorboard", feature = "wandb")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(feature = "jsonl", feature = "wandb")), allow(dead_code))]
     pub(crate) fn close(&mut self) -> Result<()> {
         self.sync().map_err(|e| {
             let n = self.abandon_pending();
@@ -313,5 +356,40 @@ mod tests {
         assert_eq!(&f.buf, b"aaaa\n");
         assert_eq!(f.written_of_first, 2);
         assert_eq!(f.lost(), 2);
+    }
+
+    fn cut(content: &[u8]) -> (Vec<u8>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, content).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let n = cut_torn_tail(&mut file).unwrap();
+        (std::fs::read(&path).unwrap(), n)
+    }
+
+    #[test]
+    fn cuts_only_an_unterminated_last_line() {
+        assert_eq!(cut(b"a\nb\n"), (b"a\nb\n".to_vec(), 0));
+        assert_eq!(cut(b"a\nb\n{\"x\":"), (b"a\nb\n".to_vec(), 5));
+        assert_eq!(cut(b"torn"), (Vec::new(), 4));
+        assert_eq!(cut(b""), (Vec::new(), 0));
+        // A torn line longer than the read chunk.
+        let mut long = b"ok\n".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 10_000));
+        assert_eq!(cut(&long), (b"ok\n".to_vec(), 10_000));
+    }
+
+    #[test]
+    fn leaves_devices_alone() {
+        let mut full = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open("/dev/full")
+            .unwrap();
+        assert_eq!(cut_torn_tail(&mut full).unwrap(), 0);
     }
 }

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use self::progress::{group, Progress};
 use self::sender::Sender;
-use super::file::RecordFile;
 use super::net::without_password;
-use crate::retry::Verdict;
+use crate::deliver::retry::Verdict;
+use crate::file::RecordFile;
 use crate::{Error, Result};
 
 /// The outcome of one delivery attempt.

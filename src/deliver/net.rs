@@ -86,7 +86,7 @@ pub(crate) fn http_client(tls: &Tls) -> reqwest::Result<reqwest::blocking::Clien
 #[cfg(any(feature = "http", feature = "mlflow"))]
 pub(crate) struct Answer {
     /// Delivered, retry (honouring `Retry-After`), or refused for good.
-    pub(crate) verdict: crate::retry::Verdict,
+    pub(crate) verdict: crate::deliver::retry::Verdict,
     pub(crate) status: u16,
     /// The body; for anything but a delivery, the text to report (see [`refusal_text`]).
     pub(crate) text: String,
@@ -104,10 +104,10 @@ pub(crate) fn answer(response: reqwest::blocking::Response) -> Answer {
             .map(str::to_owned)
     };
     let (retry_after, location) = (header("Retry-After"), header("Location"));
-    let verdict = crate::retry::classify(status, retry_after.as_deref());
+    let verdict = crate::deliver::retry::classify(status, retry_after.as_deref());
     let body = response.text().unwrap_or_default();
     let text = match verdict {
-        crate::retry::Verdict::Done => body,
+        crate::deliver::retry::Verdict::Done => body,
         _ => refusal_text(status, location.as_deref(), &body),
     };
     Answer {

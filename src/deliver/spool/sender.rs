@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{is_session, Deliver, Delivery, Shared, SpoolOptions, READ_CHUNK};
-use crate::retry::{Backoff, Verdict};
+use crate::deliver::retry::{Backoff, Verdict};
 
 /// The sender thread: reads the spool in order and delivers it.
 pub(super) struct Sender<D> {
@@ -326,7 +326,7 @@ impl<D: Deliver> Sender<D> {
             .append(true)
             .open(&self.dead_path)
             .and_then(|mut f| {
-                crate::append::cut_torn_tail(&mut f)?;
+                crate::file::cut_torn_tail(&mut f)?;
                 std::io::Write::write_all(&mut f, &text)
             });
         if let Err(e) = written {
