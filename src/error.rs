@@ -55,6 +55,15 @@ pub enum Error {
         /// Which sinks lost how many records.
         detail: String,
     },
+    /// A line of a JSON-lines file is not JSON (and is not a torn last line).
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What the JSON parser said.
+        source: serde_json::Error,
+    },
     /// A sink failed to write, flush or close.
     Sink {
         /// The sink's name.
@@ -110,6 +119,9 @@ impl fmt::Display for Error {
                 "{} of {} records were not written ({detail})",
                 stats.lost, stats.queued
             ),
+            Error::Parse { path, line, source } => {
+                write!(f, "{}:{line}: not valid JSON ({source})", path.display())
+            }
             Error::Sink { sink, message } => write!(f, "{sink} sink: {message}"),
         }
     }
@@ -119,6 +131,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Parse { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -102,6 +102,7 @@ mod flatten;
 #[cfg(feature = "console")]
 pub mod format;
 mod json;
+pub mod jsonl;
 mod layer;
 mod log_dict;
 pub mod naming;

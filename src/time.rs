@@ -8,7 +8,8 @@
 //! assert_eq!(trainlog::time::rfc3339(t), "2026-11-24T07:30:31.123456Z");
 //! assert_eq!(trainlog::time::compact(t), "20261124_073031");
 //! assert_eq!(trainlog::time::unix_millis(t), 1_795_505_431_123);
-//! assert_eq!(trainlog::time::from_unix_seconds(trainlog::time::unix_seconds(t)), t);
+//! assert_eq!(trainlog::time::unix_seconds(t), 1_795_505_431.123456);
+//! assert_eq!(trainlog::time::parse_rfc3339("2026-11-24T07:30:31.123456Z"), Some(t));
 //! ```
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,6 +53,71 @@ pub fn from_unix_seconds(secs: f64) -> SystemTime {
         .ok()
         .and_then(|d| UNIX_EPOCH.checked_add(d))
         .unwrap_or(UNIX_EPOCH)
+}
+
+/// Parses what [`rfc3339`] writes (`2026-11-24T07:40:31.123456Z`; any number of
+/// fraction digits, or none; `Z` or `+00:00`). `None` for anything else.
+///
+/// ```
+/// let t = trainlog::time::parse_rfc3339("2026-11-24T07:40:31.5Z").unwrap();
+/// assert_eq!(trainlog::time::rfc3339(t), "2026-11-24T07:40:31.500000Z");
+/// assert!(trainlog::time::parse_rfc3339("yesterday").is_none());
+/// ```
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    let body = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = body.split_once(['T', 't', ' '])?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, u32, u32) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    let (hms, fraction) = match time.split_once('.') {
+        Some((hms, f)) => (hms, Some(f)),
+        None => (time, None),
+    };
+    let mut t = hms.split(':');
+    let (h, min, sec): (u64, u64, u64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if d.next().is_some()
+        || t.next().is_some()
+        || !(1..=12).contains(&m)
+        || day == 0
+        || day > 31
+        || h > 23
+        || min > 59
+        || sec > 60
+    {
+        return None;
+    }
+    let nanos = match fraction {
+        Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+            let digits: String = f.chars().chain(std::iter::repeat('0')).take(9).collect();
+            digits.parse::<u32>().ok()?
+        }
+        Some(_) => return None,
+        None => 0,
+    };
+    let days = u64::try_from(days_from_civil(y, m, day)).ok()?;
+    let secs = days * 86_400 + h * 3600 + min * 60 + sec;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// (year, month, day) to days since 1970-01-01, Howard Hinnant's algorithm.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// The time since the Unix epoch (zero before it).
@@ -137,5 +203,21 @@ mod tests {
         assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(2)), -2.0);
         assert_eq!(from_unix_seconds(f64::NAN), UNIX_EPOCH);
         assert_eq!(from_unix_seconds(1e300), UNIX_EPOCH);
+        for secs in [0u64, 951_782_400, 1_795_505_431, 4_102_444_799] {
+            let t = UNIX_EPOCH + Duration::from_micros(secs * 1_000_000 + 123_456);
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t), "{secs}");
+        }
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00+00:00"),
+            Some(UNIX_EPOCH + Duration::from_secs(951_782_400))
+        );
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2026-11-24T07:40:31",
+            "2026-11-24T07:40:31.x1Z",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use super::{RunOutcome, Sink};
 use crate::file::{RecordFile, DEFAULT_MAX_PENDING};
-use crate::json::{write_fields, write_str};
 use crate::time::TimestampFormatter;
 use crate::{Error, Record, Result};
 
@@ -47,9 +46,10 @@ impl JsonlSink {
     /// How many unwritten bytes are kept for a retry before old lines are discarded.
     pub const DEFAULT_MAX_PENDING: usize = DEFAULT_MAX_PENDING;
 
-    /// The file name a rank writes to: `metrics_rank<rank>.jsonl`.
+    /// The file name a rank writes to: `metrics_rank<rank>.jsonl`
+    /// ([`jsonl::file_name`](crate::jsonl::file_name)).
     pub fn file_name(rank: u32) -> String {
-        format!("metrics_rank{rank}.jsonl")
+        crate::jsonl::file_name(rank)
     }
 
     /// Opens `<dir>/metrics_rank<rank>.jsonl` for appending, creating `dir` if needed.
@@ -87,7 +87,7 @@ impl Sink for JsonlSink {
 
     fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
         for record in batch {
-            encode_line(self.out.buffer(), &mut self.timestamps, record);
+            crate::jsonl::encode_line(self.out.buffer(), &mut self.timestamps, record);
             self.out.end_record();
         }
         if self.out.pending() >= WRITE_THRESHOLD {
@@ -106,92 +106,5 @@ impl Sink for JsonlSink {
 
     fn lost(&self) -> u64 {
         self.out.lost()
-    }
-}
-
-/// Appends one record as a JSON line (with the trailing newline) to `out`.
-fn encode_line(out: &mut Vec<u8>, ts: &mut TimestampFormatter, r: &Record) {
-    out.extend_from_slice(b"{\"timestamp\":\"");
-    out.extend_from_slice(ts.format(r.timestamp).as_bytes());
-    out.extend_from_slice(b"\",\"rank\":");
-    out.extend_from_slice(itoa::Buffer::new().format(r.rank).as_bytes());
-    if let Some(step) = r.step {
-        out.extend_from_slice(b",\"step\":");
-        out.extend_from_slice(itoa::Buffer::new().format(step).as_bytes());
-    }
-    if r.hparams {
-        out.extend_from_slice(b",\"hparams\":true");
-    }
-    if let Some(message) = &r.message {
-        out.extend_from_slice(b",\"message\":");
-        write_str(out, message);
-    }
-    let reserved = |k: &str| match k {
-        "timestamp" | "rank" => true,
-        "step" => r.step.is_some(),
-        "hparams" => r.hparams,
-        "message" => r.message.is_some(),
-        _ => false,
-    };
-    write_fields(out, r, reserved, false, |_| false);
-    out.extend_from_slice(b"}\n");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(r: &Record) -> serde_json::Value {
-        let mut out = Vec::new();
-        encode_line(&mut out, &mut TimestampFormatter::default(), r);
-        assert_eq!(out.last(), Some(&b'\n'));
-        serde_json::from_slice(&out).expect("valid JSON")
-    }
-
-    #[test]
-    fn reserved_names_are_renamed_not_duplicated() {
-        let r = Record::new(2)
-            .with_step(0)
-            .with_field("rank", 9i64)
-            .with_field("timestamp", "x")
-            .with_field("loss", 1.0);
-        let v = line(&r);
-        assert_eq!(v["rank"], 2);
-        assert_eq!(v["step"], 0);
-        assert_eq!(v["field.rank"], 9);
-        assert_eq!(v["field.timestamp"], "x");
-        assert_eq!(v["loss"], 1.0);
-    }
-
-    #[test]
-    fn a_renamed_key_never_takes_another_fields_name() {
-        let r = Record::new(0)
-            .with_field("rank", 9i64)
-            .with_field("field.rank", 8i64)
-            .with_field("field.field.rank", 7i64);
-        let mut out = Vec::new();
-        encode_line(&mut out, &mut TimestampFormatter::default(), &r);
-        let text = String::from_utf8(out).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v.as_object().unwrap().len(), 5, "{text}");
-        assert_eq!(v["field.rank"], 8);
-        assert_eq!(v["field.field.rank"], 7);
-        assert_eq!(v["field.field.field.rank"], 9);
-    }
-
-    #[test]
-    fn non_finite_and_escapes() {
-        let r = Record::new(0)
-            .with_field("nan", f64::NAN)
-            .with_field("inf", f64::INFINITY)
-            .with_field("ninf", f64::NEG_INFINITY)
-            .with_field("q\"uote", "line\nbreak \u{1}")
-            .with_field("big", u64::MAX);
-        let v = line(&r);
-        assert_eq!(v["nan"], "NaN");
-        assert_eq!(v["inf"], "Infinity");
-        assert_eq!(v["ninf"], "-Infinity");
-        assert_eq!(v["q\"uote"], "line\nbreak \u{1}");
-        assert_eq!(v["big"], u64::MAX);
     }
 }

@@ -20,8 +20,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
-use trainlog::run::{read_info, read_jsonl, read_params};
-use trainlog::{Record, Value};
+use trainlog::jsonl::{fields, number, read as read_jsonl, to_record};
+use trainlog::run::{read_info, read_params};
 
 mod plot;
 mod sync;
@@ -69,9 +69,8 @@ fn metric_files(run: &Path) -> Vec<(u32, PathBuf)> {
         .flatten()
         .flatten()
         .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let rank = name.strip_prefix("metrics_rank")?.strip_suffix(".jsonl")?;
-            Some((rank.parse().ok()?, e.path()))
+            let rank = trainlog::jsonl::rank_of(e.file_name().to_str()?)?;
+            Some((rank, e.path()))
         })
         .collect();
     files.sort();
@@ -96,16 +95,6 @@ fn run_lines(run: &Path) -> Result<Vec<Json>, String> {
         lines.extend(read_jsonl(&path).map_err(|e| e.to_string())?);
     }
     Ok(lines)
-}
-
-/// Metric names of a line: everything but the metadata keys.
-fn fields(line: &Json) -> impl Iterator<Item = (&String, &Json)> {
-    line.as_object().into_iter().flatten().filter(|(k, _)| {
-        !matches!(
-            k.as_str(),
-            "timestamp" | "rank" | "step" | "hparams" | "message"
-        )
-    })
 }
 
 /// What `ls` and `show` print about one metric.
@@ -301,32 +290,6 @@ fn show(run: &Path) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// A JSONL line back into a record, for the dict formatter.
-fn to_record(line: &Json) -> Record {
-    let mut r = Record::new(line["rank"].as_u64().unwrap_or(0) as u32);
-    r.step = line["step"].as_u64();
-    r.hparams = line["hparams"] == true;
-    r.message = line["message"].as_str().map(str::to_owned);
-    for (k, v) in fields(line) {
-        let value = match (v, number(v)) {
-            (Json::String(_), Some(non_finite)) => Value::F64(non_finite),
-            _ => Value::from(v.clone()),
-        };
-        r.fields.push((k.clone().into(), value));
-    }
-    r
-}
-
-/// A JSONL value as a number, decoding the strings trainlog writes for NaN and ±∞.
-fn number(v: &Json) -> Option<f64> {
-    match v.as_str() {
-        Some("NaN") => Some(f64::NAN),
-        Some("Infinity") => Some(f64::INFINITY),
-        Some("-Infinity") => Some(f64::NEG_INFINITY),
-        _ => v.as_f64(),
-    }
 }
 
 fn print_line(
