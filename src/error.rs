@@ -64,6 +64,29 @@ pub enum Error {
         /// What the JSON parser said.
         source: serde_json::Error,
     },
+    /// A thread trainlog needs (a sink's worker, a spool's sender) could not start.
+    Thread {
+        /// Which thread, e.g. `"the jsonl worker"`.
+        what: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A value could not be turned into JSON, or JSON into the expected value.
+    Json {
+        /// What was being converted, e.g. `"run parameters"` or a file path.
+        what: String,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
+    /// A sink could not write to a file (the cause is kept as the source).
+    SinkIo {
+        /// The sink's name.
+        sink: String,
+        /// What happened, with the path and what was kept for a retry.
+        message: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
     /// A sink failed to write, flush or close.
     Sink {
         /// The sink's name.
@@ -122,6 +145,9 @@ impl fmt::Display for Error {
             Error::Parse { path, line, source } => {
                 write!(f, "{}:{line}: not valid JSON ({source})", path.display())
             }
+            Error::Thread { what, source } => write!(f, "could not start {what} thread: {source}"),
+            Error::Json { what, source } => write!(f, "{what}: {source}"),
+            Error::SinkIo { sink, message, .. } => write!(f, "{sink} sink: {message}"),
             Error::Sink { sink, message } => write!(f, "{sink} sink: {message}"),
         }
     }
@@ -132,6 +158,8 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Parse { source, .. } => Some(source),
+            Error::Thread { source, .. } | Error::SinkIo { source, .. } => Some(source),
+            Error::Json { source, .. } => Some(source),
             _ => None,
         }
     }

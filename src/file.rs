@@ -196,15 +196,16 @@ impl RecordFile {
             *end -= whole;
         }
         self.written_of_first = done - whole;
-        result.map_err(|e| {
+        result.map_err(|source| {
             self.trim();
-            Error::Sink {
+            Error::SinkIo {
                 sink: self.sink.into(),
                 message: format!(
-                    "could not write {}: {e}; {} bytes kept for the next attempt",
+                    "could not write {}: {source}; {} bytes kept for the next attempt",
                     self.path.display(),
                     self.pending()
                 ),
+                source,
             }
         })
     }
@@ -240,9 +241,10 @@ impl RecordFile {
         self.write_out()?;
         match self.file.sync_data() {
             // Character devices and pipes cannot be synced; that is not a data loss.
-            Err(e) if e.kind() != io::ErrorKind::InvalidInput => Err(Error::Sink {
+            Err(source) if source.kind() != io::ErrorKind::InvalidInput => Err(Error::SinkIo {
                 sink: self.sink.into(),
-                message: format!("could not sync {}: {e}", self.path.display()),
+                message: format!("could not sync {}: {source}", self.path.display()),
+                source,
             }),
             _ => Ok(()),
         }

@@ -160,7 +160,10 @@ impl Worker {
                 state.run(&rx, interval);
                 let _ = done_tx.send(());
             })
-            .map_err(|e| Error::Config(format!("could not start the {name} worker thread: {e}")))?;
+            .map_err(|source| Error::Thread {
+                what: format!("the {name} worker"),
+                source,
+            })?;
         let feeder = Feeder {
             tx: tx.clone(),
             overflow: config.overflow,

@@ -83,8 +83,10 @@ impl Files {
 
     /// Saves a value as pretty JSON.
     pub fn save_json(&self, relative: impl AsRef<Path>, value: &impl Serialize) -> Result<PathBuf> {
-        let text = serde_json::to_vec_pretty(value)
-            .map_err(|e| Error::Config(format!("artifact is not JSON: {e}")))?;
+        let text = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+            what: "artifact".into(),
+            source,
+        })?;
         self.save_bytes(relative, &text)
     }
 
@@ -104,8 +106,10 @@ impl Files {
     pub fn load_json<T: DeserializeOwned>(&self, relative: impl AsRef<Path>) -> Result<T> {
         let path = self.path(relative)?;
         let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Config(format!("{}: not the expected JSON: {e}", path.display())))
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            what: path.display().to_string(),
+            source,
+        })
     }
 }
 

@@ -318,7 +318,12 @@ impl Run {
             Ok(other) => {
                 line.insert("value".into(), other);
             }
-            Err(e) => return Err(Error::Config(format!("log fields are not JSON: {e}"))),
+            Err(source) => {
+                return Err(Error::Json {
+                    what: "log fields".into(),
+                    source,
+                })
+            }
         }
         append_jsonl(
             &self.dir.join("logs.jsonl"),
@@ -386,8 +391,10 @@ fn git_commit() -> Option<String> {
 pub fn read_info(dir: &Path) -> Result<RunInfo> {
     let path = dir.join("run.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Config(format!("{}: not a run description: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|source| Error::Json {
+        what: format!("{} (a run description)", path.display()),
+        source,
+    })
 }
 
 /// Writes `run.json` atomically: a temporary file, then a rename.

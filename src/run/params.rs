@@ -23,7 +23,10 @@ fn object(values: &impl Serialize) -> Result<Map<String, Json>> {
         Ok(other) => Err(Error::Config(format!(
             "parameters must be a JSON object (a map or a struct), not {other}"
         ))),
-        Err(e) => Err(Error::Config(format!("parameters are not JSON: {e}"))),
+        Err(source) => Err(Error::Json {
+            what: "parameters".into(),
+            source,
+        }),
     }
 }
 
@@ -102,8 +105,10 @@ impl<'a> Params<'a> {
                 "parameter path `{path}` has an empty part"
             )));
         }
-        let value = serde_json::to_value(value)
-            .map_err(|e| Error::Config(format!("parameter `{path}` is not JSON: {e}")))?;
+        let value = serde_json::to_value(value).map_err(|source| Error::Json {
+            what: format!("parameter `{path}`"),
+            source,
+        })?;
         self.record("update", Some(path), value)
     }
 

@@ -602,7 +602,8 @@ pub(crate) fn resume_spool(path: &Path, options: SpoolOptions) -> Result<Spool> 
         tls: Tls::load(&[], false)?,
         own: None,
         // Replaced by the first session line; nothing is sent before one.
-        url: reqwest::Url::parse("http://localhost/").map_err(|e| Error::Config(e.to_string()))?,
+        url: reqwest::Url::parse("http://localhost/")
+            .map_err(|e| Error::Config(format!("the placeholder URL of a resumed spool: {e}")))?,
         token: None,
         allow_insecure: false,
         single_record: false,

@@ -295,7 +295,10 @@ impl Spool {
         let handle = std::thread::Builder::new()
             .name(format!("trainlog-{name}-send"))
             .spawn(move || sender.run(sent, session))
-            .map_err(|e| Error::Config(format!("could not start the {name} sender thread: {e}")))?;
+            .map_err(|source| Error::Thread {
+                what: format!("the {name} sender"),
+                source,
+            })?;
         Ok(Spool {
             name,
             file,
