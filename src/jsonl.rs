@@ -55,6 +55,7 @@ pub fn rank_of(file_name: &str) -> Option<u32> {
 }
 
 /// Appends one record as a JSON line (with the trailing newline) to `out`.
+#[cfg_attr(not(feature = "jsonl"), allow(dead_code))]
 pub(crate) fn encode_line(out: &mut Vec<u8>, ts: &mut TimestampFormatter, r: &Record) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     out.extend_from_slice(ts.format(r.timestamp).as_bytes());

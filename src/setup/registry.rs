@@ -156,6 +156,27 @@ pub(super) fn make(
     }
 }
 
+/// Rank-0 backends run on rank 0, or on every rank when their options say `all_ranks`.
+#[cfg_attr(
+    not(any(
+        feature = "http",
+        feature = "mlflow",
+        feature = "otel",
+        feature = "wandb"
+    )),
+    allow(dead_code)
+)]
+fn runs_on(all_ranks: bool, rank: RankInfo) -> bool {
+    all_ranks || rank.is_rank0()
+}
+
+/// Whether one of `vars` is set to something other than blanks.
+#[cfg_attr(not(any(feature = "mlflow", feature = "wandb")), allow(dead_code))]
+fn env_set(vars: &[&str]) -> bool {
+    vars.iter()
+        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+}
+
 fn unavailable(name: &str, feature: &str) -> Error {
     Error::BackendUnavailable {
         name: name.into(),
@@ -236,7 +257,10 @@ fn tensorboard(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn
             ))
         }
     };
-    let template = b.run_name.as_deref().unwrap_or("{time}_rank{rank}");
+    let template = b
+        .run_name
+        .as_deref()
+        .unwrap_or(crate::naming::DEFAULT_RUN_NAME);
     let name = crate::naming::expand_run_name(template, rank, std::time::SystemTime::now())?;
     let sink = crate::sink::TensorBoardSink::create(dir.join(name))?
         .with_experiment(b.tensorboard_experiment);
@@ -246,7 +270,7 @@ fn tensorboard(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn
 #[cfg(feature = "http")]
 fn http(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
     let options = b.http.clone().unwrap_or_default();
-    if !options.sends_on(rank) {
+    if !runs_on(options.all_ranks, rank) {
         return Ok(None);
     }
     let dir = b.output_dir_for("http")?;
@@ -265,7 +289,7 @@ fn http_requested(_b: &MetricLoggerBuilder) -> bool {
 #[cfg(feature = "mlflow")]
 fn mlflow(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
     let options = b.mlflow.clone().unwrap_or_default();
-    if !options.sends_on(rank) {
+    if !runs_on(options.all_ranks, rank) {
         return Ok(None);
     }
     let dir = b.output_dir_for("mlflow")?;
@@ -277,7 +301,7 @@ fn mlflow(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink
 /// (InstructLab's auto-detection).
 fn mlflow_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(feature = "mlflow")]
-    return _b.mlflow.is_some() || crate::sink::MlflowOptions::requested_by_env();
+    return _b.mlflow.is_some() || env_set(&["MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"]);
     #[cfg(not(feature = "mlflow"))]
     false
 }
@@ -285,7 +309,7 @@ fn mlflow_requested(_b: &MetricLoggerBuilder) -> bool {
 #[cfg(feature = "wandb")]
 fn wandb(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
     let options = b.wandb.clone().unwrap_or_default();
-    if !options.sends_on(rank) {
+    if !runs_on(options.all_ranks, rank) {
         return Ok(None);
     }
     let sink = crate::sink::WandbSink::new(
@@ -300,7 +324,7 @@ fn wandb(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>
 /// Options on the builder, or `WANDB_PROJECT`.
 fn wandb_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(feature = "wandb")]
-    return _b.wandb.is_some() || crate::sink::WandbOptions::requested_by_env();
+    return _b.wandb.is_some() || env_set(&["WANDB_PROJECT"]);
     #[cfg(not(feature = "wandb"))]
     false
 }
@@ -308,7 +332,7 @@ fn wandb_requested(_b: &MetricLoggerBuilder) -> bool {
 #[cfg(feature = "otel")]
 fn otel(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
     let options = b.otel.clone().unwrap_or_default();
-    if !options.sends_on(rank) {
+    if !runs_on(options.all_ranks, rank) {
         return Ok(None);
     }
     let sink = crate::sink::OtelSink::new(options, rank, b.run_name.as_deref())?;

@@ -52,7 +52,7 @@ pub struct HttpOptions {
     ca_files: Vec<std::path::PathBuf>,
     retry_base: Duration,
     retry_max: Duration,
-    all_ranks: bool,
+    pub(crate) all_ranks: bool,
 }
 
 impl Default for HttpOptions {
@@ -167,10 +167,6 @@ impl HttpOptions {
     pub fn all_ranks(mut self, all: bool) -> Self {
         self.all_ranks = all;
         self
-    }
-
-    pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
-        self.all_ranks || rank.is_rank0()
     }
 
     /// First retry delay and its cap (delays double, with jitter).

@@ -41,7 +41,7 @@ pub struct MlflowOptions {
     run_name: Option<String>,
     token: Option<Secret>,
     basic: Option<(String, Secret)>,
-    all_ranks: bool,
+    pub(crate) all_ranks: bool,
     close_cap: Option<Duration>,
     stall_timeout: Option<Duration>,
     retry: Option<(Duration, Duration)>,
@@ -126,15 +126,6 @@ impl MlflowOptions {
         self.retry = Some((base, max.max(base)));
         self
     }
-
-    pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
-        self.all_ranks || rank.is_rank0()
-    }
-
-    /// Whether the environment asks for MLflow (InstructLab's auto-detection).
-    pub(crate) fn requested_by_env() -> bool {
-        first_env(&["MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"]).is_some()
-    }
 }
 
 /// Logs to an MLflow tracking server: `hparams` records as params (once each, values
@@ -174,12 +165,12 @@ impl MlflowSink {
             .clone()
             .or_else(|| first_env(&["MLFLOW_EXPERIMENT_NAME"]))
             .unwrap_or_else(|| "Default".into());
-        let template = options
-            .run_name
-            .clone()
-            .or_else(|| first_env(&["MLFLOW_RUN_NAME"]))
-            .or_else(|| default_run_name.map(str::to_owned))
-            .unwrap_or_else(|| "{time}_rank{rank}".into());
+        let template = crate::naming::run_name_template(
+            options.run_name.as_deref(),
+            &["MLFLOW_RUN_NAME"],
+            default_run_name,
+        )
+        .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
         let run_name = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
         let auth = match (&options.token, &options.basic) {
             (Some(token), _) => Auth::Bearer(token.clone()),

@@ -38,7 +38,7 @@ pub struct OtelOptions {
     interval: Option<Duration>,
     run_name: Option<String>,
     step_gauge: String,
-    all_ranks: bool,
+    pub(crate) all_ranks: bool,
     ca_file: Option<PathBuf>,
 }
 
@@ -99,10 +99,6 @@ impl OtelOptions {
         self.all_ranks = all;
         self
     }
-
-    pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
-        self.all_ranks || rank.is_rank0()
-    }
 }
 
 /// Turns numeric fields into OpenTelemetry gauges (last value) named after the field,
@@ -159,11 +155,9 @@ impl OtelSink {
             .map(PathBuf::from)
         });
         let tls = Tls::load(ca.as_slice(), false)?;
-        let template = options
-            .run_name
-            .clone()
-            .or_else(|| default_run_name.map(str::to_owned))
-            .unwrap_or_else(|| "{time}_rank{rank}".into());
+        let template =
+            crate::naming::run_name_template(options.run_name.as_deref(), &[], default_run_name)
+                .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
         let run = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
         let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "trainlog".into());
         let resource = Resource::builder()

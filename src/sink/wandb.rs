@@ -140,7 +140,7 @@ pub struct WandbOptions {
     name: Option<String>,
     dir: Option<PathBuf>,
     run_id: Option<String>,
-    all_ranks: bool,
+    pub(crate) all_ranks: bool,
 }
 
 impl WandbOptions {
@@ -184,15 +184,6 @@ impl WandbOptions {
     pub fn all_ranks(mut self, all: bool) -> Self {
         self.all_ranks = all;
         self
-    }
-
-    pub(crate) fn sends_on(&self, rank: RankInfo) -> bool {
-        self.all_ranks || rank.is_rank0()
-    }
-
-    /// Whether the environment asks for W&B (InstructLab's auto-detection).
-    pub(crate) fn requested_by_env() -> bool {
-        std::env::var("WANDB_PROJECT").is_ok_and(|p| !p.trim().is_empty())
     }
 }
 
@@ -265,12 +256,11 @@ impl WandbSink {
                 "W&B run id `{run_id}` must be a plain name"
             )));
         }
-        let display = match options
-            .name
-            .clone()
-            .or_else(|| env("WANDB_NAME"))
-            .or_else(|| default_name.map(str::to_owned))
-        {
+        let display = match crate::naming::run_name_template(
+            options.name.as_deref(),
+            &["WANDB_NAME"],
+            default_name,
+        ) {
             Some(template) => crate::naming::expand_run_name(&template, rank, now)?,
             None => run_id.clone(),
         };
