@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+mod deliver;
+
+use self::deliver::HttpDeliver;
 use super::{RunOutcome, Sink};
-use crate::deliver::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
-use crate::deliver::retry::Verdict;
-use crate::deliver::spool::{
-    Deliver, Delivery, Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL,
-};
+use crate::deliver::net::{first_env, redact_url, without_password, Secret, Tls};
+use crate::deliver::spool::{Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL};
 use crate::json::{write_fields, write_str};
 use crate::time::TimestampFormatter;
 use crate::{Error, RankInfo, Record, Result, Value};
@@ -439,155 +439,6 @@ fn is_loopback(url: &reqwest::Url) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// POSTs batches of spooled messages (runs on the spool's sender thread).
-struct HttpDeliver {
-    /// Built on first use, on the sender thread: a blocking client must not be created
-    /// or dropped inside an async runtime, which the caller's thread may be.
-    client: Option<reqwest::blocking::Client>,
-    tls: Tls,
-    /// The logger's own URL and token; `None` for `trainlog sync`.
-    own: Option<(reqwest::Url, Option<Secret>)>,
-    /// Where the current session's messages go, with which token.
-    url: reqwest::Url,
-    token: Option<Secret>,
-    allow_insecure: bool,
-    single_record: bool,
-    /// The logger's identity, for heartbeats; `None` for `trainlog sync`.
-    identity: Option<Arc<Identity>>,
-}
-
-impl HttpDeliver {
-    fn client(&mut self) -> Option<&reqwest::blocking::Client> {
-        if self.client.is_none() {
-            match crate::deliver::net::http_client(&self.tls) {
-                Ok(client) => self.client = Some(client),
-                Err(e) => eprintln!("trainlog: http: could not create the HTTP client: {e}"),
-            }
-        }
-        self.client.as_ref()
-    }
-
-    /// One POST; `None` when no client could be built (retried like a network error).
-    fn post(
-        &mut self,
-        body: Vec<u8>,
-        timeout: Duration,
-        key: Option<String>,
-    ) -> Option<reqwest::Result<reqwest::blocking::Response>> {
-        let url = self.url.clone();
-        let token = self.token.clone();
-        let client = self.client()?;
-        let mut request = client
-            .post(url)
-            .timeout(timeout)
-            .header("Content-Type", "application/json");
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        if let Some(Secret(token)) = &token {
-            request = request.bearer_auth(token);
-        }
-        Some(request.body(body).send())
-    }
-}
-
-impl Deliver for HttpDeliver {
-    fn target(&self) -> String {
-        redact_url(&self.url)
-    }
-
-    /// Messages carry their own identity; a session only says where they go. The
-    /// logger's own token goes to its own URL only; other URLs (an earlier logger's, or
-    /// any for `trainlog sync`) get the token from the environment.
-    fn session(&mut self, session: &serde_json::Value) -> std::result::Result<(), String> {
-        let url = session["url"]
-            .as_str()
-            .ok_or("the session names no server URL")?;
-        let token = match &self.own {
-            Some((own, token)) if without_password(own) == url => token.clone(),
-            _ => first_env(&TOKEN_VARS).map(Secret),
-        };
-        self.url =
-            check_url(url, token.is_some(), self.allow_insecure).map_err(|e| e.to_string())?;
-        self.token = token;
-        self.single_record = session["single_record"] == true;
-        Ok(())
-    }
-
-    fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery {
-        let count = if self.single_record { 1 } else { lines.len() };
-        let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
-        if self.single_record {
-            body.extend_from_slice(lines[0]);
-        } else {
-            body.push(b'[');
-            for (i, line) in lines.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(line);
-            }
-            body.push(b']');
-        }
-        let key = format!("{}+{count}", message_id(lines[0]));
-        let (verdict, refusal) = match self.post(body, timeout, Some(key)) {
-            Some(Ok(response)) => {
-                let Answer {
-                    verdict,
-                    status,
-                    text,
-                } = answer(response);
-                let refusal = (verdict == Verdict::Reject).then_some((status, text));
-                (verdict, refusal)
-            }
-            Some(Err(_)) | None => (Verdict::Retry { after: None }, None),
-        };
-        Delivery {
-            verdict,
-            count,
-            refusal,
-        }
-    }
-
-    fn records_in(&self, line: &[u8]) -> u64 {
-        let message: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
-        match message["event_type"].as_str() {
-            Some("training_started" | "training_finished") => 0,
-            _ => 1,
-        }
-    }
-
-    fn heartbeat(&mut self, timeout: Duration) {
-        let Some(id) = self.identity.clone() else {
-            return;
-        };
-        let body = serde_json::json!({
-            "project_name": id.project,
-            "run_id": id.run_id,
-            "event_type": "heartbeat",
-            "timestamp": TimestampFormatter::default().format(SystemTime::now()),
-            "rank": id.rank,
-            "step": null,
-            "data": {},
-        });
-        let body = if self.single_record {
-            body
-        } else {
-            serde_json::json!([body])
-        };
-        // Best effort: a missed heartbeat is not worth a retry.
-        let _ = self.post(body.to_string().into_bytes(), timeout, None);
-    }
-}
-
-/// The `message_id` of a spooled message (for the batch's idempotency key).
-fn message_id(line: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(line)
-        .ok()
-        .and_then(|m| m["message_id"].as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Opens a spool an http logger left, to deliver it to the server its session lines name
