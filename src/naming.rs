@@ -14,7 +14,12 @@ pub const DEFAULT_RUN_NAME: &str = "{time}_rank{rank}";
 /// variable of `env` (such as `MLFLOW_RUN_NAME`), else the builder's `run_name`. `None`
 /// when none is set (most backends then use [`DEFAULT_RUN_NAME`]).
 #[cfg_attr(
-    not(any(feature = "mlflow", feature = "otel", feature = "wandb")),
+    not(any(
+        feature = "tensorboard",
+        feature = "mlflow",
+        feature = "otel",
+        feature = "wandb"
+    )),
     allow(dead_code)
 )]
 pub(crate) fn run_name_template(

@@ -67,9 +67,8 @@ pub struct MetricLoggerBuilder {
     pub(super) custom: Vec<(Box<dyn Sink>, bool)>,
     pub(super) console: bool,
     pub(super) run_name: Option<String>,
-    pub(super) tensorboard_dir: Option<PathBuf>,
-    pub(super) tensorboard_all_ranks: bool,
-    pub(super) tensorboard_experiment: bool,
+    #[cfg(feature = "tensorboard")]
+    pub(super) tensorboard: Option<crate::sink::TensorBoardOptions>,
     #[cfg(feature = "http")]
     pub(super) http: Option<crate::sink::HttpOptions>,
     #[cfg(feature = "mlflow")]
@@ -100,10 +99,9 @@ impl fmt::Debug for MetricLoggerBuilder {
                     .collect::<Vec<_>>(),
             )
             .field("console", &self.console)
-            .field("run_name", &self.run_name)
-            .field("tensorboard_dir", &self.tensorboard_dir)
-            .field("tensorboard_all_ranks", &self.tensorboard_all_ranks)
-            .field("tensorboard_experiment", &self.tensorboard_experiment);
+            .field("run_name", &self.run_name);
+        #[cfg(feature = "tensorboard")]
+        f.field("tensorboard", &self.tensorboard);
         #[cfg(feature = "http")]
         f.field("http", &self.http);
         #[cfg(feature = "mlflow")]
@@ -131,9 +129,8 @@ impl Default for MetricLoggerBuilder {
             custom: Vec::new(),
             console: true,
             run_name: None,
-            tensorboard_dir: None,
-            tensorboard_all_ranks: false,
-            tensorboard_experiment: false,
+            #[cfg(feature = "tensorboard")]
+            tensorboard: None,
             #[cfg(feature = "http")]
             http: None,
             #[cfg(feature = "mlflow")]
@@ -253,24 +250,11 @@ impl MetricLoggerBuilder {
         self
     }
 
-    /// Where TensorBoard runs go (default `<output_dir>/tensorboard`). Setting it turns
-    /// the `tensorboard` backend on, as InstructLab does when a log directory is given.
-    pub fn tensorboard_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.tensorboard_dir = Some(dir.into());
-        self
-    }
-
-    /// Write TensorBoard files on every rank instead of rank 0 only (give each rank its
-    /// own run name, e.g. with `{rank}`, which the default has).
-    pub fn tensorboard_all_ranks(mut self, all: bool) -> Self {
-        self.tensorboard_all_ranks = all;
-        self
-    }
-
-    /// Write an HParams experiment record at close (off by default; see
-    /// [`TensorBoardSink`](crate::sink) for why).
-    pub fn tensorboard_experiment(mut self, enabled: bool) -> Self {
-        self.tensorboard_experiment = enabled;
+    /// Settings of the `tensorboard` backend; setting them turns it on, as InstructLab
+    /// does when a log directory is given.
+    #[cfg(feature = "tensorboard")]
+    pub fn tensorboard(mut self, options: crate::sink::TensorBoardOptions) -> Self {
+        self.tensorboard = Some(options);
         self
     }
 

@@ -75,8 +75,7 @@ fn registry() -> [Entry; 6] {
             names: &["tensorboard"],
             feature: "tensorboard",
             make: maker!("tensorboard", tensorboard),
-            // A TensorBoard directory turns it on, as in InstructLab.
-            requested: |b| b.tensorboard_dir.is_some(),
+            requested: tensorboard_requested,
         },
         Entry {
             backend: Backend::Http,
@@ -243,28 +242,35 @@ fn jsonl(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>
 
 #[cfg(feature = "tensorboard")]
 fn tensorboard(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
-    if !(rank.is_rank0() || b.tensorboard_all_ranks) {
+    let options = b.tensorboard.clone().unwrap_or_default();
+    if !runs_on(options.all_ranks, rank) {
         return Ok(None);
     }
-    let dir = match (&b.tensorboard_dir, &b.output_dir) {
+    let dir = match (&options.dir, &b.output_dir) {
         (Some(dir), _) => dir.clone(),
         (None, Some(out)) => out.join("tensorboard"),
         (None, None) => {
             return Err(Error::Config(
-                "the `tensorboard` backend writes files: set `.output_dir(..)` or \
-                 `.tensorboard_dir(..)` on the builder"
+                "the `tensorboard` backend writes files: set `.output_dir(..)` on the builder \
+                 or `TensorBoardOptions::dir`"
                     .into(),
             ))
         }
     };
-    let template = b
-        .run_name
-        .as_deref()
-        .unwrap_or(crate::naming::DEFAULT_RUN_NAME);
-    let name = crate::naming::expand_run_name(template, rank, std::time::SystemTime::now())?;
-    let sink = crate::sink::TensorBoardSink::create(dir.join(name))?
-        .with_experiment(b.tensorboard_experiment);
+    let template =
+        crate::naming::run_name_template(options.run_name.as_deref(), &[], b.run_name.as_deref())
+            .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
+    let name = crate::naming::expand_run_name(&template, rank, std::time::SystemTime::now())?;
+    let sink =
+        crate::sink::TensorBoardSink::create(dir.join(name))?.with_experiment(options.experiment);
     Ok(Some(Box::new(sink)))
+}
+
+fn tensorboard_requested(_b: &MetricLoggerBuilder) -> bool {
+    #[cfg(feature = "tensorboard")]
+    return _b.tensorboard.is_some();
+    #[cfg(not(feature = "tensorboard"))]
+    false
 }
 
 #[cfg(feature = "http")]

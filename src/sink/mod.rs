@@ -62,7 +62,7 @@ pub use otel::{OtelOptions, OtelSink, MONOTONIC_PREFIX, NON_FINITE_COUNTER};
 #[cfg(any(feature = "http", feature = "mlflow"))]
 pub use sync::{sync_spools, SyncReport};
 #[cfg(feature = "tensorboard")]
-pub use tensorboard::TensorBoardSink;
+pub use tensorboard::{TensorBoardOptions, TensorBoardSink};
 #[cfg(feature = "wandb")]
 pub use wandb::{WandbOptions, WandbSink};
 

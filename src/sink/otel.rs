@@ -63,7 +63,7 @@ impl OtelOptions {
     }
 
     /// The full metrics URL, e.g. `http://collector:4318/v1/metrics`.
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+    pub fn url(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(url.into());
         self
     }

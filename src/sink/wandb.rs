@@ -163,7 +163,7 @@ impl WandbOptions {
 
     /// Display name, a run-name template with trainlog's placeholders (`WANDB_NAME`, else
     /// the builder's `run_name`, else the run id).
-    pub fn name(mut self, template: impl Into<String>) -> Self {
+    pub fn run_name(mut self, template: impl Into<String>) -> Self {
         self.name = Some(template.into());
         self
     }

@@ -196,7 +196,7 @@ fn logger(dir: &Path, options: MlflowOptions) -> MetricLoggerBuilder {
 /// Options for the test server, with time enough to deliver everything at close.
 fn to_server(experiment: &str, run_name: &str) -> MlflowOptions {
     MlflowOptions::new()
-        .tracking_uri(&server().url)
+        .url(&server().url)
         .experiment(experiment)
         .run_name(run_name)
         .shutdown_timeout(Duration::from_secs(50))
@@ -358,7 +358,7 @@ fn a_server_down_at_exit_gets_the_spool_from_the_next_logger_and_a_fixed_run_nam
     let proxy = Proxy::reserve();
     let options = || {
         to_server("trainlog-resume", "resumed")
-            .tracking_uri(proxy.url())
+            .url(proxy.url())
             .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
     };
     let started = std::time::Instant::now();
@@ -540,16 +540,13 @@ fn configuration_errors_say_what_to_set() {
             .to_string();
         assert!(err.contains("MLFLOW_TRACKING_URI"), "{err}");
     }
-    let err = logger(
-        dir.path(),
-        MlflowOptions::new().tracking_uri("sqlite:///x.db"),
-    )
-    .build::<tracing_subscriber::Registry>()
-    .unwrap_err()
-    .to_string();
+    let err = logger(dir.path(), MlflowOptions::new().url("sqlite:///x.db"))
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("mlflow server"), "{err}");
     let opts = MlflowOptions::new()
-        .tracking_uri("http://x")
+        .url("http://x")
         .token("s3cret")
         .basic_auth("u", "pw123");
     assert!(!format!("{opts:?}").contains("s3cret"));
@@ -561,7 +558,7 @@ fn basic_auth_is_sent_and_a_wrong_password_is_refused_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let options = |password: &str, run_name: &str| {
         to_server("trainlog-auth", run_name)
-            .tracking_uri(&secured_server().url)
+            .url(&secured_server().url)
             .basic_auth("admin", password)
     };
     let guard = run(
@@ -673,7 +670,7 @@ fn https_with_a_private_ca_or_insecure_tls() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let builder = logger(dir.path(), options.tracking_uri(&uri));
+        let builder = logger(dir.path(), options.url(&uri));
         let stats = run(builder, || {
             for step in 0..3u64 {
                 info!(target: "metrics", step, loss = 1.0);
@@ -715,7 +712,7 @@ fn https_with_a_private_ca_or_insecure_tls() {
     // Neither: the certificate is refused and the records stay spooled.
     let dir = tempfile::tempdir().unwrap();
     let options = to_server("trainlog-tls", "tls-refused")
-        .tracking_uri(&uri)
+        .url(&uri)
         .stall_timeout(Duration::from_millis(500));
     let stats = run(logger(dir.path(), options), || {
         info!(target: "metrics", step = 0u64, loss = 1.0);

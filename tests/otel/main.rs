@@ -125,7 +125,7 @@ fn gauges_counters_step_and_resource_attributes_arrive_decoded() {
         .run_name("otel_run_{rank}")
         .otel(
             OtelOptions::new()
-                .endpoint(receiver.endpoint())
+                .url(receiver.endpoint())
                 .export_interval(Duration::from_secs(3600)),
         )
         .build()
@@ -190,7 +190,7 @@ fn the_export_interval_sends_while_training_runs() {
         .rank(0)
         .otel(
             OtelOptions::new()
-                .endpoint(receiver.endpoint())
+                .url(receiver.endpoint())
                 .export_interval(Duration::from_millis(200))
                 .step_gauge("global_step"),
         )
@@ -215,14 +215,14 @@ fn the_export_interval_sends_while_training_runs() {
 fn rank0_only_by_default_and_bad_endpoints_are_refused() {
     let guard = MetricLogger::builder()
         .rank(3)
-        .otel(OtelOptions::new().endpoint("http://127.0.0.1:9/v1/metrics"))
+        .otel(OtelOptions::new().url("http://127.0.0.1:9/v1/metrics"))
         .build::<tracing_subscriber::Registry>()
         .unwrap()
         .1;
     assert!(guard.sinks().is_empty());
     let err = MetricLogger::builder()
         .rank(0)
-        .otel(OtelOptions::new().endpoint("grpc://x:4317"))
+        .otel(OtelOptions::new().url("grpc://x:4317"))
         .build::<tracing_subscriber::Registry>()
         .unwrap_err()
         .to_string();
@@ -234,7 +234,7 @@ async fn building_and_dropping_inside_a_tokio_runtime_is_safe() {
     let receiver = Receiver::start();
     let (layer, guard) = MetricLogger::builder()
         .rank(0)
-        .otel(OtelOptions::new().endpoint(receiver.endpoint()))
+        .otel(OtelOptions::new().url(receiver.endpoint()))
         .build()
         .unwrap();
     tracing::subscriber::with_default(
@@ -314,7 +314,7 @@ fn https_endpoint_with_a_private_ca() {
             .rank(0)
             .otel(
                 options
-                    .endpoint(proxy.url("/v1/metrics"))
+                    .url(proxy.url("/v1/metrics"))
                     .export_interval(Duration::from_secs(3600)),
             )
             .build()
@@ -362,7 +362,7 @@ fn nan_and_infinities_from_log_dict_are_counted_since_the_sdk_drops_them() {
         .rank(0)
         .otel(
             OtelOptions::new()
-                .endpoint(receiver.endpoint())
+                .url(receiver.endpoint())
                 .export_interval(Duration::from_secs(3600)),
         )
         .build()

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tracing::info;
 use tracing_subscriber::prelude::*;
+use trainlog::sink::TensorBoardOptions;
 use trainlog::{MetricGuard, MetricLogger, MetricLoggerBuilder};
 
 /// Everything TensorBoard's own loader sees under `logdir`.
@@ -130,7 +131,7 @@ fn hparams_are_what_the_hparams_plugin_parses() {
     let guard = with_logger(
         logger(dir.path())
             .run_name("exp_{rank}")
-            .tensorboard_experiment(true),
+            .tensorboard(TensorBoardOptions::new().experiment(true)),
         || {
             info!(target: "metrics", hparams = true, lr = 3e-4, batch_size = 32u64, optimizer = "adamw", amp = true);
             info!(target: "metrics", step = 0, loss = 2.5, "eval.acc" = 0.5);
@@ -231,7 +232,7 @@ fn rank0_only_by_default_and_every_rank_when_asked() {
     drop(guard);
     assert!(!dir.path().join("tensorboard").exists());
     let guard = with_logger(
-        base().tensorboard_all_ranks(true),
+        base().tensorboard(TensorBoardOptions::new().all_ranks(true)),
         || info!(target: "metrics", step = 0, x = 1.0),
     );
     assert_eq!(guard.sinks(), vec!["jsonl", "tensorboard"]);
@@ -248,7 +249,7 @@ fn bad_directories_and_run_names_fail_at_build_with_the_reason() {
     let file = dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
     let err = MetricLogger::builder()
-        .tensorboard_dir(file.join("tb"))
+        .tensorboard(TensorBoardOptions::new().dir(file.join("tb")))
         .rank(0)
         .build::<tracing_subscriber::Registry>()
         .unwrap_err()

@@ -59,7 +59,7 @@ fn run_config_history_summary_and_exit_read_back_by_wandb() {
         .project("trainlog-tests")
         .entity("team")
         .run_id("abc123xy")
-        .name("sft_{rank}");
+        .run_name("sft_{rank}");
     let guard = run(logger(dir.path(), options), || {
         info!(target: "metrics", hparams = true, lr = 3e-4, batch_size = 32u64, model = "tiny");
         for step in 0..100u64 {

@@ -55,8 +55,8 @@ impl MlflowOptions {
         Self::default()
     }
 
-    /// The tracking server, e.g. `http://127.0.0.1:5000` (`MLFLOW_TRACKING_URI`).
-    pub fn tracking_uri(mut self, uri: impl Into<String>) -> Self {
+    /// The tracking server's URL, e.g. `http://127.0.0.1:5000` (`MLFLOW_TRACKING_URI`).
+    pub fn url(mut self, uri: impl Into<String>) -> Self {
         self.tracking_uri = Some(uri.into());
         self
     }
@@ -154,7 +154,7 @@ impl MlflowSink {
             .or_else(|| first_env(&["MLFLOW_TRACKING_URI"]))
             .ok_or_else(|| {
                 Error::Config(
-                    "the mlflow backend needs a tracking server: set MlflowOptions::tracking_uri \
+                    "the mlflow backend needs a tracking server: set MlflowOptions::url \
                      or MLFLOW_TRACKING_URI (e.g. http://127.0.0.1:5000)"
                         .into(),
                 )

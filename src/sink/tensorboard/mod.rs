@@ -28,6 +28,60 @@ const SESSION_END_TAG: &str = "_hparams_/session_end_info";
 /// Distinguishes event files this process opens within the same second.
 static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Settings of the `tensorboard` backend; setting them with
+/// [`MetricLoggerBuilder::tensorboard`](crate::MetricLoggerBuilder::tensorboard) turns it
+/// on, as InstructLab does when a log directory is given.
+///
+/// ```
+/// let options = trainlog::sink::TensorBoardOptions::new()
+///     .dir("runs/tb")
+///     .run_name("sft_{time}_rank{rank}");
+/// let builder = trainlog::MetricLogger::builder().tensorboard(options);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TensorBoardOptions {
+    pub(crate) dir: Option<std::path::PathBuf>,
+    pub(crate) run_name: Option<String>,
+    pub(crate) all_ranks: bool,
+    pub(crate) experiment: bool,
+}
+
+impl TensorBoardOptions {
+    /// Defaults: `<output_dir>/tensorboard`, the builder's run name, rank 0 only, no
+    /// experiment record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where TensorBoard runs go (default `<output_dir>/tensorboard`).
+    pub fn dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The run directory's name, a template with the placeholders of
+    /// [`expand_run_name`](crate::naming::expand_run_name) (default: the builder's
+    /// `run_name`, else `{time}_rank{rank}`).
+    pub fn run_name(mut self, template: impl Into<String>) -> Self {
+        self.run_name = Some(template.into());
+        self
+    }
+
+    /// Write on every rank instead of rank 0 only (give each rank its own run name, e.g.
+    /// with `{rank}`, which the default has).
+    pub fn all_ranks(mut self, all: bool) -> Self {
+        self.all_ranks = all;
+        self
+    }
+
+    /// Write an HParams experiment record at close (off by default; see
+    /// [`TensorBoardSink`] for why).
+    pub fn experiment(mut self, enabled: bool) -> Self {
+        self.experiment = enabled;
+        self
+    }
+}
+
 /// Writes one TensorBoard event file, readable by `tensorboard --logdir <parent of run dir>`.
 ///
 /// - File `events.out.tfevents.<secs>.<host>.<pid>.<n>` in the run directory, TFRecord
@@ -52,7 +106,8 @@ static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 ///   a crash loses at most what came after the last flush, and the file stays readable up
 ///   to its last complete record.
 ///
-/// The `tensorboard` backend builds one for you; to place it yourself:
+/// The `tensorboard` backend builds one for you (see [`TensorBoardOptions`]); to place it
+/// yourself:
 ///
 /// ```
 /// use trainlog::{sink::TensorBoardSink, MetricLogger};
