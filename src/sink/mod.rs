@@ -33,6 +33,68 @@ use std::sync::Arc;
 
 use crate::{Record, Result};
 
+/// The rank-0 gating every backend's options share, written once: `all_ranks(bool)` on
+/// `$options`, whose `all_ranks` field the registry reads.
+#[cfg_attr(
+    not(any(
+        feature = "tensorboard",
+        feature = "http",
+        feature = "mlflow",
+        feature = "otel",
+        feature = "wandb"
+    )),
+    allow(unused_macros)
+)]
+macro_rules! all_ranks_setter {
+    ($options:ty) => {
+        impl $options {
+            /// Write from every rank instead of rank 0 only (give each rank its own run
+            /// name where the backend names runs, e.g. with `{rank}`, which the default
+            /// run name has).
+            pub fn all_ranks(mut self, all: bool) -> Self {
+                self.all_ranks = all;
+                self
+            }
+        }
+    };
+}
+
+/// The close and retry settings every network backend's options share, written once:
+/// `shutdown_timeout`, `stall_timeout` and `retry_backoff` on `$options`, stored in its
+/// `delivery` field (a [`crate::deliver::DeliveryOptions`]).
+#[cfg(any(feature = "http", feature = "mlflow"))]
+macro_rules! delivery_setters {
+    ($options:ty) => {
+        impl $options {
+            /// The longest closing may keep delivering while the server makes progress
+            /// (default 120 s); what is left stays spooled on disk for `trainlog sync`.
+            pub fn shutdown_timeout(mut self, cap: std::time::Duration) -> Self {
+                self.delivery.close_cap = cap;
+                self
+            }
+
+            /// How long closing waits for the server to accept a batch before it gives up
+            /// (default 4 s), so a dead server holds the exit this long, plus a second.
+            pub fn stall_timeout(mut self, timeout: std::time::Duration) -> Self {
+                self.delivery.stall = timeout;
+                self
+            }
+
+            /// First retry delay and its cap (default 200 ms and 30 s; delays double,
+            /// with jitter).
+            pub fn retry_backoff(
+                mut self,
+                base: std::time::Duration,
+                max: std::time::Duration,
+            ) -> Self {
+                self.delivery.retry_base = base;
+                self.delivery.retry_max = max.max(base);
+                self
+            }
+        }
+    };
+}
+
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "jsonl")]

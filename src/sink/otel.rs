@@ -93,13 +93,9 @@ impl OtelOptions {
         self.ca_file = Some(pem_file.into());
         self
     }
-
-    /// Export from every rank instead of rank 0 only.
-    pub fn all_ranks(mut self, all: bool) -> Self {
-        self.all_ranks = all;
-        self
-    }
 }
+
+all_ranks_setter!(OtelOptions);
 
 /// Turns numeric fields into OpenTelemetry gauges (last value) named after the field,
 /// the step into its own gauge (never an attribute: that would explode cardinality), and

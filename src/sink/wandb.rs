@@ -179,13 +179,9 @@ impl WandbOptions {
         self.run_id = Some(id.into());
         self
     }
-
-    /// Write on every rank (each its own run) instead of rank 0 only.
-    pub fn all_ranks(mut self, all: bool) -> Self {
-        self.all_ranks = all;
-        self
-    }
 }
+
+all_ranks_setter!(WandbOptions);
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())

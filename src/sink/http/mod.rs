@@ -13,7 +13,8 @@ mod deliver;
 use self::deliver::HttpDeliver;
 use super::{RunOutcome, Sink};
 use crate::deliver::net::{first_env, redact_url, without_password, Secret, Tls};
-use crate::deliver::spool::{Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL};
+use crate::deliver::spool::{Spool, SpoolOptions};
+use crate::deliver::DeliveryOptions;
 use crate::json::{write_fields, write_str};
 use crate::time::TimestampFormatter;
 use crate::{Error, RankInfo, Record, Result, Value};
@@ -46,12 +47,9 @@ pub struct HttpOptions {
     single_record: bool,
     request_timeout: Duration,
     heartbeat: Option<Duration>,
-    close_cap: Duration,
-    stall_timeout: Duration,
+    delivery: DeliveryOptions,
     allow_insecure: bool,
     ca_files: Vec<std::path::PathBuf>,
-    retry_base: Duration,
-    retry_max: Duration,
     pub(crate) all_ranks: bool,
 }
 
@@ -67,12 +65,9 @@ impl Default for HttpOptions {
             single_record: false,
             request_timeout: Duration::from_secs(10),
             heartbeat: None,
-            close_cap: DEFAULT_CLOSE_CAP,
-            stall_timeout: DEFAULT_STALL,
+            delivery: DeliveryOptions::default(),
             allow_insecure: false,
             ca_files: Vec::new(),
-            retry_base: Duration::from_millis(200),
-            retry_max: Duration::from_secs(30),
             all_ranks: false,
         }
     }
@@ -136,20 +131,6 @@ impl HttpOptions {
         self
     }
 
-    /// The longest closing may keep delivering while the server makes progress (default
-    /// 120 s); what is left stays spooled on disk for `trainlog sync`.
-    pub fn shutdown_timeout(mut self, cap: Duration) -> Self {
-        self.close_cap = cap;
-        self
-    }
-
-    /// How long closing waits for the server to accept a batch before it gives up
-    /// (default 4 s), so a dead server holds the exit this long, plus a second.
-    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
-        self.stall_timeout = timeout;
-        self
-    }
-
     /// Allows sending the token over plain `http://` to a host that is not loopback.
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
         self.allow_insecure = allow;
@@ -162,20 +143,10 @@ impl HttpOptions {
         self.ca_files.push(pem_file.into());
         self
     }
-
-    /// Send from every rank instead of rank 0 only.
-    pub fn all_ranks(mut self, all: bool) -> Self {
-        self.all_ranks = all;
-        self
-    }
-
-    /// First retry delay and its cap (delays double, with jitter).
-    pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.retry_base = base;
-        self.retry_max = max.max(base);
-        self
-    }
 }
+
+all_ranks_setter!(HttpOptions);
+delivery_setters!(HttpOptions);
 
 /// What every message of this sink shares.
 #[derive(Debug)]
@@ -248,10 +219,10 @@ impl HttpSink {
             batch_interval: options.batch_interval,
             request_timeout: options.request_timeout,
             heartbeat: options.heartbeat,
-            stall_timeout: options.stall_timeout,
-            close_cap: options.close_cap,
-            retry_base: options.retry_base,
-            retry_max: options.retry_max,
+            stall_timeout: options.delivery.stall,
+            close_cap: options.delivery.close_cap,
+            retry_base: options.delivery.retry_base,
+            retry_max: options.delivery.retry_max,
         };
         let session = serde_json::json!({
             "backend": "http",

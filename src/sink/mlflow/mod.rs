@@ -18,7 +18,8 @@ mod runs;
 use self::deliver::MlflowDeliver;
 use super::{RunOutcome, Sink};
 use crate::deliver::net::{first_env, redact_url, without_password, Secret, Tls};
-use crate::deliver::spool::{Spool, SpoolOptions, DEFAULT_CLOSE_CAP, DEFAULT_STALL};
+use crate::deliver::spool::{Spool, SpoolOptions};
+use crate::deliver::DeliveryOptions;
 use crate::json::{write_str, write_value};
 use crate::{Error, RankInfo, Record, Result, Value};
 
@@ -42,9 +43,7 @@ pub struct MlflowOptions {
     token: Option<Secret>,
     basic: Option<(String, Secret)>,
     pub(crate) all_ranks: bool,
-    close_cap: Option<Duration>,
-    stall_timeout: Option<Duration>,
-    retry: Option<(Duration, Duration)>,
+    delivery: DeliveryOptions,
     ca_file: Option<PathBuf>,
     insecure_tls: bool,
 }
@@ -100,33 +99,10 @@ impl MlflowOptions {
         self.insecure_tls = insecure;
         self
     }
-
-    /// Log from every rank (each rank its own run) instead of rank 0 only.
-    pub fn all_ranks(mut self, all: bool) -> Self {
-        self.all_ranks = all;
-        self
-    }
-
-    /// The longest closing may keep delivering while MLflow makes progress (default
-    /// 120 s); what is left stays spooled for `trainlog sync`.
-    pub fn shutdown_timeout(mut self, cap: Duration) -> Self {
-        self.close_cap = Some(cap);
-        self
-    }
-
-    /// How long closing waits for MLflow to accept a request before it gives up
-    /// (default 4 s).
-    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
-        self.stall_timeout = Some(timeout);
-        self
-    }
-
-    /// First retry delay and its cap (default 200 ms and 30 s).
-    pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.retry = Some((base, max.max(base)));
-        self
-    }
 }
+
+all_ranks_setter!(MlflowOptions);
+delivery_setters!(MlflowOptions);
 
 /// Logs to an MLflow tracking server: `hparams` records as params (once each, values
 /// stringified and cut to MLflow's 6,000 characters with a message), numbers and booleans
@@ -178,18 +154,15 @@ impl MlflowSink {
             (None, None) => Auth::from_env(),
         };
         let dir = output_dir.join(SPOOL_DIR);
-        let (base_delay, max_delay) = options
-            .retry
-            .unwrap_or((Duration::from_millis(200), Duration::from_secs(30)));
         let spool_options = SpoolOptions {
             batch_size: 200,
             batch_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             heartbeat: None,
-            stall_timeout: options.stall_timeout.unwrap_or(DEFAULT_STALL),
-            close_cap: options.close_cap.unwrap_or(DEFAULT_CLOSE_CAP),
-            retry_base: base_delay,
-            retry_max: max_delay,
+            stall_timeout: options.delivery.stall,
+            close_cap: options.delivery.close_cap,
+            retry_base: options.delivery.retry_base,
+            retry_max: options.delivery.retry_max,
         };
         let session = json!({
             "backend": "mlflow",

@@ -67,13 +67,6 @@ impl TensorBoardOptions {
         self
     }
 
-    /// Write on every rank instead of rank 0 only (give each rank its own run name, e.g.
-    /// with `{rank}`, which the default has).
-    pub fn all_ranks(mut self, all: bool) -> Self {
-        self.all_ranks = all;
-        self
-    }
-
     /// Write an HParams experiment record at close (off by default; see
     /// [`TensorBoardSink`] for why).
     pub fn experiment(mut self, enabled: bool) -> Self {
@@ -81,6 +74,8 @@ impl TensorBoardOptions {
         self
     }
 }
+
+all_ranks_setter!(TensorBoardOptions);
 
 /// Writes one TensorBoard event file, readable by `tensorboard --logdir <parent of run dir>`.
 ///
