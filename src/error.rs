@@ -64,6 +64,12 @@ pub enum Error {
         /// What the JSON parser said.
         source: serde_json::Error,
     },
+    /// A value could not be turned into metric fields (a map with non-scalar keys,
+    /// nesting deeper than 512 levels).
+    Fields {
+        /// Why.
+        message: String,
+    },
     /// A thread trainlog needs (a sink's worker, a spool's sender) could not start.
     Thread {
         /// Which thread, e.g. `"the jsonl worker"`.
@@ -144,6 +150,12 @@ impl fmt::Display for Error {
             ),
             Error::Parse { path, line, source } => {
                 write!(f, "{}:{line}: not valid JSON ({source})", path.display())
+            }
+            Error::Fields { message } => {
+                write!(
+                    f,
+                    "the value cannot be turned into metric fields: {message}"
+                )
             }
             Error::Thread { what, source } => write!(f, "could not start {what} thread: {source}"),
             Error::Json { what, source } => write!(f, "{what}: {source}"),

@@ -119,7 +119,7 @@ mod worker;
 pub use error::{Error, Result};
 pub use filter::MetricFilter;
 pub use layer::{MetricLayer, SinkLayer};
-pub use log_dict::{log_dict, log_hparams};
+pub use log_dict::{flatten, log_dict, log_fields, log_hparams};
 pub use rank::RankInfo;
 pub use record::{Key, Record, UniqueFields, Value};
 #[cfg(feature = "jsonl")]

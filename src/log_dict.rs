@@ -39,6 +39,37 @@ pub(crate) fn take_pending(text: &str, out: &mut Vec<(Key, Value)>) -> bool {
         .unwrap_or(false)
 }
 
+/// The fields [`log_dict`] would log for `value`, names prefixed with `prefix.` (when not
+/// empty): nested maps and structs as dotted names, NaN and ±∞ kept as floats.
+///
+/// ```
+/// use trainlog::{flatten, Value};
+/// let fields = flatten("train", &serde_json::json!({"loss": 0.5, "acc": {"top1": 0.9}}))?;
+/// // (serde_json's maps keep keys sorted)
+/// assert_eq!(fields[0], ("train.acc.top1".into(), Value::F64(0.9)));
+/// assert_eq!(fields[1], ("train.loss".into(), Value::F64(0.5)));
+/// # Ok::<(), trainlog::Error>(())
+/// ```
+pub fn flatten<T: Serialize + ?Sized>(prefix: &str, value: &T) -> crate::Result<Vec<(Key, Value)>> {
+    let mut fields = Vec::new();
+    flatten_into(&mut fields, prefix, value).map_err(|e| crate::Error::Fields {
+        message: e.to_string(),
+    })?;
+    Ok(fields)
+}
+
+/// Logs fields built beforehand (see [`flatten`]) as one metrics record on the `metrics`
+/// target, at `step` if given, as hyperparameters if `hparams`. Values keep their type,
+/// NaN and ±∞ included.
+///
+/// ```
+/// use trainlog::Value;
+/// trainlog::log_fields(Some(3), false, vec![("loss".into(), Value::F64(f64::NAN))]);
+/// ```
+pub fn log_fields(step: Option<u64>, hparams: bool, fields: Vec<(Key, Value)>) {
+    emit(step, hparams, fields);
+}
+
 /// Emits one metrics event for `fields` (a `log_dict`, `log_hparams` or run-API record).
 pub(crate) fn emit(step: Option<u64>, hparams: bool, fields: Vec<(Key, Value)>) {
     let mut text = Vec::with_capacity(16 * fields.len() + 2);

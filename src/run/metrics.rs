@@ -5,7 +5,6 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::flatten::flatten_into;
 use crate::{Key, Value};
 
 /// How [`Metrics::flush`] turns a window of values into one.
@@ -77,9 +76,8 @@ impl Metrics {
     /// The leaves of `values` under the prefix, or `None` (with an error event) when it
     /// cannot be flattened.
     fn leaves(&self, what: &str, values: &(impl Serialize + ?Sized)) -> Option<Vec<(Key, Value)>> {
-        let mut fields = Vec::new();
-        match flatten_into(&mut fields, &self.prefix, values) {
-            Ok(()) => Some(fields),
+        match crate::flatten(&self.prefix, values) {
+            Ok(fields) => Some(fields),
             Err(error) => {
                 tracing::error!(
                     target: "trainlog",
@@ -94,7 +92,7 @@ impl Metrics {
     /// Logs `values` (a map or struct; nesting allowed) at `step`, names prefixed.
     pub fn log(&self, step: u64, values: &impl Serialize) {
         if let Some(fields) = self.leaves("log", values) {
-            crate::log_dict::emit(Some(step), false, fields);
+            crate::log_fields(Some(step), false, fields);
         }
     }
 
@@ -126,7 +124,7 @@ impl Metrics {
                 .iter()
                 .map(|(k, v)| (Key::Owned(k.clone()), Value::F64(*v)))
                 .collect();
-            crate::log_dict::emit(step, false, fields);
+            crate::log_fields(step, false, fields);
         }
         summary
     }
