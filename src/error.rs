@@ -103,16 +103,6 @@ pub enum Error {
 }
 
 impl Error {
-    #[cfg_attr(
-        not(any(
-            feature = "jsonl",
-            feature = "tensorboard",
-            feature = "http",
-            feature = "mlflow",
-            feature = "wandb"
-        )),
-        allow(dead_code)
-    )]
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             action,
