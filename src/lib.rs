@@ -126,5 +126,7 @@ pub use record::{Key, Record, UniqueFields, Value};
 pub use setup::jsonl_path;
 #[cfg(feature = "console")]
 pub use setup::{setup_metric_logger, setup_root_logger};
+#[cfg(any(feature = "http", feature = "mlflow"))]
+pub use setup::{sync_spools, SyncReport};
 pub use setup::{Backend, MetricGuard, MetricLogger, MetricLoggerBuilder, Stats};
 pub use worker::Overflow;

@@ -82,6 +82,50 @@ pub(crate) fn http_client(tls: &Tls) -> reqwest::Result<reqwest::blocking::Clien
     builder.build()
 }
 
+/// A network sink's HTTP client, built on first use on the thread that uses it (a
+/// blocking client must not be created or dropped inside an async runtime, which the
+/// caller's thread may be). A failure to build it is reported once; callers retry it like
+/// a network error.
+#[cfg(any(feature = "http", feature = "mlflow"))]
+#[derive(Debug)]
+pub(crate) struct LazyClient {
+    name: &'static str,
+    tls: Tls,
+    client: Option<reqwest::blocking::Client>,
+    reported: bool,
+}
+
+#[cfg(any(feature = "http", feature = "mlflow"))]
+impl LazyClient {
+    /// A client for sink `name` (for the message) with these TLS settings.
+    pub(crate) fn new(name: &'static str, tls: Tls) -> Self {
+        LazyClient {
+            name,
+            tls,
+            client: None,
+            reported: false,
+        }
+    }
+
+    /// The client, built now if needed; `None` when it cannot be built.
+    pub(crate) fn get(&mut self) -> Option<&reqwest::blocking::Client> {
+        if self.client.is_none() {
+            match http_client(&self.tls) {
+                Ok(client) => self.client = Some(client),
+                Err(e) if !self.reported => {
+                    self.reported = true;
+                    eprintln!(
+                        "trainlog: {}: could not create the HTTP client: {e}",
+                        self.name
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+        self.client.as_ref()
+    }
+}
+
 /// What a response means for delivery.
 #[cfg(any(feature = "http", feature = "mlflow"))]
 pub(crate) struct Answer {

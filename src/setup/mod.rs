@@ -8,6 +8,8 @@ mod guard;
 #[cfg(feature = "console")]
 mod install;
 mod registry;
+#[cfg(any(feature = "http", feature = "mlflow"))]
+mod sync;
 
 pub use builder::{MetricLogger, MetricLoggerBuilder};
 pub use guard::{MetricGuard, Stats};
@@ -15,6 +17,8 @@ pub use guard::{MetricGuard, Stats};
 pub use install::{setup_metric_logger, setup_root_logger};
 pub(crate) use registry::known_names;
 pub use registry::Backend;
+#[cfg(any(feature = "http", feature = "mlflow"))]
+pub use sync::{sync_spools, SyncReport};
 
 /// Path of the JSONL file a rank writes under `output_dir`.
 ///

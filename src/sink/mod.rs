@@ -96,17 +96,16 @@ macro_rules! delivery_setters {
 }
 
 #[cfg(feature = "http")]
-mod http;
+pub(crate) mod http;
 #[cfg(feature = "jsonl")]
 mod jsonl;
 mod memory;
 #[cfg(feature = "mlflow")]
-mod mlflow;
+pub(crate) mod mlflow;
 
 #[cfg(feature = "otel")]
 mod otel;
-#[cfg(any(feature = "http", feature = "mlflow"))]
-mod sync;
+
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
 #[cfg(feature = "wandb")]
@@ -121,8 +120,7 @@ pub use memory::MemorySink;
 pub use mlflow::{MlflowOptions, MlflowSink};
 #[cfg(feature = "otel")]
 pub use otel::{OtelOptions, OtelSink, MONOTONIC_PREFIX, NON_FINITE_COUNTER};
-#[cfg(any(feature = "http", feature = "mlflow"))]
-pub use sync::{sync_spools, SyncReport};
+
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::{TensorBoardOptions, TensorBoardSink};
 #[cfg(feature = "wandb")]

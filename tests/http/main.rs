@@ -660,7 +660,7 @@ fn sync_sends_a_leftover_spool_exactly_once() {
     assert_eq!(spool_files(&run_dir, "http_spool").len(), 1);
 
     let server = TestServer::start_on(port, Faults::default());
-    let reports = trainlog::sink::sync_spools(dir.path()).unwrap();
+    let reports = trainlog::sync_spools(dir.path()).unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     let report = &reports[0];
     assert_eq!(report.error, None);
@@ -670,7 +670,7 @@ fn sync_sends_a_leftover_spool_exactly_once() {
     assert!(spool_files(&run_dir, "http_spool").is_empty());
     // Again: nothing left, nothing sent.
     let requests = server.requests().len();
-    let reports = trainlog::sink::sync_spools(dir.path()).unwrap();
+    let reports = trainlog::sync_spools(dir.path()).unwrap();
     assert!(reports.is_empty(), "{reports:?}");
     assert_eq!(server.requests().len(), requests);
     assert_eq!(server.duplicates(), 0);

@@ -9,7 +9,7 @@ pub fn sync(args: &[String]) -> Result<(), String> {
         [dir] if !dir.starts_with('-') => dir.as_str(),
         _ => return Err("usage: trainlog sync [DIR]".into()),
     };
-    let reports = trainlog::sink::sync_spools(dir).map_err(|e| e.to_string())?;
+    let reports = trainlog::sync_spools(dir).map_err(|e| e.to_string())?;
     if reports.is_empty() {
         println!("no spools under {dir}: nothing to send");
         return Ok(());

@@ -5,17 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{check_url, Identity, TOKEN_VARS};
-use crate::deliver::net::{answer, first_env, redact_url, without_password, Answer, Secret, Tls};
+use crate::deliver::net::{
+    answer, first_env, redact_url, without_password, Answer, LazyClient, Secret,
+};
 use crate::deliver::retry::Verdict;
 use crate::deliver::spool::{Deliver, Delivery};
 use crate::time::TimestampFormatter;
 
 /// POSTs batches of spooled messages (runs on the spool's sender thread).
 pub(super) struct HttpDeliver {
-    /// Built on first use, on the sender thread: a blocking client must not be created
-    /// or dropped inside an async runtime, which the caller's thread may be.
-    pub(super) client: Option<reqwest::blocking::Client>,
-    pub(super) tls: Tls,
+    pub(super) client: LazyClient,
     /// The logger's own URL and token; `None` for `trainlog sync`.
     pub(super) own: Option<(reqwest::Url, Option<Secret>)>,
     /// Where the current session's messages go, with which token.
@@ -28,16 +27,6 @@ pub(super) struct HttpDeliver {
 }
 
 impl HttpDeliver {
-    fn client(&mut self) -> Option<&reqwest::blocking::Client> {
-        if self.client.is_none() {
-            match crate::deliver::net::http_client(&self.tls) {
-                Ok(client) => self.client = Some(client),
-                Err(e) => eprintln!("trainlog: http: could not create the HTTP client: {e}"),
-            }
-        }
-        self.client.as_ref()
-    }
-
     /// One POST; `None` when no client could be built (retried like a network error).
     fn post(
         &mut self,
@@ -47,7 +36,7 @@ impl HttpDeliver {
     ) -> Option<reqwest::Result<reqwest::blocking::Response>> {
         let url = self.url.clone();
         let token = self.token.clone();
-        let client = self.client()?;
+        let client = self.client.get()?;
         let mut request = client
             .post(url)
             .timeout(timeout)

@@ -12,7 +12,7 @@ mod deliver;
 
 use self::deliver::HttpDeliver;
 use super::{RunOutcome, Sink};
-use crate::deliver::net::{first_env, redact_url, without_password, Secret, Tls};
+use crate::deliver::net::{first_env, redact_url, without_password, LazyClient, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::deliver::DeliveryOptions;
 use crate::json::{write_fields, write_str};
@@ -233,8 +233,7 @@ impl HttpSink {
             "single_record": options.single_record,
         });
         let deliver = HttpDeliver {
-            client: None,
-            tls: Tls::load(&options.ca_files, false)?,
+            client: LazyClient::new("http", Tls::load(&options.ca_files, false)?),
             own: Some((parsed.clone(), token.clone())),
             url: parsed.clone(),
             token,
@@ -416,8 +415,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 /// (`trainlog sync`). The token comes from the environment ([`TOKEN_VARS`]).
 pub(crate) fn resume_spool(path: &Path, options: SpoolOptions) -> Result<Spool> {
     let deliver = HttpDeliver {
-        client: None,
-        tls: Tls::load(&[], false)?,
+        client: LazyClient::new("http", Tls::load(&[], false)?),
         own: None,
         // Replaced by the first session line; nothing is sent before one.
         url: reqwest::Url::parse("http://localhost/")

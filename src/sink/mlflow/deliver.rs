@@ -10,14 +10,13 @@ use serde_json::{json, Value as Json};
 
 use super::runs::{RunIds, RunKey};
 use super::{parse_uri, Auth, MAX_METRICS, MAX_PARAMS_TAGS};
-use crate::deliver::net::{answer, redact_url, without_password, Answer, Secret, Tls};
+use crate::deliver::net::{answer, redact_url, without_password, Answer, LazyClient, Secret, Tls};
 use crate::deliver::retry::Verdict;
 use crate::deliver::spool::{Deliver, Delivery, Pulse};
 
 /// Talks to the tracking server (runs on the spool's sender thread).
 pub(super) struct MlflowDeliver {
-    client: Option<reqwest::blocking::Client>,
-    tls: Tls,
+    client: LazyClient,
     /// The logger's own tracking server and credentials; `None` for `trainlog sync`.
     own: Option<(reqwest::Url, Auth)>,
     /// The current session: its server, credentials and run.
@@ -41,8 +40,7 @@ impl MlflowDeliver {
         tls: Tls,
     ) -> Self {
         MlflowDeliver {
-            client: None,
-            tls,
+            client: LazyClient::new("mlflow", tls),
             own,
             auth: Auth::None,
             key: RunKey::default(),
@@ -63,13 +61,7 @@ type Call = (Verdict, Result<Json, (u16, String)>);
 
 impl MlflowDeliver {
     fn call(&mut self, method: &str, path: &str, body: Option<&Json>, timeout: Duration) -> Call {
-        if self.client.is_none() {
-            match crate::deliver::net::http_client(&self.tls) {
-                Ok(c) => self.client = Some(c),
-                Err(_) => return (Verdict::Retry { after: None }, Err((0, String::new()))),
-            }
-        }
-        let Some(client) = &self.client else {
+        let Some(client) = self.client.get() else {
             return (Verdict::Retry { after: None }, Err((0, String::new())));
         };
         let url = format!(

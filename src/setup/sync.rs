@@ -80,9 +80,9 @@ fn find_spools(dir: &Path, out: &mut Vec<PathBuf>) {
 fn backend_of(path: &Path) -> Option<&'static str> {
     match path.parent()?.file_name()?.to_str()? {
         #[cfg(feature = "http")]
-        super::http::SPOOL_DIR => Some("http"),
+        crate::sink::http::SPOOL_DIR => Some("http"),
         #[cfg(feature = "mlflow")]
-        super::mlflow::SPOOL_DIR => Some("mlflow"),
+        crate::sink::mlflow::SPOOL_DIR => Some("mlflow"),
         _ => None,
     }
 }
@@ -100,9 +100,9 @@ fn sync_one(path: &Path) -> SyncReport {
     };
     let spool = match backend_of(path) {
         #[cfg(feature = "http")]
-        Some("http") => super::http::resume_spool(path, options),
+        Some("http") => crate::sink::http::resume_spool(path, options),
         #[cfg(feature = "mlflow")]
-        Some("mlflow") => super::mlflow::resume_spool(path, options),
+        Some("mlflow") => crate::sink::mlflow::resume_spool(path, options),
         _ => Err(Error::Config(format!(
             "{}: not a spool of a backend this build has",
             path.display()
