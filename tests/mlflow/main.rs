@@ -629,7 +629,9 @@ fn the_mlflow_variables_configure_and_turn_on_the_backend_with_basic_auth() {
     .env("MLFLOW_RUN_NAME", "env_rank{rank}")
     .env("MLFLOW_TRACKING_USERNAME", "admin")
     .env("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
-    .env_remove("MLFLOW_TRACKING_TOKEN");
+    .env_remove("MLFLOW_TRACKING_TOKEN")
+    // A server busy with the other tests may answer slowly (see `to_server`).
+    .env("TRAINLOG_STALL_TIMEOUT", "30");
     assert!(cmd.status().unwrap().success());
     let exp = secured_get("experiments/get-by-name?experiment_name=trainlog-env");
     let id = exp["experiment"]["experiment_id"]
@@ -702,6 +704,7 @@ fn https_with_a_private_ca_or_insecure_tls() {
         .env("MLFLOW_RUN_NAME", "tls-env")
         .env_remove("MLFLOW_TRACKING_INSECURE_TLS")
         .env_remove("MLFLOW_TRACKING_TOKEN")
+        .env("TRAINLOG_STALL_TIMEOUT", "30")
         .env_remove("MLFLOW_TRACKING_USERNAME")
         .env_remove("MLFLOW_TRACKING_PASSWORD")
         .status()
