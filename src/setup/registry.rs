@@ -351,3 +351,21 @@ fn otel_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(not(feature = "otel"))]
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_backend_finds_its_own_entry_and_names_parse_back() {
+        for e in registry() {
+            assert_eq!(entry(e.backend).backend, e.backend, "{:?}", e.names);
+            for name in e.names {
+                match Backend::parse(name) {
+                    Ok(b) => assert_eq!(b, e.backend),
+                    Err(err) => assert!(e.make.is_none(), "{name}: {err}"),
+                }
+            }
+        }
+    }
+}
