@@ -9,8 +9,9 @@
 //! `--backends LIST` (default `async`; e.g. `async,tensorboard`), `--log-every K`
 //! (default 1), `--eval-every N` (default 100), `--quiet` (no console lines for metrics),
 //! `--url URL` (the `http` backend's server; build with `--features http`, token from
-//! `TRAINLOG_AUTH_TOKEN`). `mlflow`, `otel` and `wandb` in `--backends` need the feature
-//! of the same name and take their settings from `MLFLOW_*`, `OTEL_*`, `WANDB_*` variables.
+//! `TRAINLOG_AUTH_TOKEN`), `--step-ms MS` (a simulated step time, default 0). `mlflow`,
+//! `otel`, `wandb` and `prometheus` in `--backends` need the feature of the same name and
+//! take their settings from `MLFLOW_*`, `OTEL_*`, `WANDB_*`, `TRAINLOG_PROMETHEUS_ADDR`.
 //!
 //! Writes `DIR/metrics_rank<RANK>.jsonl`: one hyperparameter line, then one line per
 //! logged step; every `--eval-every` steps that line also carries nested `eval.*` metrics.
@@ -33,6 +34,7 @@ struct Args {
     eval_every: u64,
     quiet: bool,
     url: Option<String>,
+    step_ms: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -44,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         eval_every: 100,
         quiet: false,
         url: None,
+        step_ms: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,10 +63,11 @@ fn parse_args() -> Result<Args, String> {
             "--eval-every" => args.eval_every = number(value()?)?.max(1),
             "--quiet" => args.quiet = true,
             "--url" => args.url = Some(value()?),
+            "--step-ms" => args.step_ms = number(value()?)?,
             "-h" | "--help" => {
                 println!(
                     "usage: train_loop [--output-dir DIR] [--steps N] [--backends LIST] \
-                     [--log-every K] [--eval-every N] [--quiet] [--url URL]"
+                     [--log-every K] [--eval-every N] [--quiet] [--url URL] [--step-ms MS]"
                 );
                 std::process::exit(0);
             }
@@ -178,6 +182,11 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ (rank as u64 + 1));
     for step in 0..args.steps {
+        if args.step_ms > 0 {
+            // A simulated step time, to watch the progress bar, `trainlog tail -f` or the
+            // Prometheus endpoint while it runs.
+            std::thread::sleep(std::time::Duration::from_millis(args.step_ms));
+        }
         // Linear warmup, then cosine decay.
         let lr = if step < warmup {
             base_lr * (step + 1) as f64 / warmup as f64

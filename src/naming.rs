@@ -18,7 +18,8 @@ pub const DEFAULT_RUN_NAME: &str = "{time}_rank{rank}";
         feature = "tensorboard",
         feature = "mlflow",
         feature = "otel",
-        feature = "wandb"
+        feature = "wandb",
+        feature = "prometheus"
     )),
     allow(dead_code)
 )]

@@ -77,6 +77,8 @@ pub struct MetricLoggerBuilder {
     pub(super) otel: Option<crate::sink::OtelOptions>,
     #[cfg(feature = "wandb")]
     pub(super) wandb: Option<crate::sink::WandbOptions>,
+    #[cfg(feature = "prometheus")]
+    pub(super) prometheus: Option<crate::sink::PrometheusOptions>,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
@@ -110,6 +112,8 @@ impl fmt::Debug for MetricLoggerBuilder {
         f.field("otel", &self.otel);
         #[cfg(feature = "wandb")]
         f.field("wandb", &self.wandb);
+        #[cfg(feature = "prometheus")]
+        f.field("prometheus", &self.prometheus);
         f.finish()
     }
 }
@@ -139,6 +143,8 @@ impl Default for MetricLoggerBuilder {
             otel: None,
             #[cfg(feature = "wandb")]
             wandb: None,
+            #[cfg(feature = "prometheus")]
+            prometheus: None,
         }
     }
 }
@@ -285,6 +291,14 @@ impl MetricLoggerBuilder {
     #[cfg(feature = "wandb")]
     pub fn wandb(mut self, options: crate::sink::WandbOptions) -> Self {
         self.wandb = Some(options);
+        self
+    }
+
+    /// Settings of the `prometheus` backend; setting them turns it on (as does
+    /// `TRAINLOG_PROMETHEUS_ADDR` in the environment).
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus(mut self, options: crate::sink::PrometheusOptions) -> Self {
+        self.prometheus = Some(options);
         self
     }
 

@@ -26,6 +26,8 @@ pub enum Backend {
     Otel,
     /// A Weights & Biases offline run, rank 0 only by default (`wandb`).
     Wandb,
+    /// A Prometheus scrape endpoint, rank 0 only by default (`prometheus`).
+    Prometheus,
 }
 
 /// Makes a backend's sink for this rank, or `None` when it does not run on this rank.
@@ -60,7 +62,7 @@ fn never(_: &MetricLoggerBuilder) -> bool {
 }
 
 /// Every backend, in the order `requested` reports them.
-fn registry() -> [Entry; 6] {
+fn registry() -> [Entry; 7] {
     [
         Entry {
             backend: Backend::Jsonl,
@@ -105,12 +107,19 @@ fn registry() -> [Entry; 6] {
             make: maker!("mlflow", mlflow),
             requested: mlflow_requested,
         },
+        Entry {
+            backend: Backend::Prometheus,
+            names: &["prometheus"],
+            feature: "prometheus",
+            make: maker!("prometheus", prometheus),
+            requested: prometheus_requested,
+        },
     ]
 }
 
 /// The entry of `backend`: the match makes every variant have one.
 fn entry(backend: Backend) -> Entry {
-    let [jsonl, tensorboard, http, otel, wandb, mlflow] = registry();
+    let [jsonl, tensorboard, http, otel, wandb, mlflow, prometheus] = registry();
     match backend {
         Backend::Jsonl => jsonl,
         Backend::TensorBoard => tensorboard,
@@ -118,6 +127,7 @@ fn entry(backend: Backend) -> Entry {
         Backend::Otel => otel,
         Backend::Wandb => wandb,
         Backend::Mlflow => mlflow,
+        Backend::Prometheus => prometheus,
     }
 }
 
@@ -170,7 +180,10 @@ fn runs_on(all_ranks: bool, rank: RankInfo) -> bool {
 }
 
 /// Whether one of `vars` is set to something other than blanks.
-#[cfg_attr(not(any(feature = "mlflow", feature = "wandb")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "mlflow", feature = "wandb", feature = "prometheus")),
+    allow(dead_code)
+)]
 fn env_set(vars: &[&str]) -> bool {
     vars.iter()
         .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
@@ -349,6 +362,24 @@ fn otel_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(feature = "otel")]
     return _b.otel.is_some();
     #[cfg(not(feature = "otel"))]
+    false
+}
+
+#[cfg(feature = "prometheus")]
+fn prometheus(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+    let options = b.prometheus.clone().unwrap_or_default();
+    if !runs_on(options.all_ranks, rank) {
+        return Ok(None);
+    }
+    let sink = crate::sink::PrometheusSink::new(options, rank, b.run_name.as_deref())?;
+    Ok(Some(Box::new(sink)))
+}
+
+/// Options on the builder, or `TRAINLOG_PROMETHEUS_ADDR`.
+fn prometheus_requested(_b: &MetricLoggerBuilder) -> bool {
+    #[cfg(feature = "prometheus")]
+    return _b.prometheus.is_some() || env_set(&[crate::sink::prometheus::ADDR_VAR]);
+    #[cfg(not(feature = "prometheus"))]
     false
 }
 

@@ -41,7 +41,8 @@ use crate::{Record, Result};
         feature = "http",
         feature = "mlflow",
         feature = "otel",
-        feature = "wandb"
+        feature = "wandb",
+        feature = "prometheus"
     )),
     allow(unused_macros)
 )]
@@ -105,6 +106,8 @@ pub(crate) mod mlflow;
 
 #[cfg(feature = "otel")]
 mod otel;
+#[cfg(feature = "prometheus")]
+pub(crate) mod prometheus;
 
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
@@ -119,7 +122,13 @@ pub use memory::MemorySink;
 #[cfg(feature = "mlflow")]
 pub use mlflow::{MlflowOptions, MlflowSink};
 #[cfg(feature = "otel")]
-pub use otel::{OtelOptions, OtelSink, MONOTONIC_PREFIX, NON_FINITE_COUNTER};
+pub use otel::{OtelOptions, OtelSink, NON_FINITE_COUNTER};
+#[cfg(feature = "prometheus")]
+pub use prometheus::{PrometheusOptions, PrometheusSink, DEFAULT_PROMETHEUS_ADDR};
+
+/// Field-name prefix that makes a field a monotonic counter (the value is added), the
+/// convention of `tracing-opentelemetry`; the `otel` and `prometheus` backends follow it.
+pub const MONOTONIC_PREFIX: &str = "monotonic_counter.";
 
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::{TensorBoardOptions, TensorBoardSink};

@@ -23,8 +23,7 @@ use super::{RunOutcome, Sink};
 use crate::deliver::net::{first_env, http_client, redact_url, Tls};
 use crate::{Error, RankInfo, Record, Result};
 
-/// Field-name prefix that makes a field a monotonic counter (the value is added).
-pub const MONOTONIC_PREFIX: &str = "monotonic_counter.";
+use super::MONOTONIC_PREFIX;
 
 /// The counter that NaN and ±∞ values are counted in, with attributes `metric` (the
 /// field) and `value` (`NaN`, `Infinity`, `-Infinity`): the OpenTelemetry SDK drops
