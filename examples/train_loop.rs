@@ -9,7 +9,8 @@
 //! `--backends LIST` (default `async`; e.g. `async,tensorboard`), `--log-every K`
 //! (default 1), `--eval-every N` (default 100), `--quiet` (no console lines for metrics),
 //! `--url URL` (the `http` backend's server; build with `--features http`, token from
-//! `TRAINLOG_AUTH_TOKEN`), `--step-ms MS` (a simulated step time, default 0). `mlflow`,
+//! `TRAINLOG_AUTH_TOKEN`), `--step-ms MS` (a simulated step time, default 0), `--fail-at
+//! STEP` (panic at that step: runs end failed, the exit code is non-zero). `mlflow`,
 //! `otel`, `wandb` and `prometheus` in `--backends` need the feature of the same name and
 //! take their settings from `MLFLOW_*`, `OTEL_*`, `WANDB_*`, `TRAINLOG_PROMETHEUS_ADDR`.
 //!
@@ -35,6 +36,7 @@ struct Args {
     quiet: bool,
     url: Option<String>,
     step_ms: u64,
+    fail_at: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         quiet: false,
         url: None,
         step_ms: 0,
+        fail_at: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,10 +67,11 @@ fn parse_args() -> Result<Args, String> {
             "--quiet" => args.quiet = true,
             "--url" => args.url = Some(value()?),
             "--step-ms" => args.step_ms = number(value()?)?,
+            "--fail-at" => args.fail_at = Some(number(value()?)?),
             "-h" | "--help" => {
                 println!(
                     "usage: train_loop [--output-dir DIR] [--steps N] [--backends LIST] \
-                     [--log-every K] [--eval-every N] [--quiet] [--url URL] [--step-ms MS]"
+                     [--log-every K] [--eval-every N] [--quiet] [--url URL] [--step-ms MS] [--fail-at STEP]"
                 );
                 std::process::exit(0);
             }
@@ -182,6 +186,11 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ (rank as u64 + 1));
     for step in 0..args.steps {
+        if args.fail_at == Some(step) {
+            // The failure path: the guard drops while panicking, so every sink closes the
+            // run as failed, and the process exits with a non-zero code.
+            panic!("simulated failure at step {step} (--fail-at)");
+        }
         if args.step_ms > 0 {
             // A simulated step time, to watch the progress bar, `trainlog tail -f` or the
             // Prometheus endpoint while it runs.

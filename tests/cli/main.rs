@@ -398,3 +398,26 @@ fn plot_breaks_svg_lines_at_nan_marks_lone_points_and_refuses_all_nan() {
         "{err}"
     );
 }
+
+#[test]
+fn the_demo_fails_at_a_step_with_a_non_zero_exit_and_the_records_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(train_loop())
+        .args([
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+            "--steps",
+            "50",
+            "--quiet",
+        ])
+        .args(["--fail-at", "20"])
+        .env("RANK", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("simulated failure at step 20"), "{err}");
+    let lines = trainlog::jsonl::read(&dir.path().join("metrics_rank0.jsonl")).unwrap();
+    let steps: Vec<u64> = lines.iter().filter_map(|l| l["step"].as_u64()).collect();
+    assert_eq!(steps, (0..20).collect::<Vec<_>>());
+}
