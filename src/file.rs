@@ -153,13 +153,13 @@ impl RecordFile {
     }
 
     /// Bytes in the file, assuming this is its only writer.
-    #[cfg_attr(not(any(feature = "http", feature = "mlflow")), allow(dead_code))]
+    #[cfg_attr(not(feature = "network"), allow(dead_code))]
     pub(crate) fn file_len(&self) -> u64 {
         self.file_len
     }
 
     /// Whole records written to the file since it was opened.
-    #[cfg_attr(not(any(feature = "http", feature = "mlflow")), allow(dead_code))]
+    #[cfg_attr(not(feature = "network"), allow(dead_code))]
     pub(crate) fn records_written(&self) -> u64 {
         self.records_written
     }

@@ -204,11 +204,19 @@ pub struct MetricFilter {
     pub(crate) target: Cow<'static, str>,
     /// False when the layer has no sink on this rank: then nothing passes.
     pub(crate) active: bool,
+    /// Some sink takes ERROR events from every target too (see `Sink::wants_errors`).
+    pub(crate) errors: bool,
 }
 
 impl MetricFilter {
     fn pass(&self, meta: &Metadata<'_>) -> bool {
-        self.active && meta.is_event() && meta.target() == self.target && callsite_is_mapping(meta)
+        self.active
+            && meta.is_event()
+            && if meta.target() == self.target {
+                callsite_is_mapping(meta)
+            } else {
+                self.errors && *meta.level() == tracing::Level::ERROR
+            }
     }
 }
 

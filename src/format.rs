@@ -42,6 +42,26 @@ pub fn format_float(v: f64) -> String {
     s
 }
 
+/// Formats a duration for people: `4.2s`, `12m 03s`, `1h 02m`.
+///
+/// ```
+/// use std::time::Duration;
+/// use trainlog::format::format_duration;
+/// assert_eq!(format_duration(Duration::from_millis(4200)), "4.2s");
+/// assert_eq!(format_duration(Duration::from_secs(723)), "12m 03s");
+/// assert_eq!(format_duration(Duration::from_secs(3720)), "1h 02m");
+/// ```
+pub fn format_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if secs < 3600 {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h {:02}m", secs / 3600, secs / 60 % 60)
+    }
+}
+
 fn write_float(out: &mut impl Write, v: f64) -> fmt::Result {
     if v.is_nan() {
         out.write_str("NaN")

@@ -25,11 +25,14 @@ pub struct SinkLayer {
     sinks: Arc<OnceLock<Sinks>>,
 }
 
-/// What a layer feeds: one queue per sink, and the rank records are stamped with.
+/// What a layer feeds: one queue per sink, the rank records are stamped with, and the
+/// metrics target (other events that pass the filter are ERROR events, for the sinks
+/// that take them).
 #[derive(Debug)]
 pub(crate) struct Sinks {
     pub(crate) feeders: Vec<Feeder>,
     pub(crate) rank: u32,
+    pub(crate) target: std::borrow::Cow<'static, str>,
 }
 
 impl SinkLayer {
@@ -55,9 +58,25 @@ impl SinkLayer {
 
 impl<S: Subscriber> Layer<S> for SinkLayer {
     fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
-        let Some(Sinks { feeders, rank }) = self.sinks.get() else {
+        let Some(Sinks {
+            feeders,
+            rank,
+            target,
+        }) = self.sinks.get()
+        else {
             return;
         };
+        let event_target = event.metadata().target();
+        if event_target != target {
+            // An ERROR event from another target: only for the sinks that take them.
+            let mut record = Record::from_event(event, *rank);
+            record.error_target = Some(event_target.to_owned());
+            let record = Arc::new(record);
+            for feeder in feeders.iter().filter(|f| f.errors) {
+                feeder.send(record.clone());
+            }
+            return;
+        }
         match feeders.as_slice() {
             [] => {}
             [only] => only.send(Arc::new(Record::from_event(event, *rank))),

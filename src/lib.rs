@@ -93,7 +93,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 
-#[cfg(any(feature = "http", feature = "mlflow", feature = "otel"))]
+#[cfg(any(feature = "network", feature = "otel"))]
 mod deliver;
 mod error;
 mod file;
@@ -126,7 +126,7 @@ pub use record::{Key, Record, UniqueFields, Value};
 pub use setup::jsonl_path;
 #[cfg(feature = "console")]
 pub use setup::{setup_metric_logger, setup_root_logger};
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 pub use setup::{sync_spools, SyncReport};
 pub use setup::{Backend, MetricGuard, MetricLogger, MetricLoggerBuilder, Stats};
 pub use worker::Overflow;

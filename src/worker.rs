@@ -82,6 +82,8 @@ impl Counters {
 /// The producer's end: what the layer holds for each sink.
 #[derive(Debug, Clone)]
 pub(crate) struct Feeder {
+    /// The sink also takes ERROR events from every target.
+    pub(crate) errors: bool,
     tx: Sender<Msg>,
     overflow: Overflow,
     counters: Arc<Counters>,
@@ -139,6 +141,7 @@ impl Worker {
     pub(crate) fn spawn(sink: Box<dyn Sink>, config: &WorkerConfig) -> Result<(Worker, Feeder)> {
         let name = sink.name().to_owned();
         let close_budget = sink.close_budget();
+        let errors = sink.wants_errors();
         let (tx, rx) = bounded(config.capacity.max(1));
         let (done_tx, done) = bounded(1);
         let counters = Arc::new(Counters::default());
@@ -165,6 +168,7 @@ impl Worker {
                 source,
             })?;
         let feeder = Feeder {
+            errors,
             tx: tx.clone(),
             overflow: config.overflow,
             counters: counters.clone(),

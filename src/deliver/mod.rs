@@ -4,18 +4,18 @@
 //! and the HTTP client with its TLS roots, redirect policy, response reading, secrets and
 //! redacted URLs. A network sink keeps only its message format and its endpoints.
 
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 use std::time::Duration;
 
 pub(crate) mod net;
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 pub(crate) mod retry;
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 pub(crate) mod spool;
 
 /// What every network backend's options share: how closing waits for the server, and how
 /// retries back off. Set through `shutdown_timeout`, `stall_timeout` and `retry_backoff`.
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 #[derive(Clone, Debug)]
 pub(crate) struct DeliveryOptions {
     pub(crate) close_cap: Duration,
@@ -24,7 +24,7 @@ pub(crate) struct DeliveryOptions {
     pub(crate) retry_max: Duration,
 }
 
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 impl Default for DeliveryOptions {
     /// 120 s cap, 4 s stall (or `TRAINLOG_STALL_TIMEOUT` seconds, for jobs configured by
     /// their environment), retries from 200 ms to 30 s.

@@ -86,7 +86,7 @@ pub(crate) fn http_client(tls: &Tls) -> reqwest::Result<reqwest::blocking::Clien
 /// blocking client must not be created or dropped inside an async runtime, which the
 /// caller's thread may be). A failure to build it is reported once; callers retry it like
 /// a network error.
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 #[derive(Debug)]
 pub(crate) struct LazyClient {
     name: &'static str,
@@ -95,7 +95,7 @@ pub(crate) struct LazyClient {
     reported: bool,
 }
 
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 impl LazyClient {
     /// A client for sink `name` (for the message) with these TLS settings.
     pub(crate) fn new(name: &'static str, tls: Tls) -> Self {
@@ -127,7 +127,7 @@ impl LazyClient {
 }
 
 /// What a response means for delivery.
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 pub(crate) struct Answer {
     /// Delivered, retry (honouring `Retry-After`), or refused for good.
     pub(crate) verdict: crate::deliver::retry::Verdict,
@@ -137,7 +137,7 @@ pub(crate) struct Answer {
 }
 
 /// Reads a response: its verdict, status and text.
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 pub(crate) fn answer(response: reqwest::blocking::Response) -> Answer {
     let status = response.status().as_u16();
     let header = |name: &str| {
@@ -163,7 +163,7 @@ pub(crate) fn answer(response: reqwest::blocking::Response) -> Answer {
 
 /// The refusal text for a response: the server's reply, or for a redirect where it
 /// pointed (redacted) and why it was not followed.
-#[cfg_attr(not(any(feature = "http", feature = "mlflow")), allow(dead_code))]
+#[cfg_attr(not(feature = "network"), allow(dead_code))]
 pub(crate) fn refusal_text(status: u16, location: Option<&str>, body: &str) -> String {
     if (300..400).contains(&status) {
         let to = location
@@ -221,7 +221,7 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> String {
 
 /// A URL as recorded in a spool's session line: no password (credentials never go to
 /// disk; they come from the options or the environment when the lines are sent).
-#[cfg_attr(not(any(feature = "http", feature = "mlflow")), allow(dead_code))]
+#[cfg_attr(not(feature = "network"), allow(dead_code))]
 pub(crate) fn without_password(url: &reqwest::Url) -> String {
     let mut url = url.clone();
     let _ = url.set_password(None);

@@ -71,6 +71,9 @@ pub struct Record {
     /// The fields in the order they were written. Dotted names are nesting. Duplicate
     /// names can occur (see [`Record::unique_fields`]).
     pub fields: Vec<(Key, Value)>,
+    /// `Some(target)` when this is not a metrics record but an ERROR-level log event from
+    /// `target`, given only to sinks that ask for them ([`Sink::wants_errors`](crate::sink::Sink::wants_errors)).
+    pub error_target: Option<String>,
 }
 
 impl Record {
@@ -83,6 +86,7 @@ impl Record {
             hparams: false,
             message: None,
             fields: Vec::new(),
+            error_target: None,
         }
     }
 

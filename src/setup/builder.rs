@@ -79,6 +79,8 @@ pub struct MetricLoggerBuilder {
     pub(super) wandb: Option<crate::sink::WandbOptions>,
     #[cfg(feature = "prometheus")]
     pub(super) prometheus: Option<crate::sink::PrometheusOptions>,
+    #[cfg(feature = "webhook")]
+    pub(super) webhook: Option<crate::sink::WebhookOptions>,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
@@ -114,6 +116,8 @@ impl fmt::Debug for MetricLoggerBuilder {
         f.field("wandb", &self.wandb);
         #[cfg(feature = "prometheus")]
         f.field("prometheus", &self.prometheus);
+        #[cfg(feature = "webhook")]
+        f.field("webhook", &self.webhook);
         f.finish()
     }
 }
@@ -145,6 +149,8 @@ impl Default for MetricLoggerBuilder {
             wandb: None,
             #[cfg(feature = "prometheus")]
             prometheus: None,
+            #[cfg(feature = "webhook")]
+            webhook: None,
         }
     }
 }
@@ -302,6 +308,14 @@ impl MetricLoggerBuilder {
         self
     }
 
+    /// Settings of the `webhook` backend; setting them turns it on (as does
+    /// `TRAINLOG_WEBHOOK_URL` in the environment).
+    #[cfg(feature = "webhook")]
+    pub fn webhook(mut self, options: crate::sink::WebhookOptions) -> Self {
+        self.webhook = Some(options);
+        self
+    }
+
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
     pub fn console(mut self, enabled: bool) -> Self {
         self.console = enabled;
@@ -317,12 +331,14 @@ impl MetricLoggerBuilder {
         let target = self.target.clone();
         let (feeders, guard) = self.start()?;
         let filter = MetricFilter {
-            target,
+            target: target.clone(),
             active: !feeders.is_empty(),
+            errors: feeders.iter().any(|f| f.errors),
         };
         let layer = SinkLayer::new(Sinks {
             feeders,
             rank: guard.rank().rank,
+            target,
         })
         .with_filter(filter);
         Ok((layer, guard))
@@ -378,10 +394,7 @@ impl MetricLoggerBuilder {
     }
 
     /// The output directory, which the named backend cannot do without.
-    #[cfg_attr(
-        not(any(feature = "jsonl", feature = "http", feature = "mlflow")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(feature = "jsonl", feature = "network")), allow(dead_code))]
     pub(super) fn output_dir_for(&self, backend: &str) -> Result<&std::path::Path> {
         self.output_dir.as_deref().ok_or_else(|| {
             Error::Config(format!(

@@ -49,6 +49,9 @@ fn install(default_level: &str, console: bool, rank: RankInfo) -> Result<Arc<Onc
     let sinks = sinks.with_filter(MetricFilter {
         target: METRICS_TARGET.into(),
         active: true,
+        // The sinks attach later: let ERROR events through for those that take them
+        // (the layer drops them when none does).
+        errors: true,
     });
     tracing_subscriber::registry()
         .with(logs)
@@ -109,7 +112,13 @@ impl MetricLoggerBuilder {
             None => install("info", console, guard.rank())?,
         };
         let rank = guard.rank().rank;
-        slot.set(Sinks { feeders, rank }).map_err(|_| {
+        let target = METRICS_TARGET.into();
+        slot.set(Sinks {
+            feeders,
+            rank,
+            target,
+        })
+        .map_err(|_| {
             Error::AlreadyInitialized("the metric logger is already set up in this process".into())
         })?;
         Ok(guard)

@@ -8,7 +8,7 @@ mod guard;
 #[cfg(feature = "console")]
 mod install;
 mod registry;
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 mod sync;
 
 pub use builder::{MetricLogger, MetricLoggerBuilder};
@@ -17,7 +17,7 @@ pub use guard::{MetricGuard, Stats};
 pub use install::{setup_metric_logger, setup_root_logger};
 pub(crate) use registry::known_names;
 pub use registry::Backend;
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 pub use sync::{sync_spools, SyncReport};
 
 /// Path of the JSONL file a rank writes under `output_dir`.

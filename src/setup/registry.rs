@@ -28,6 +28,8 @@ pub enum Backend {
     Wandb,
     /// A Prometheus scrape endpoint, rank 0 only by default (`prometheus`).
     Prometheus,
+    /// Alerts to an incoming webhook (Slack and the like), rank 0 only by default (`webhook`).
+    Webhook,
 }
 
 /// Makes a backend's sink for this rank, or `None` when it does not run on this rank.
@@ -62,7 +64,7 @@ fn never(_: &MetricLoggerBuilder) -> bool {
 }
 
 /// Every backend, in the order `requested` reports them.
-fn registry() -> [Entry; 7] {
+fn registry() -> [Entry; 8] {
     [
         Entry {
             backend: Backend::Jsonl,
@@ -114,12 +116,19 @@ fn registry() -> [Entry; 7] {
             make: maker!("prometheus", prometheus),
             requested: prometheus_requested,
         },
+        Entry {
+            backend: Backend::Webhook,
+            names: &["webhook"],
+            feature: "webhook",
+            make: maker!("webhook", webhook),
+            requested: webhook_requested,
+        },
     ]
 }
 
 /// The entry of `backend`: the match makes every variant have one.
 fn entry(backend: Backend) -> Entry {
-    let [jsonl, tensorboard, http, otel, wandb, mlflow, prometheus] = registry();
+    let [jsonl, tensorboard, http, otel, wandb, mlflow, prometheus, webhook] = registry();
     match backend {
         Backend::Jsonl => jsonl,
         Backend::TensorBoard => tensorboard,
@@ -128,6 +137,7 @@ fn entry(backend: Backend) -> Entry {
         Backend::Wandb => wandb,
         Backend::Mlflow => mlflow,
         Backend::Prometheus => prometheus,
+        Backend::Webhook => webhook,
     }
 }
 
@@ -181,7 +191,12 @@ fn runs_on(all_ranks: bool, rank: RankInfo) -> bool {
 
 /// Whether one of `vars` is set to something other than blanks.
 #[cfg_attr(
-    not(any(feature = "mlflow", feature = "wandb", feature = "prometheus")),
+    not(any(
+        feature = "mlflow",
+        feature = "wandb",
+        feature = "prometheus",
+        feature = "webhook"
+    )),
     allow(dead_code)
 )]
 fn env_set(vars: &[&str]) -> bool {
@@ -380,6 +395,25 @@ fn prometheus_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(feature = "prometheus")]
     return _b.prometheus.is_some() || env_set(&[crate::sink::prometheus::ADDR_VAR]);
     #[cfg(not(feature = "prometheus"))]
+    false
+}
+
+#[cfg(feature = "webhook")]
+fn webhook(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
+    let options = b.webhook.clone().unwrap_or_default();
+    if !runs_on(options.all_ranks, rank) {
+        return Ok(None);
+    }
+    let dir = b.output_dir_for("webhook")?;
+    let sink = crate::sink::WebhookSink::new(options, dir, rank, b.run_name.as_deref())?;
+    Ok(Some(Box::new(sink)))
+}
+
+/// Options on the builder, or `TRAINLOG_WEBHOOK_URL`.
+fn webhook_requested(_b: &MetricLoggerBuilder) -> bool {
+    #[cfg(feature = "webhook")]
+    return _b.webhook.is_some() || env_set(&[crate::sink::WEBHOOK_URL_VAR]);
+    #[cfg(not(feature = "webhook"))]
     false
 }
 

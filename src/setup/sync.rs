@@ -83,6 +83,8 @@ fn backend_of(path: &Path) -> Option<&'static str> {
         crate::sink::http::SPOOL_DIR => Some("http"),
         #[cfg(feature = "mlflow")]
         crate::sink::mlflow::SPOOL_DIR => Some("mlflow"),
+        #[cfg(feature = "webhook")]
+        crate::sink::webhook::SPOOL_DIR => Some("webhook"),
         _ => None,
     }
 }
@@ -98,11 +100,13 @@ fn sync_one(path: &Path) -> SyncReport {
         retry_base: Duration::from_millis(200),
         retry_max: Duration::from_secs(5),
     };
-    let spool = match backend_of(path) {
+    let spool: Result<_> = match backend_of(path) {
         #[cfg(feature = "http")]
         Some("http") => crate::sink::http::resume_spool(path, options),
         #[cfg(feature = "mlflow")]
         Some("mlflow") => crate::sink::mlflow::resume_spool(path, options),
+        #[cfg(feature = "webhook")]
+        Some("webhook") => crate::sink::webhook::resume_spool(path, options),
         _ => Err(Error::Config(format!(
             "{}: not a spool of a backend this build has",
             path.display()

@@ -63,7 +63,7 @@ macro_rules! all_ranks_setter {
 /// The close and retry settings every network backend's options share, written once:
 /// `shutdown_timeout`, `stall_timeout` and `retry_backoff` on `$options`, stored in its
 /// `delivery` field (a [`crate::deliver::DeliveryOptions`]).
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 macro_rules! delivery_setters {
     ($options:ty) => {
         impl $options {
@@ -108,6 +108,8 @@ pub(crate) mod mlflow;
 mod otel;
 #[cfg(feature = "prometheus")]
 pub(crate) mod prometheus;
+#[cfg(feature = "webhook")]
+pub(crate) mod webhook;
 
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
@@ -125,6 +127,8 @@ pub use mlflow::{MlflowOptions, MlflowSink};
 pub use otel::{OtelOptions, OtelSink, NON_FINITE_COUNTER};
 #[cfg(feature = "prometheus")]
 pub use prometheus::{PrometheusOptions, PrometheusSink, DEFAULT_PROMETHEUS_ADDR};
+#[cfg(feature = "webhook")]
+pub use webhook::{WebhookOptions, WebhookSink, WEBHOOK_URL_VAR};
 
 /// Field-name prefix that makes a field a monotonic counter (the value is added), the
 /// convention of `tracing-opentelemetry`; the `otel` and `prometheus` backends follow it.
@@ -179,6 +183,13 @@ pub trait Sink: Send + 'static {
         None
     }
 
+    /// Whether this sink also takes ERROR-level events from every target (as records with
+    /// [`Record::error_target`] set), besides metrics records. Asked once, when the logger
+    /// starts. Default: no.
+    fn wants_errors(&self) -> bool {
+        false
+    }
+
     /// How many records this sink has given up on so far (e.g. discarded after its retry
     /// buffer filled up). Polled by the worker for [`Stats::lost`](crate::Stats).
     fn lost(&self) -> u64 {
@@ -201,6 +212,9 @@ impl<T: Sink + ?Sized> Sink for Box<T> {
     }
     fn close_budget(&self) -> Option<std::time::Duration> {
         (**self).close_budget()
+    }
+    fn wants_errors(&self) -> bool {
+        (**self).wants_errors()
     }
     fn lost(&self) -> u64 {
         (**self).lost()

@@ -1,6 +1,6 @@
 //! `trainlog sync [DIR]`: sends what network backends left spooled under DIR.
 
-#[cfg(any(feature = "http", feature = "mlflow"))]
+#[cfg(feature = "network")]
 pub fn sync(args: &[String]) -> Result<(), String> {
     use std::collections::BTreeMap;
 
@@ -52,7 +52,7 @@ pub fn sync(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(not(any(feature = "http", feature = "mlflow")))]
+#[cfg(not(feature = "network"))]
 pub fn sync(_args: &[String]) -> Result<(), String> {
     Err(
         "this trainlog was built without the `http` and `mlflow` features, which `sync` needs \

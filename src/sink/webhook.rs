@@ -1,0 +1,621 @@
+//! `WebhookSink`: short alerts to Slack, Mattermost or any incoming webhook that takes
+//! `{"text": "..."}`: the run finished or failed, a metric became NaN or infinite, an
+//! ERROR was logged. Few messages by design: an alert channel that floods gets muted.
+//!
+//! Messages go through the shared [spool](crate::deliver::spool) like the other network
+//! sinks (retries, bounded close, `trainlog sync`). The URL is a secret: messages show its
+//! scheme and host only, and the spool records a hash of it, never the URL; `trainlog sync`
+//! takes the URL from `TRAINLOG_WEBHOOK_URL`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{RunOutcome, Sink};
+use crate::deliver::net::{answer, first_env, Answer, LazyClient, Tls};
+use crate::deliver::retry::Verdict;
+use crate::deliver::spool::{Deliver, Delivery, Spool, SpoolOptions};
+use crate::deliver::DeliveryOptions;
+use crate::{Error, RankInfo, Record, Result, Value};
+
+/// The environment variable with the webhook URL (it also turns the backend on).
+pub const WEBHOOK_URL_VAR: &str = "TRAINLOG_WEBHOOK_URL";
+
+/// Where webhook spools live under the output directory.
+pub(crate) const SPOOL_DIR: &str = "webhook_spool";
+
+/// Settings of the `webhook` backend.
+///
+/// ```
+/// let options = trainlog::sink::WebhookOptions::new()
+///     .url("https://hooks.slack.com/services/T000/B000/XXXX")
+///     .key_metrics(&["loss", "eval.acc"])
+///     .on_start(true);
+/// assert!(!format!("{options:?}").contains("XXXX"));
+/// ```
+#[derive(Clone)]
+pub struct WebhookOptions {
+    url: Option<String>,
+    run_name: Option<String>,
+    key_metrics: Vec<String>,
+    on_start: bool,
+    on_finish: bool,
+    on_failure: bool,
+    on_non_finite: bool,
+    on_errors: bool,
+    errors_per_minute: u32,
+    ca_file: Option<PathBuf>,
+    delivery: DeliveryOptions,
+    pub(crate) all_ranks: bool,
+}
+
+impl std::fmt::Debug for WebhookOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookOptions")
+            .field("url", &self.url.as_deref().map(shown_url))
+            .field("run_name", &self.run_name)
+            .field("key_metrics", &self.key_metrics)
+            .field("on_start", &self.on_start)
+            .field("on_finish", &self.on_finish)
+            .field("on_failure", &self.on_failure)
+            .field("on_non_finite", &self.on_non_finite)
+            .field("on_errors", &self.on_errors)
+            .field("errors_per_minute", &self.errors_per_minute)
+            .finish()
+    }
+}
+
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        WebhookOptions {
+            url: None,
+            run_name: None,
+            key_metrics: Vec::new(),
+            on_start: false,
+            on_finish: true,
+            on_failure: true,
+            on_non_finite: true,
+            on_errors: true,
+            errors_per_minute: 3,
+            ca_file: None,
+            delivery: DeliveryOptions::default(),
+            all_ranks: false,
+        }
+    }
+}
+
+impl WebhookOptions {
+    /// Defaults: URL from `TRAINLOG_WEBHOOK_URL`; alerts when the run finishes or fails, a
+    /// metric becomes NaN or infinite (once per metric), and ERROR events (at most 3 a
+    /// minute, repeats folded); no "started" message; rank 0 only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The incoming-webhook URL (`TRAINLOG_WEBHOOK_URL`). A secret: never printed whole.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// The run's name in messages, a run-name template (default: the builder's
+    /// `run_name`, else `{time}_rank{rank}`).
+    pub fn run_name(mut self, template: impl Into<String>) -> Self {
+        self.run_name = Some(template.into());
+        self
+    }
+
+    /// The metrics whose last values the "finished" message shows, in this order
+    /// (default: up to three, losses first).
+    pub fn key_metrics(mut self, names: &[&str]) -> Self {
+        self.key_metrics = names.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// A message when the logger starts (off by default).
+    pub fn on_start(mut self, on: bool) -> Self {
+        self.on_start = on;
+        self
+    }
+
+    /// A message when the run finishes (on by default).
+    pub fn on_finish(mut self, on: bool) -> Self {
+        self.on_finish = on;
+        self
+    }
+
+    /// A message when the run fails, with the panic or error message (on by default).
+    pub fn on_failure(mut self, on: bool) -> Self {
+        self.on_failure = on;
+        self
+    }
+
+    /// A message the first time each metric is NaN or infinite (on by default).
+    pub fn on_non_finite(mut self, on: bool) -> Self {
+        self.on_non_finite = on;
+        self
+    }
+
+    /// Messages for ERROR-level events from any target (on by default, at most
+    /// [`errors_per_minute`](Self::errors_per_minute), repeats folded into one).
+    pub fn on_errors(mut self, on: bool) -> Self {
+        self.on_errors = on;
+        self
+    }
+
+    /// At most this many ERROR messages a minute (default 3); the rest are counted and
+    /// told in one message later.
+    pub fn errors_per_minute(mut self, n: u32) -> Self {
+        self.errors_per_minute = n.max(1);
+        self
+    }
+
+    /// Also trusts the CA certificates in this PEM file, besides the system's trust store
+    /// and `SSL_CERT_FILE`.
+    pub fn ca_certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(pem_file.into());
+        self
+    }
+}
+
+all_ranks_setter!(WebhookOptions);
+delivery_setters!(WebhookOptions);
+
+/// A URL as messages show it: scheme and host, never the path (which holds the secret).
+fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("?")),
+        Err(_) => "(an unparseable URL)".into(),
+    }
+}
+
+/// FNV-1a of the URL: what the spool records instead of the URL itself.
+fn url_hash(url: &str) -> String {
+    let h = url.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// The message of the last panic in this process, for the "failed" alert.
+fn last_panic() -> &'static Mutex<Option<String>> {
+    static LAST: OnceLock<Mutex<Option<String>>> = OnceLock::new();
+    LAST.get_or_init(|| {
+        // Chain a hook that remembers the message; the previous hook still runs.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            if let Some(slot) = LAST.get() {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{text}{at}"));
+            }
+            previous(info);
+        }));
+        Mutex::new(None)
+    })
+}
+
+/// ERROR messages within the current minute, and those folded away.
+#[derive(Debug, Default)]
+struct ErrorBudget {
+    window_start: Option<Instant>,
+    sent: u32,
+    folded: u64,
+    last_folded: Option<String>,
+    last_sent: Option<String>,
+}
+
+/// Posts alerts to an incoming webhook. See the [module docs](crate::sink) and
+/// [`WebhookOptions`].
+#[derive(Debug)]
+pub struct WebhookSink {
+    spool: Spool,
+    run: String,
+    started: Instant,
+    key_metrics: Vec<String>,
+    last: BTreeMap<String, f64>,
+    last_step: Option<u64>,
+    non_finite: HashSet<String>,
+    last_error: Option<String>,
+    options: Flags,
+    resume_hint: String,
+    errors: ErrorBudget,
+}
+
+/// What to alert on.
+#[derive(Debug, Clone, Copy)]
+struct Flags {
+    finish: bool,
+    failure: bool,
+    non_finite: bool,
+    errors: bool,
+    per_minute: u32,
+}
+
+impl WebhookSink {
+    /// Opens (or resumes) the spool under `output_dir` and starts the sender thread.
+    /// Fails without a URL, or with one that is not http(s).
+    pub fn new(
+        options: WebhookOptions,
+        output_dir: &Path,
+        rank: RankInfo,
+        default_run_name: Option<&str>,
+    ) -> Result<Self> {
+        let url = options
+            .url
+            .clone()
+            .or_else(|| first_env(&[WEBHOOK_URL_VAR]))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the webhook backend needs a URL: set WebhookOptions::url or {WEBHOOK_URL_VAR}"
+                ))
+            })?;
+        let parsed = reqwest::Url::parse(&url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the webhook URL ({}) must be http:// or https://",
+                    shown_url(&url)
+                ))
+            })?;
+        let template =
+            crate::naming::run_name_template(options.run_name.as_deref(), &[], default_run_name)
+                .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
+        let run = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
+        let _ = last_panic(); // install the hook that remembers panic messages
+        let tls = Tls::load(options.ca_file.as_slice(), false)?;
+        let d = &options.delivery;
+        let spool_options = SpoolOptions {
+            batch_size: 1,
+            batch_interval: Duration::ZERO,
+            request_timeout: Duration::from_secs(10),
+            heartbeat: None,
+            stall_timeout: d.stall,
+            close_cap: d.close_cap,
+            retry_base: d.retry_base,
+            retry_max: d.retry_max,
+        };
+        let deliver = WebhookDeliver {
+            client: LazyClient::new("webhook", tls),
+            own: Some(parsed.clone()),
+            url: Some(parsed.clone()),
+        };
+        let session =
+            serde_json::json!({"backend": "webhook", "url_hash": url_hash(parsed.as_str())});
+        let mut sink = WebhookSink {
+            spool: Spool::open(
+                "webhook",
+                &output_dir.join(SPOOL_DIR),
+                &parsed,
+                rank.rank,
+                spool_options,
+                deliver,
+                &session,
+            )?,
+            run,
+            started: Instant::now(),
+            key_metrics: options.key_metrics.clone(),
+            last: BTreeMap::new(),
+            last_step: None,
+            non_finite: HashSet::new(),
+            last_error: None,
+            options: Flags {
+                finish: options.on_finish,
+                failure: options.on_failure,
+                non_finite: options.on_non_finite,
+                errors: options.on_errors,
+                per_minute: options.errors_per_minute,
+            },
+            resume_hint: format!(
+                "send them with `{WEBHOOK_URL_VAR}=… trainlog sync {}`",
+                output_dir.display()
+            ),
+            errors: ErrorBudget::default(),
+        };
+        if options.on_start {
+            let host = crate::naming::hostname();
+            sink.post(&format!("▶️ run `{}` started on {host}", sink.run));
+            sink.spool.publish()?;
+        }
+        Ok(sink)
+    }
+
+    /// The spool file (the alerts not yet delivered).
+    pub fn spool_path(&self) -> &Path {
+        self.spool.path()
+    }
+
+    /// Where alerts the webhook refused for good are kept.
+    pub fn dead_letter_path(&self) -> &Path {
+        self.spool.dead_letter_path()
+    }
+
+    /// Appends one message to the spool.
+    fn post(&mut self, text: &str) {
+        let out = self.spool.buffer();
+        // Serializing a JSON object with a string cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &serde_json::json!({ "text": text }));
+        out.push(b'\n');
+        self.spool.end_record();
+    }
+
+    /// The key metrics' names: as configured, else up to three, losses first.
+    fn key_names(&self) -> Vec<String> {
+        if !self.key_metrics.is_empty() {
+            return self.key_metrics.clone();
+        }
+        let mut names: Vec<&String> = self.last.keys().collect();
+        names.sort_by_key(|k| (!k.contains("loss"), k.len(), k.as_str()));
+        names.into_iter().take(3).cloned().collect()
+    }
+
+    fn summary(&self) -> String {
+        let values: Vec<String> = self
+            .key_names()
+            .iter()
+            .filter_map(|k| {
+                self.last
+                    .get(k)
+                    .map(|v| format!("{k}={}", crate::format::format_float(*v)))
+            })
+            .collect();
+        let step = self
+            .last_step
+            .map(|s| format!(" at step {s}"))
+            .unwrap_or_default();
+        if values.is_empty() {
+            step
+        } else {
+            format!("{step}: {}", values.join(", "))
+        }
+    }
+
+    fn error_event(&mut self, r: &Record) {
+        let target = r.error_target.as_deref().unwrap_or("?");
+        let text = match &r.message {
+            Some(m) => format!("{target}: {m}"),
+            None => target.to_owned(),
+        };
+        self.last_error = Some(text.clone());
+        if !self.options.errors {
+            return;
+        }
+        let now = Instant::now();
+        let per_minute = self.options.per_minute;
+        let send = {
+            let b = &mut self.errors;
+            if b.window_start
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+            {
+                b.window_start = Some(now);
+                b.sent = 0;
+            }
+            let repeat = b.last_sent.as_deref() == Some(text.as_str());
+            if repeat || b.sent >= per_minute {
+                b.folded += 1;
+                b.last_folded = Some(text.clone());
+                None
+            } else {
+                b.sent += 1;
+                b.last_sent = Some(text.clone());
+                Some(std::mem::take(&mut b.folded))
+            }
+        };
+        if let Some(folded) = send {
+            let more = if folded > 0 {
+                format!(" (and {folded} more errors before it)")
+            } else {
+                String::new()
+            };
+            self.post(&format!(
+                "🛑 run `{}` logged an error: {text}{more}",
+                self.run
+            ));
+        }
+    }
+}
+
+impl Sink for WebhookSink {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    fn wants_errors(&self) -> bool {
+        true
+    }
+
+    fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
+        for r in batch {
+            if r.error_target.is_some() {
+                self.error_event(r);
+                continue;
+            }
+            if r.hparams {
+                continue;
+            }
+            if let Some(step) = r.step {
+                self.last_step = Some(step);
+            }
+            for (k, v) in r.unique_fields() {
+                if k == "error" {
+                    if let Value::Str(text) = v {
+                        // The run API's `fail(message)` / `error(message)` events.
+                        self.last_error = Some(text.clone());
+                    }
+                }
+                let Some(x) = v.as_f64() else { continue };
+                self.last.insert(k.to_owned(), x);
+                if !x.is_finite() && self.options.non_finite && self.non_finite.insert(k.to_owned())
+                {
+                    let step = r.step.map(|s| format!(" at step {s}")).unwrap_or_default();
+                    let what = if x.is_nan() {
+                        "NaN"
+                    } else if x > 0.0 {
+                        "+inf"
+                    } else {
+                        "-inf"
+                    };
+                    self.post(&format!("⚠️ run `{}`: {k} became {what}{step}", self.run));
+                }
+            }
+        }
+        self.spool.publish()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.spool.publish()
+    }
+
+    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
+        let folded = (self.errors.folded, self.errors.last_folded.clone());
+        if let (n @ 1.., Some(last)) = folded {
+            self.post(&format!(
+                "🛑 run `{}`: {n} more errors were not sent one by one (last: {last})",
+                self.run
+            ));
+        }
+        let took = crate::format::format_duration(self.started.elapsed());
+        match outcome {
+            RunOutcome::Failed if self.options.failure => {
+                let why = last_panic()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                    .or_else(|| self.last_error.clone())
+                    .unwrap_or_else(|| "no message".into());
+                let text = format!(
+                    "❌ run `{}` failed after {took}{}: {why}",
+                    self.run,
+                    self.summary()
+                );
+                self.post(&text);
+            }
+            RunOutcome::Completed if self.options.finish => {
+                let text = format!("✅ run `{}` finished in {took}{}", self.run, self.summary());
+                self.post(&text);
+            }
+            _ => {}
+        }
+        self.spool.close(&self.resume_hint).1
+    }
+
+    fn close_budget(&self) -> Option<Duration> {
+        Some(self.spool.close_budget())
+    }
+
+    fn lost(&self) -> u64 {
+        self.spool.rejected()
+    }
+}
+
+/// POSTs one message per request (runs on the spool's sender thread).
+struct WebhookDeliver {
+    client: LazyClient,
+    /// The logger's own URL; `None` for `trainlog sync`.
+    own: Option<reqwest::Url>,
+    /// Where the current session's messages go.
+    url: Option<reqwest::Url>,
+}
+
+impl Deliver for WebhookDeliver {
+    fn target(&self) -> String {
+        self.url
+            .as_ref()
+            .map_or_else(|| "the webhook".into(), |u| shown_url(u.as_str()))
+    }
+
+    /// The session records a hash of the URL: messages go to the logger's own URL or
+    /// `TRAINLOG_WEBHOOK_URL`, whichever has that hash.
+    fn session(&mut self, session: &serde_json::Value) -> std::result::Result<(), String> {
+        let want = session["url_hash"]
+            .as_str()
+            .ok_or("the session names no webhook")?;
+        let candidates = self
+            .own
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .chain(first_env(&[WEBHOOK_URL_VAR]));
+        for candidate in candidates {
+            if let Ok(url) = reqwest::Url::parse(&candidate) {
+                if url_hash(url.as_str()) == want {
+                    self.url = Some(url);
+                    return Ok(());
+                }
+            }
+        }
+        Err(format!(
+            "these alerts were for another webhook URL: set {WEBHOOK_URL_VAR} to it to send them"
+        ))
+    }
+
+    fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery {
+        let retry = Delivery {
+            verdict: Verdict::Retry { after: None },
+            count: 1,
+            refusal: None,
+        };
+        let (Some(url), Some(client)) = (self.url.clone(), self.client.get()) else {
+            return retry;
+        };
+        let sent = client
+            .post(url)
+            .timeout(timeout)
+            .header("Content-Type", "application/json")
+            .body(lines[0].to_vec())
+            .send();
+        match sent {
+            Ok(response) => {
+                let Answer {
+                    verdict,
+                    status,
+                    text,
+                } = answer(response);
+                Delivery {
+                    refusal: (verdict == Verdict::Reject).then_some((status, text)),
+                    verdict,
+                    count: 1,
+                }
+            }
+            Err(_) => retry,
+        }
+    }
+}
+
+/// Opens a spool a webhook logger left (`trainlog sync`); the URL comes from
+/// `TRAINLOG_WEBHOOK_URL`.
+pub(crate) fn resume_spool(path: &Path, options: SpoolOptions) -> Result<Spool> {
+    let deliver = WebhookDeliver {
+        client: LazyClient::new("webhook", Tls::load(&[], false)?),
+        own: None,
+        url: None,
+    };
+    Spool::resume("webhook", path, options, deliver)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_is_never_shown_whole() {
+        let url = "https://hooks.slack.com/services/T000/B000/s3cr3t";
+        assert_eq!(shown_url(url), "https://hooks.slack.com/…");
+        let options = WebhookOptions::new().url(url);
+        assert!(!format!("{options:?}").contains("s3cr3t"));
+        assert_ne!(
+            url_hash(url),
+            url_hash("https://hooks.slack.com/services/T000/B000/other")
+        );
+    }
+}
