@@ -3,7 +3,8 @@
 //! Training code writes ordinary `tracing` events on the `metrics` target; trainlog's
 //! layers capture them and write them out on background threads: structured JSONL per
 //! rank, TensorBoard event files, and behind cargo features a remote HTTP server, MLflow,
-//! OpenTelemetry and Weights & Biases offline runs. Around them: an experiment [`run`]
+//! OpenTelemetry, Weights & Biases offline runs, a Prometheus scrape endpoint and webhook
+//! alerts. Around them: an experiment [`run`]
 //! API, a progress display and (feature `cli`) the `trainlog` command line.
 //!
 //! ```
@@ -85,6 +86,8 @@
 //! - `mlflow`: the `mlflow` backend, `sink::MlflowSink` (reqwest with rustls).
 //! - `otel`: the `otel` backend, `sink::OtelSink` (opentelemetry SDK, OTLP/HTTP).
 //! - `wandb`: the `wandb` backend, `sink::WandbSink` (offline runs for `wandb sync`).
+//! - `prometheus`: the `prometheus` backend, `sink::PrometheusSink` (a scrape endpoint).
+//! - `webhook`: the `webhook` backend, `sink::WebhookSink` (Slack-style alerts).
 //! - `cli`: the `trainlog` binary (ls, show, tail, export, plot, sync).
 //!
 //! (Plain names, not links: each exists only with its feature. On docs.rs every feature
