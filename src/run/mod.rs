@@ -40,6 +40,7 @@ mod jsonl;
 mod metrics;
 mod params;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -90,6 +91,45 @@ pub struct RunInfo {
     /// `git rev-parse HEAD` of the working directory, when it is a git checkout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_commit: Option<String>,
+    /// Tags (see [`Run::tags`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Final results by name (see [`Run::result`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub results: BTreeMap<String, RunResult>,
+}
+
+/// One final result of a run: a value and what it was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The value, e.g. a final accuracy. NaN and ±∞ are kept (in `run.json` as the
+    /// strings `"NaN"`, `"Infinity"`, `"-Infinity"`, as in the JSONL files).
+    #[serde(with = "json_f64")]
+    pub value: f64,
+    /// Free-form context, e.g. `{"dataset": "test"}`.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub metadata: serde_json::Value,
+}
+
+/// A float in JSON with the JSONL convention for NaN and ±∞.
+mod json_f64 {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("Infinity"),
+            _ => s.serialize_str("-Infinity"),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        crate::jsonl::number(&v).ok_or_else(|| {
+            D::Error::custom("expected a number, or \"NaN\", \"Infinity\", \"-Infinity\"")
+        })
+    }
 }
 
 /// Builds a [`Run`]: `Run::builder().root(..).namespace(..).workspace(..).prefix(..).create()`.
@@ -176,6 +216,8 @@ impl RunBuilder {
                     host: crate::naming::hostname(),
                     pid: std::process::id(),
                     git_commit: git_commit(),
+                    tags: BTreeMap::new(),
+                    results: BTreeMap::new(),
                 };
                 write_info(&dir, &info)?;
                 info
@@ -290,6 +332,52 @@ impl Run {
         }
     }
 
+    /// Changes `run.json` under the run's lock and writes it.
+    fn update_info(&self, change: impl FnOnce(&mut RunInfo)) -> Result<()> {
+        let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut info);
+        write_info(&self.dir, &info)
+    }
+
+    /// The run's tags: short text labels kept in `run.json` and sent to every backend as a
+    /// `tags` event (MLflow tags, the HTTP event type `tags`, text elsewhere).
+    pub fn tags(&self) -> Tags<'_> {
+        Tags { run: self }
+    }
+
+    /// Records a final result (`run.result("final_accuracy", 0.945, &json!({"dataset":
+    /// "test"}))`): kept in `run.json` (a later value of the same name replaces it), shown
+    /// by `trainlog show` and `ls`, and sent to every backend as a `result` event whose
+    /// field `name` holds the value (an MLflow metric, the HTTP event type `result`) and
+    /// `metadata.*` the metadata.
+    pub fn result(&self, name: &str, value: f64, metadata: &impl Serialize) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::Config("a result needs a name".into()));
+        }
+        let metadata = serde_json::to_value(metadata).map_err(|source| Error::Json {
+            what: format!("the metadata of result `{name}`"),
+            source,
+        })?;
+        let mut fields: Vec<(crate::Key, crate::Value)> = vec![
+            ("event".into(), "result".into()),
+            (name.to_owned().into(), crate::Value::F64(value)),
+        ];
+        if !metadata.is_null() {
+            fields.extend(crate::flatten("metadata", &metadata)?);
+        }
+        self.update_info(|info| {
+            info.results.insert(
+                name.to_owned(),
+                RunResult {
+                    value,
+                    metadata: metadata.clone(),
+                },
+            );
+        })?;
+        crate::log_fields(None, false, fields);
+        Ok(())
+    }
+
     /// The run's parameters.
     pub fn params(&self) -> Params<'_> {
         Params::new(self)
@@ -402,4 +490,57 @@ fn write_info(dir: &Path, info: &RunInfo) -> Result<()> {
     let text =
         serde_json::to_string_pretty(info).map_err(|e| Error::Config(format!("run.json: {e}")))?;
     files::write_atomic(&dir.join("run.json"), text.as_bytes())
+}
+
+/// A run's tags; see [`Run::tags`].
+#[derive(Debug)]
+pub struct Tags<'a> {
+    run: &'a Run,
+}
+
+impl Tags<'_> {
+    /// Sets a tag (replacing its value) and sends the run's tags to the backends.
+    pub fn set(&self, key: &str, value: impl Into<String>) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::Config("a tag needs a name".into()));
+        }
+        let value = value.into();
+        self.run.update_info(|info| {
+            info.tags.insert(key.to_owned(), value);
+        })?;
+        self.send();
+        Ok(())
+    }
+
+    /// Removes a tag; true if it was there.
+    pub fn remove(&self, key: &str) -> Result<bool> {
+        let mut was = false;
+        self.run
+            .update_info(|info| was = info.tags.remove(key).is_some())?;
+        Ok(was)
+    }
+
+    /// A tag's value.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.all().remove(key)
+    }
+
+    /// Every tag.
+    pub fn all(&self) -> BTreeMap<String, String> {
+        self.run
+            .info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tags
+            .clone()
+    }
+
+    /// One `tags` event with every tag as a text field.
+    fn send(&self) {
+        let mut fields: Vec<(crate::Key, crate::Value)> = vec![("event".into(), "tags".into())];
+        for (k, v) in self.all() {
+            fields.push((k.into(), crate::Value::Str(v)));
+        }
+        crate::log_fields(None, false, fields);
+    }
 }

@@ -421,3 +421,44 @@ fn the_demo_fails_at_a_step_with_a_non_zero_exit_and_the_records_before_it() {
     let steps: Vec<u64> = lines.iter().filter_map(|l| l["step"].as_u64()).collect();
     assert_eq!(steps, (0..20).collect::<Vec<_>>());
 }
+
+#[test]
+fn show_and_ls_report_tags_and_results() {
+    let root = tempfile::tempdir().unwrap();
+    let make = |prefix: &str| {
+        Run::builder()
+            .root(root.path())
+            .namespace("bob")
+            .workspace("qa")
+            .prefix(prefix)
+            .create()
+            .unwrap()
+    };
+    let with = make("with-results");
+    with.tags().set("stage", "sft").unwrap();
+    with.result("final_accuracy", 0.945, &json!({"dataset": "test"}))
+        .unwrap();
+    let _without = make("plain");
+    let (ok, ls, err) = output(cli().args(["ls", root.path().to_str().unwrap()]));
+    assert!(ok, "{err}");
+    let header = ls.lines().next().unwrap();
+    assert!(header.contains("RESULTS"), "{ls}");
+    let line = ls
+        .lines()
+        .find(|l| l.starts_with("bob/qa/with-results"))
+        .unwrap();
+    assert!(line.contains("final_accuracy=0.945"), "{ls}");
+    let plain = ls.lines().find(|l| l.starts_with("bob/qa/plain")).unwrap();
+    assert!(plain.contains(" - "), "{ls}");
+    let (ok, show, err) = output(cli().args(["show", with.dir().to_str().unwrap()]));
+    assert!(ok, "{err}");
+    assert!(show.contains("tags     stage=sft"), "{show}");
+    let result = show
+        .lines()
+        .find(|l| l.trim_start().starts_with("final_accuracy"))
+        .unwrap_or_else(|| panic!("{show}"));
+    assert!(
+        result.contains("0.945") && result.contains(r#"{"dataset":"test"}"#),
+        "{show}"
+    );
+}

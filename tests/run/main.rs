@@ -322,3 +322,43 @@ fn concurrent_saves_of_different_artifacts_never_share_a_temporary_file() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn tags_and_results_are_kept_in_run_json_and_sent_as_events() {
+    let root = tempfile::tempdir().unwrap();
+    let run = new_run(root.path(), "results");
+    let records = captured(|| {
+        run.tags().set("team", "nlp").unwrap();
+        run.tags().set("stage", "sft").unwrap();
+        assert!(run.tags().remove("team").unwrap());
+        assert!(!run.tags().remove("team").unwrap());
+        run.result("final_accuracy", 0.945, &json!({"dataset": "test"}))
+            .unwrap();
+        run.result("final_loss", f64::NAN, &()).unwrap();
+    });
+    let info = run.info().unwrap();
+    assert_eq!(info.tags.len(), 1);
+    assert_eq!(info.tags["stage"], "sft");
+    assert_eq!(run.tags().get("stage").as_deref(), Some("sft"));
+    assert_eq!(info.results["final_accuracy"].value, 0.945);
+    assert_eq!(
+        info.results["final_accuracy"].metadata,
+        json!({"dataset": "test"})
+    );
+    // NaN survives run.json too.
+    assert!(info.results["final_loss"].value.is_nan());
+    let text = std::fs::read_to_string(run.dir().join("run.json")).unwrap();
+    assert!(text.contains("\"value\": \"NaN\""), "{text}");
+    let events: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.get("event").and_then(Value::as_str))
+        .collect();
+    assert_eq!(events, ["tags", "tags", "result", "result"]);
+    let acc = &records[2];
+    assert_eq!(acc.get("final_accuracy"), Some(&Value::F64(0.945)));
+    assert_eq!(
+        acc.get("metadata.dataset"),
+        Some(&Value::Str("test".into()))
+    );
+    assert!(matches!(records[3].get("final_loss"), Some(Value::F64(x)) if x.is_nan()));
+}

@@ -26,21 +26,23 @@ pub fn ls(root: &str) -> Result<(), String> {
         }
     }
     runs.sort();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{:<40} {:<10} {:<20} {:>7}  last values",
-        "RUN", "STATUS", "STARTED", "STEPS"
-    );
+    let mut rows = Vec::new();
     for run in runs {
         let name = run.strip_prefix(root).unwrap_or(&run).display().to_string();
-        let (status, started) = match read_info(&run) {
+        let (status, started, results) = match read_info(&run) {
             Ok(info) => (
                 format!("{:?}", info.status).to_lowercase(),
                 info.start_time.map_or_else(|| "-".into(), format_time),
+                info.results
+                    .iter()
+                    .map(|(k, r)| format!("{k}={}", trainlog::format::format_float(r.value)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
-            Err(_) if run.join("run.json").exists() => ("unreadable".into(), "-".into()),
-            Err(_) => ("-".into(), "-".into()),
+            Err(_) if run.join("run.json").exists() => {
+                ("unreadable".into(), "-".into(), String::new())
+            }
+            Err(_) => ("-".into(), "-".into(), String::new()),
         };
         let (steps, last) = match run_lines(&run) {
             Ok(lines) => {
@@ -67,9 +69,36 @@ pub fn ls(root: &str) -> Result<(), String> {
             }
             Err(e) => ("?".into(), e),
         };
+        rows.push((name, status, started, steps, results, last));
+    }
+    // A results column only when some run has results.
+    let with_results = rows.iter().any(|r| !r.4.is_empty());
+    let width = rows.iter().map(|r| r.4.len()).max().unwrap_or(0).max(7);
+    let mut out = std::io::stdout().lock();
+    let results_head = if with_results {
+        format!("{:<width$}  ", "RESULTS")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "{:<40} {:<10} {:<20} {:>7}  {results_head}last values",
+        "RUN", "STATUS", "STARTED", "STEPS"
+    );
+    for (name, status, started, steps, results, last) in rows {
+        let results = if with_results {
+            let shown = if results.is_empty() {
+                "-"
+            } else {
+                results.as_str()
+            };
+            format!("{shown:<width$}  ")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{name:<40} {status:<10} {started:<20} {steps:>7}  {last}"
+            "{name:<40} {status:<10} {started:<20} {steps:>7}  {results}{last}"
         );
     }
     Ok(())

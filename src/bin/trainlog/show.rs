@@ -33,6 +33,25 @@ pub fn show(run: &Path) -> Result<(), String> {
             if let Some(commit) = &info.git_commit {
                 let _ = writeln!(out, "commit   {commit}");
             }
+            if !info.tags.is_empty() {
+                let tags: Vec<String> = info.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let _ = writeln!(out, "tags     {}", tags.join(", "));
+            }
+            if !info.results.is_empty() {
+                let _ = writeln!(out, "\nresults");
+                for (name, r) in &info.results {
+                    let meta = if r.metadata.is_null() {
+                        String::new()
+                    } else {
+                        format!("  {}", r.metadata)
+                    };
+                    let _ = writeln!(
+                        out,
+                        "         {name:<28} {:>12}{meta}",
+                        trainlog::format::format_float(r.value)
+                    );
+                }
+            }
         }
         Err(e) if run.join("run.json").exists() => return Err(e.to_string()),
         Err(_) => {}
