@@ -88,6 +88,7 @@
 //! - `wandb`: the `wandb` backend, `sink::WandbSink` (offline runs for `wandb sync`).
 //! - `prometheus`: the `prometheus` backend, `sink::PrometheusSink` (a scrape endpoint).
 //! - `webhook`: the `webhook` backend, `sink::WebhookSink` (Slack-style alerts).
+//! - `logfiles`: ordinary logs to rotating files, `LogFiles`, `setup_root_logger_with_files`.
 //! - `cli`: the `trainlog` binary (ls, show, tail, export, plot, sync).
 //!
 //! (Plain names, not links: each exists only with its feature. On docs.rs every feature
@@ -129,6 +130,8 @@ pub use record::{Key, Record, UniqueFields, Value};
 pub use setup::jsonl_path;
 #[cfg(feature = "console")]
 pub use setup::{setup_metric_logger, setup_root_logger};
+#[cfg(feature = "logfiles")]
+pub use setup::{setup_root_logger_with_files, LogFiles, LogFilesGuard, Rotation};
 #[cfg(feature = "network")]
 pub use setup::{sync_spools, SyncReport};
 pub use setup::{Backend, MetricGuard, MetricLogger, MetricLoggerBuilder, Stats};

@@ -14,26 +14,39 @@ use crate::layer::{SinkLayer, Sinks};
 use crate::rank::RankInfo;
 use crate::{Error, Result};
 
+/// A layer writing ordinary logs to files (see `LogFiles`), boxed: plain or JSON lines.
+type FilesLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// Ordinary logs: level from `RUST_LOG`, else `default_level`; never the metrics target.
+fn logs_filter<S>(default_level: &str) -> Result<impl tracing_subscriber::layer::Filter<S>> {
+    let env = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default_level))
+        .map_err(|e| Error::Config(format!("invalid log level `{default_level}`: {e}")))?;
+    Ok(env.and(filter_fn(|meta| meta.target() != METRICS_TARGET)))
+}
+
 /// The sink slot of the subscriber trainlog installed, if it installed one.
 static INSTALLED: Mutex<Option<Arc<OnceLock<Sinks>>>> = Mutex::new(None);
 
 /// Installs the global subscriber: ordinary logs on stderr (level from `RUST_LOG`,
 /// else `default_level`), metrics as dict lines on stdout (rank 0), and the metric
 /// sinks, which may be attached later.
-fn install(default_level: &str, console: bool, rank: RankInfo) -> Result<Arc<OnceLock<Sinks>>> {
+fn install(
+    default_level: &str,
+    console: bool,
+    rank: RankInfo,
+    files: Option<FilesLayer>,
+) -> Result<Arc<OnceLock<Sinks>>> {
     let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     if installed.is_some() {
         return Err(Error::AlreadyInitialized(
             "trainlog already installed the global subscriber".into(),
         ));
     }
-    let env = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(default_level))
-        .map_err(|e| Error::Config(format!("invalid log level `{default_level}`: {e}")))?;
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(color_enabled_for(&std::io::stderr()))
-        .with_filter(env.and(filter_fn(|meta| meta.target() != METRICS_TARGET)));
+        .with_filter(logs_filter(default_level)?);
     let metrics_console = console.then(|| {
         tracing_subscriber::fmt::layer()
             .event_format(DictFormat::new())
@@ -54,6 +67,7 @@ fn install(default_level: &str, console: bool, rank: RankInfo) -> Result<Arc<Onc
         errors: true,
     });
     tracing_subscriber::registry()
+        .with(files)
         .with(logs)
         .with(metrics_console)
         .with(sinks)
@@ -73,7 +87,28 @@ fn install(default_level: &str, console: bool, rank: RankInfo) -> Result<Arc<Onc
 /// `"warn,my_crate=debug"`). Installs the global subscriber, so call it once, before
 /// [`setup_metric_logger`] if you use both (metrics then join this subscriber).
 pub fn setup_root_logger(level: &str) -> Result<()> {
-    install(level, true, RankInfo::from_env()).map(|_| ())
+    install(level, true, RankInfo::from_env(), None).map(|_| ())
+}
+
+/// Like [`setup_root_logger`], and also writes ordinary logs (the same level) to rotating
+/// files; keep the returned guard alive for as long as you log (it flushes them when
+/// dropped).
+#[cfg(feature = "logfiles")]
+pub fn setup_root_logger_with_files(
+    level: &str,
+    files: super::LogFiles,
+) -> Result<super::LogFilesGuard> {
+    let (writer, guard) = files.writer()?;
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false);
+    let layer: FilesLayer = if files.is_json() {
+        Box::new(layer.json().with_filter(logs_filter(level)?))
+    } else {
+        Box::new(layer.with_filter(logs_filter(level)?))
+    };
+    install(level, true, RankInfo::from_env(), Some(layer))?;
+    Ok(guard)
 }
 
 /// One call for the common case: JSONL (or other `backends`) under `output_dir`,
@@ -109,7 +144,7 @@ impl MetricLoggerBuilder {
         let (feeders, guard) = self.start()?;
         let slot = match existing {
             Some(slot) => slot,
-            None => install("info", console, guard.rank())?,
+            None => install("info", console, guard.rank(), None)?,
         };
         let rank = guard.rank().rank;
         let target = METRICS_TARGET.into();

@@ -7,14 +7,20 @@ mod builder;
 mod guard;
 #[cfg(feature = "console")]
 mod install;
+#[cfg(feature = "logfiles")]
+mod logfiles;
 mod registry;
 #[cfg(feature = "network")]
 mod sync;
 
 pub use builder::{MetricLogger, MetricLoggerBuilder};
 pub use guard::{MetricGuard, Stats};
+#[cfg(feature = "logfiles")]
+pub use install::setup_root_logger_with_files;
 #[cfg(feature = "console")]
 pub use install::{setup_metric_logger, setup_root_logger};
+#[cfg(feature = "logfiles")]
+pub use logfiles::{LogFiles, LogFilesGuard, Rotation};
 pub(crate) use registry::known_names;
 pub use registry::Backend;
 #[cfg(feature = "network")]
