@@ -81,6 +81,8 @@ pub struct MetricLoggerBuilder {
     pub(super) prometheus: Option<crate::sink::PrometheusOptions>,
     #[cfg(feature = "webhook")]
     pub(super) webhook: Option<crate::sink::WebhookOptions>,
+    #[cfg(feature = "logfiles")]
+    pub(super) log_files: Option<super::LogFiles>,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
@@ -118,6 +120,8 @@ impl fmt::Debug for MetricLoggerBuilder {
         f.field("prometheus", &self.prometheus);
         #[cfg(feature = "webhook")]
         f.field("webhook", &self.webhook);
+        #[cfg(feature = "logfiles")]
+        f.field("log_files", &self.log_files);
         f.finish()
     }
 }
@@ -151,6 +155,8 @@ impl Default for MetricLoggerBuilder {
             prometheus: None,
             #[cfg(feature = "webhook")]
             webhook: None,
+            #[cfg(feature = "logfiles")]
+            log_files: None,
         }
     }
 }
@@ -313,6 +319,14 @@ impl MetricLoggerBuilder {
     #[cfg(feature = "webhook")]
     pub fn webhook(mut self, options: crate::sink::WebhookOptions) -> Self {
         self.webhook = Some(options);
+        self
+    }
+
+    /// Ordinary logs also go to these rotating files when [`init`](Self::init) installs
+    /// the subscriber (see [`LogFiles`](crate::LogFiles)); the guard flushes them.
+    #[cfg(feature = "logfiles")]
+    pub fn log_files(mut self, files: super::LogFiles) -> Self {
+        self.log_files = Some(files);
         self
     }
 

@@ -50,6 +50,9 @@ pub struct MetricGuard {
     rank: RankInfo,
     shutdown_timeout: Duration,
     shut_down: bool,
+    /// The log files' writer, flushed after the sinks close (`init` with `log_files`).
+    #[cfg(feature = "logfiles")]
+    log_files: Option<super::LogFilesGuard>,
 }
 
 impl fmt::Debug for MetricGuard {
@@ -72,7 +75,15 @@ impl MetricGuard {
             rank,
             shutdown_timeout,
             shut_down: false,
+            #[cfg(feature = "logfiles")]
+            log_files: None,
         }
+    }
+
+    /// Keeps the log files' guard until this guard drops.
+    #[cfg(feature = "logfiles")]
+    pub(super) fn keep_log_files(&mut self, guard: super::LogFilesGuard) {
+        self.log_files = Some(guard);
     }
 
     pub(super) fn push(&mut self, worker: Worker) {

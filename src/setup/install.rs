@@ -98,6 +98,14 @@ pub fn setup_root_logger_with_files(
     level: &str,
     files: super::LogFiles,
 ) -> Result<super::LogFilesGuard> {
+    let (layer, guard) = files_layer(&files, level)?;
+    install(level, true, RankInfo::from_env(), Some(layer))?;
+    Ok(guard)
+}
+
+/// The layer writing ordinary logs to `files`, and its guard.
+#[cfg(feature = "logfiles")]
+fn files_layer(files: &super::LogFiles, level: &str) -> Result<(FilesLayer, super::LogFilesGuard)> {
     let (writer, guard) = files.writer()?;
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
@@ -107,8 +115,7 @@ pub fn setup_root_logger_with_files(
     } else {
         Box::new(layer.with_filter(logs_filter(level)?))
     };
-    install(level, true, RankInfo::from_env(), Some(layer))?;
-    Ok(guard)
+    Ok((layer, guard))
 }
 
 /// One call for the common case: JSONL (or other `backends`) under `output_dir`,
@@ -141,10 +148,26 @@ impl MetricLoggerBuilder {
         }
         let existing = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let console = self.console;
-        let (feeders, guard) = self.start()?;
+        #[cfg(feature = "logfiles")]
+        let log_files = self.log_files.clone();
+        #[cfg_attr(not(feature = "logfiles"), allow(unused_mut))]
+        let (feeders, mut guard) = self.start()?;
         let slot = match existing {
             Some(slot) => slot,
-            None => install("info", console, guard.rank(), None)?,
+            None => {
+                #[cfg(feature = "logfiles")]
+                let files = match log_files {
+                    Some(files) => {
+                        let (layer, files_guard) = files_layer(&files, "info")?;
+                        guard.keep_log_files(files_guard);
+                        Some(layer)
+                    }
+                    None => None,
+                };
+                #[cfg(not(feature = "logfiles"))]
+                let files = None;
+                install("info", console, guard.rank(), files)?
+            }
         };
         let rank = guard.rank().rank;
         let target = METRICS_TARGET.into();

@@ -133,3 +133,44 @@ fn setup_root_logger_with_files_writes_ordinary_logs_not_metrics() {
         "metrics stay out of the log files: {text}"
     );
 }
+
+/// Runs in a child process: `init()` with log files from the builder.
+#[test]
+#[ignore = "run in a child process"]
+fn child_inits_the_metric_logger_with_log_files() {
+    let Some(dir) = std::env::var_os("TRAINLOG_LOGFILES_INIT_DIR") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let guard = trainlog::MetricLogger::builder()
+        .output_dir(&dir)
+        .rank(0)
+        .log_files(LogFiles::new(dir.join("logs")).prefix("job"))
+        .init()
+        .unwrap();
+    tracing::warn!(target: "app", "a warning for the file");
+    tracing::info!(target: "metrics", step = 1, loss = 0.5);
+    drop(guard);
+}
+
+#[test]
+fn init_with_log_files_writes_them_beside_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_inits_the_metric_logger_with_log_files",
+            "--ignored",
+            "--quiet",
+        ])
+        .env("TRAINLOG_LOGFILES_INIT_DIR", dir.path())
+        .env_remove("RUST_LOG")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(dir.path().join("logs/job.log")).unwrap();
+    assert!(text.contains("a warning for the file"), "{text}");
+    assert!(!text.contains("loss"), "{text}");
+    let metrics = std::fs::read_to_string(dir.path().join("metrics_rank0.jsonl")).unwrap();
+    assert!(metrics.contains("\"loss\":0.5"), "{metrics}");
+}
