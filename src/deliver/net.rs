@@ -136,6 +136,22 @@ pub(crate) struct Answer {
     pub(crate) text: String,
 }
 
+#[cfg(feature = "network")]
+impl Answer {
+    /// The answer as a spool delivery of `count` lines: a refusal carries the status and
+    /// the text to report.
+    #[cfg_attr(not(any(feature = "http", feature = "webhook")), allow(dead_code))]
+    pub(crate) fn delivery(self, count: usize) -> crate::deliver::spool::Delivery {
+        let refusal = (self.verdict == crate::deliver::retry::Verdict::Reject)
+            .then_some((self.status, self.text));
+        crate::deliver::spool::Delivery {
+            verdict: self.verdict,
+            count,
+            refusal,
+        }
+    }
+}
+
 /// Reads a response: its verdict, status and text.
 #[cfg(feature = "network")]
 pub(crate) fn answer(response: reqwest::blocking::Response) -> Answer {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{RunOutcome, Sink};
-use crate::deliver::net::{answer, first_env, Answer, LazyClient, Tls};
+use crate::deliver::net::{answer, first_env, LazyClient, Tls};
 use crate::deliver::retry::Verdict;
 use crate::deliver::spool::{Deliver, Delivery, Spool, SpoolOptions};
 use crate::deliver::DeliveryOptions;
@@ -575,18 +575,7 @@ impl Deliver for WebhookDeliver {
             .body(lines[0].to_vec())
             .send();
         match sent {
-            Ok(response) => {
-                let Answer {
-                    verdict,
-                    status,
-                    text,
-                } = answer(response);
-                Delivery {
-                    refusal: (verdict == Verdict::Reject).then_some((status, text)),
-                    verdict,
-                    count: 1,
-                }
-            }
+            Ok(response) => answer(response).delivery(1),
             Err(_) => retry,
         }
     }

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{check_url, Identity, TOKEN_VARS};
-use crate::deliver::net::{
-    answer, first_env, redact_url, without_password, Answer, LazyClient, Secret,
-};
+use crate::deliver::net::{answer, first_env, redact_url, without_password, LazyClient, Secret};
 use crate::deliver::retry::Verdict;
 use crate::deliver::spool::{Deliver, Delivery};
 use crate::time::TimestampFormatter;
@@ -90,22 +88,13 @@ impl Deliver for HttpDeliver {
             body.push(b']');
         }
         let key = format!("{}+{count}", message_id(lines[0]));
-        let (verdict, refusal) = match self.post(body, timeout, Some(key)) {
-            Some(Ok(response)) => {
-                let Answer {
-                    verdict,
-                    status,
-                    text,
-                } = answer(response);
-                let refusal = (verdict == Verdict::Reject).then_some((status, text));
-                (verdict, refusal)
-            }
-            Some(Err(_)) | None => (Verdict::Retry { after: None }, None),
-        };
-        Delivery {
-            verdict,
-            count,
-            refusal,
+        match self.post(body, timeout, Some(key)) {
+            Some(Ok(response)) => answer(response).delivery(count),
+            Some(Err(_)) | None => Delivery {
+                verdict: Verdict::Retry { after: None },
+                count,
+                refusal: None,
+            },
         }
     }
 
