@@ -8,16 +8,20 @@
 //! takes the URL from `TRAINLOG_WEBHOOK_URL`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use std::time::{Duration, Instant, SystemTime};
 
+mod deliver;
+mod options;
+
+pub(crate) use self::deliver::resume_spool;
+use self::deliver::WebhookDeliver;
+pub use self::options::WebhookOptions;
 use super::{RunOutcome, Sink};
-use crate::deliver::net::{answer, first_env, LazyClient, Tls};
-use crate::deliver::retry::Verdict;
-use crate::deliver::spool::{Deliver, Delivery, Spool, SpoolOptions};
-use crate::deliver::DeliveryOptions;
+use crate::deliver::net::{first_env, LazyClient, Tls};
+use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::{Error, RankInfo, Record, Result, Value};
 
 /// The environment variable with the webhook URL (it also turns the backend on).
@@ -25,143 +29,6 @@ pub const WEBHOOK_URL_VAR: &str = "TRAINLOG_WEBHOOK_URL";
 
 /// Where webhook spools live under the output directory.
 pub(crate) const SPOOL_DIR: &str = "webhook_spool";
-
-/// Settings of the `webhook` backend.
-///
-/// ```
-/// let options = trainlog::sink::WebhookOptions::new()
-///     .url("https://hooks.slack.com/services/T000/B000/XXXX")
-///     .key_metrics(&["loss", "eval.acc"])
-///     .on_start(true);
-/// assert!(!format!("{options:?}").contains("XXXX"));
-/// ```
-#[derive(Clone)]
-pub struct WebhookOptions {
-    url: Option<String>,
-    run_name: Option<String>,
-    key_metrics: Vec<String>,
-    on_start: bool,
-    on_finish: bool,
-    on_failure: bool,
-    on_non_finite: bool,
-    on_errors: bool,
-    errors_per_minute: u32,
-    ca_file: Option<PathBuf>,
-    delivery: DeliveryOptions,
-    pub(crate) all_ranks: bool,
-}
-
-impl std::fmt::Debug for WebhookOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookOptions")
-            .field("url", &self.url.as_deref().map(shown_url))
-            .field("run_name", &self.run_name)
-            .field("key_metrics", &self.key_metrics)
-            .field("on_start", &self.on_start)
-            .field("on_finish", &self.on_finish)
-            .field("on_failure", &self.on_failure)
-            .field("on_non_finite", &self.on_non_finite)
-            .field("on_errors", &self.on_errors)
-            .field("errors_per_minute", &self.errors_per_minute)
-            .finish()
-    }
-}
-
-impl Default for WebhookOptions {
-    fn default() -> Self {
-        WebhookOptions {
-            url: None,
-            run_name: None,
-            key_metrics: Vec::new(),
-            on_start: false,
-            on_finish: true,
-            on_failure: true,
-            on_non_finite: true,
-            on_errors: true,
-            errors_per_minute: 3,
-            ca_file: None,
-            delivery: DeliveryOptions::default(),
-            all_ranks: false,
-        }
-    }
-}
-
-impl WebhookOptions {
-    /// Defaults: URL from `TRAINLOG_WEBHOOK_URL`; alerts when the run finishes or fails, a
-    /// metric becomes NaN or infinite (once per metric), and ERROR events (at most 3 a
-    /// minute, repeats folded); no "started" message; rank 0 only.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The incoming-webhook URL (`TRAINLOG_WEBHOOK_URL`). A secret: never printed whole.
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
-        self
-    }
-
-    /// The run's name in messages, a run-name template (default: the builder's
-    /// `run_name`, else `{time}_rank{rank}`).
-    pub fn run_name(mut self, template: impl Into<String>) -> Self {
-        self.run_name = Some(template.into());
-        self
-    }
-
-    /// The metrics whose last values the "finished" message shows, in this order
-    /// (default: up to three, losses first).
-    pub fn key_metrics(mut self, names: &[&str]) -> Self {
-        self.key_metrics = names.iter().map(|s| (*s).to_owned()).collect();
-        self
-    }
-
-    /// A message when the logger starts (off by default).
-    pub fn on_start(mut self, on: bool) -> Self {
-        self.on_start = on;
-        self
-    }
-
-    /// A message when the run finishes (on by default).
-    pub fn on_finish(mut self, on: bool) -> Self {
-        self.on_finish = on;
-        self
-    }
-
-    /// A message when the run fails, with the panic or error message (on by default).
-    pub fn on_failure(mut self, on: bool) -> Self {
-        self.on_failure = on;
-        self
-    }
-
-    /// A message the first time each metric is NaN or infinite (on by default).
-    pub fn on_non_finite(mut self, on: bool) -> Self {
-        self.on_non_finite = on;
-        self
-    }
-
-    /// Messages for ERROR-level events from any target (on by default, at most
-    /// [`errors_per_minute`](Self::errors_per_minute), repeats folded into one).
-    pub fn on_errors(mut self, on: bool) -> Self {
-        self.on_errors = on;
-        self
-    }
-
-    /// At most this many ERROR messages a minute (default 3); the rest are counted and
-    /// told in one message later.
-    pub fn errors_per_minute(mut self, n: u32) -> Self {
-        self.errors_per_minute = n.max(1);
-        self
-    }
-
-    /// Also trusts the CA certificates in this PEM file, besides the system's trust store
-    /// and `SSL_CERT_FILE`.
-    pub fn ca_certificate(mut self, pem_file: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(pem_file.into());
-        self
-    }
-}
-
-all_ranks_setter!(WebhookOptions);
-delivery_setters!(WebhookOptions);
 
 /// A URL as messages show it: scheme and host, never the path (which holds the secret).
 fn shown_url(url: &str) -> String {
@@ -517,79 +384,6 @@ impl Sink for WebhookSink {
     fn lost(&self) -> u64 {
         self.spool.rejected()
     }
-}
-
-/// POSTs one message per request (runs on the spool's sender thread).
-struct WebhookDeliver {
-    client: LazyClient,
-    /// The logger's own URL; `None` for `trainlog sync`.
-    own: Option<reqwest::Url>,
-    /// Where the current session's messages go.
-    url: Option<reqwest::Url>,
-}
-
-impl Deliver for WebhookDeliver {
-    fn target(&self) -> String {
-        self.url
-            .as_ref()
-            .map_or_else(|| "the webhook".into(), |u| shown_url(u.as_str()))
-    }
-
-    /// The session records a hash of the URL: messages go to the logger's own URL or
-    /// `TRAINLOG_WEBHOOK_URL`, whichever has that hash.
-    fn session(&mut self, session: &serde_json::Value) -> std::result::Result<(), String> {
-        let want = session["url_hash"]
-            .as_str()
-            .ok_or("the session names no webhook")?;
-        let candidates = self
-            .own
-            .iter()
-            .map(|u| u.as_str().to_owned())
-            .chain(first_env(&[WEBHOOK_URL_VAR]));
-        for candidate in candidates {
-            if let Ok(url) = reqwest::Url::parse(&candidate) {
-                if url_hash(url.as_str()) == want {
-                    self.url = Some(url);
-                    return Ok(());
-                }
-            }
-        }
-        Err(format!(
-            "these alerts were for another webhook URL: set {WEBHOOK_URL_VAR} to it to send them"
-        ))
-    }
-
-    fn deliver(&mut self, lines: &[&[u8]], timeout: Duration) -> Delivery {
-        let retry = Delivery {
-            verdict: Verdict::Retry { after: None },
-            count: 1,
-            refusal: None,
-        };
-        let (Some(url), Some(client)) = (self.url.clone(), self.client.get()) else {
-            return retry;
-        };
-        let sent = client
-            .post(url)
-            .timeout(timeout)
-            .header("Content-Type", "application/json")
-            .body(lines[0].to_vec())
-            .send();
-        match sent {
-            Ok(response) => answer(response).delivery(1),
-            Err(_) => retry,
-        }
-    }
-}
-
-/// Opens a spool a webhook logger left (`trainlog sync`); the URL comes from
-/// `TRAINLOG_WEBHOOK_URL`.
-pub(crate) fn resume_spool(path: &Path, options: SpoolOptions) -> Result<Spool> {
-    let deliver = WebhookDeliver {
-        client: LazyClient::new("webhook", Tls::load(&[], false)?),
-        own: None,
-        url: None,
-    };
-    Spool::resume("webhook", path, options, deliver)
 }
 
 #[cfg(test)]
