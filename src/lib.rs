@@ -99,6 +99,7 @@
 
 #[cfg(any(feature = "network", feature = "otel"))]
 mod deliver;
+mod env;
 mod error;
 mod file;
 pub mod filter;

@@ -29,10 +29,7 @@ pub(crate) fn run_name_template(
     builder: Option<&str>,
 ) -> Option<String> {
     own.map(str::to_owned)
-        .or_else(|| {
-            env.iter()
-                .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
-        })
+        .or_else(|| crate::env::first_env(env))
         .or_else(|| builder.map(str::to_owned))
 }
 

@@ -29,7 +29,7 @@ impl Default for DeliveryOptions {
     /// 120 s cap, 4 s stall (or `TRAINLOG_STALL_TIMEOUT` seconds, for jobs configured by
     /// their environment), retries from 200 ms to 30 s.
     fn default() -> Self {
-        let stall = net::first_env(&["TRAINLOG_STALL_TIMEOUT"])
+        let stall = crate::env::first_env(&["TRAINLOG_STALL_TIMEOUT"])
             .and_then(|s| s.trim().parse::<f64>().ok())
             .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
             .unwrap_or(spool::DEFAULT_STALL);

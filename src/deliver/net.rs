@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::env::first_env;
 use crate::{Error, Result};
 
 /// A credential that never shows up in `Debug` output or messages.
@@ -16,12 +17,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
-}
-
-/// The first of `vars` that is set to something other than blanks.
-pub(crate) fn first_env(vars: &[&str]) -> Option<String> {
-    vars.iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
 }
 
 /// Certificates and checks beyond the system trust store, for a network sink's client.

@@ -189,21 +189,6 @@ fn runs_on(all_ranks: bool, rank: RankInfo) -> bool {
     all_ranks || rank.is_rank0()
 }
 
-/// Whether one of `vars` is set to something other than blanks.
-#[cfg_attr(
-    not(any(
-        feature = "mlflow",
-        feature = "wandb",
-        feature = "prometheus",
-        feature = "webhook"
-    )),
-    allow(dead_code)
-)]
-fn env_set(vars: &[&str]) -> bool {
-    vars.iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
-}
-
 fn unavailable(name: &str, feature: &str) -> Error {
     Error::BackendUnavailable {
         name: name.into(),
@@ -335,7 +320,8 @@ fn mlflow(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink
 /// (InstructLab's auto-detection).
 fn mlflow_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(feature = "mlflow")]
-    return _b.mlflow.is_some() || env_set(&["MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"]);
+    return _b.mlflow.is_some()
+        || crate::env::first_env(&["MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"]).is_some();
     #[cfg(not(feature = "mlflow"))]
     false
 }
@@ -358,7 +344,7 @@ fn wandb(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>
 /// Options on the builder, or `WANDB_PROJECT`.
 fn wandb_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(feature = "wandb")]
-    return _b.wandb.is_some() || env_set(&["WANDB_PROJECT"]);
+    return _b.wandb.is_some() || crate::env::first_env(&["WANDB_PROJECT"]).is_some();
     #[cfg(not(feature = "wandb"))]
     false
 }
@@ -393,7 +379,8 @@ fn prometheus(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn 
 /// Options on the builder, or `TRAINLOG_PROMETHEUS_ADDR`.
 fn prometheus_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(feature = "prometheus")]
-    return _b.prometheus.is_some() || env_set(&[crate::sink::prometheus::ADDR_VAR]);
+    return _b.prometheus.is_some()
+        || crate::env::first_env(&[crate::sink::prometheus::ADDR_VAR]).is_some();
     #[cfg(not(feature = "prometheus"))]
     false
 }
@@ -412,7 +399,8 @@ fn webhook(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sin
 /// Options on the builder, or `TRAINLOG_WEBHOOK_URL`.
 fn webhook_requested(_b: &MetricLoggerBuilder) -> bool {
     #[cfg(feature = "webhook")]
-    return _b.webhook.is_some() || env_set(&[crate::sink::WEBHOOK_URL_VAR]);
+    return _b.webhook.is_some()
+        || crate::env::first_env(&[crate::sink::WEBHOOK_URL_VAR]).is_some();
     #[cfg(not(feature = "webhook"))]
     false
 }

@@ -20,7 +20,8 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
 use super::{RunOutcome, Sink};
-use crate::deliver::net::{first_env, http_client, redact_url, Tls};
+use crate::deliver::net::{http_client, redact_url, Tls};
+use crate::env::first_env;
 use crate::{Error, RankInfo, Record, Result};
 
 use super::MONOTONIC_PREFIX;

@@ -146,9 +146,7 @@ impl PrometheusSink {
         let mut addr = match options.listen {
             Some(addr) => addr,
             None => {
-                let text = std::env::var(ADDR_VAR)
-                    .ok()
-                    .filter(|s| !s.trim().is_empty())
+                let text = crate::env::first_env(&[ADDR_VAR])
                     .unwrap_or_else(|| DEFAULT_PROMETHEUS_ADDR.to_owned());
                 text.parse().map_err(|e| {
                     Error::Config(format!(

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use prost::Message as _;
 
 use super::{RunOutcome, Sink};
+use crate::env::first_env;
 use crate::file::RecordFile;
 use crate::{Error, RankInfo, Record, Result, Value};
 
@@ -183,10 +184,6 @@ impl WandbOptions {
 
 all_ranks_setter!(WandbOptions);
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 /// An id like W&B's: 8 characters of `[a-z0-9]`.
 fn random_id() -> String {
     let mut x = crate::time::unix_duration(SystemTime::now()).as_nanos() as u64
@@ -229,7 +226,7 @@ impl WandbSink {
         rank: RankInfo,
         default_name: Option<&str>,
     ) -> Result<Self> {
-        let base = match (&options.dir, env("WANDB_DIR"), output_dir) {
+        let base = match (&options.dir, first_env(&["WANDB_DIR"]), output_dir) {
             (Some(dir), _, _) => dir.clone(),
             (None, Some(dir), _) => PathBuf::from(dir).join("wandb"),
             (None, None, Some(out)) => out.join("wandb"),
@@ -245,7 +242,7 @@ impl WandbSink {
         let run_id = options
             .run_id
             .clone()
-            .or_else(|| env("WANDB_RUN_ID"))
+            .or_else(|| first_env(&["WANDB_RUN_ID"]))
             .unwrap_or_else(random_id);
         if run_id.contains(['/', '\\']) || run_id.is_empty() {
             return Err(Error::Config(format!(
@@ -296,12 +293,12 @@ impl WandbSink {
             entity: options
                 .entity
                 .clone()
-                .or_else(|| env("WANDB_ENTITY"))
+                .or_else(|| first_env(&["WANDB_ENTITY"]))
                 .unwrap_or_default(),
             project: options
                 .project
                 .clone()
-                .or_else(|| env("WANDB_PROJECT"))
+                .or_else(|| first_env(&["WANDB_PROJECT"]))
                 .unwrap_or_else(|| "uncategorized".into()),
             display_name: display,
             host: crate::naming::hostname(),

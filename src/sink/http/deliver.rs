@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{check_url, Identity, TOKEN_VARS};
-use crate::deliver::net::{answer, first_env, redact_url, without_password, LazyClient, Secret};
+use crate::deliver::net::{answer, redact_url, without_password, LazyClient, Secret};
 use crate::deliver::retry::Verdict;
 use crate::deliver::spool::{Deliver, Delivery};
+use crate::env::first_env;
 use crate::time::TimestampFormatter;
 
 /// POSTs batches of spooled messages (runs on the spool's sender thread).

@@ -12,9 +12,10 @@ mod deliver;
 
 use self::deliver::HttpDeliver;
 use super::{RunOutcome, Sink};
-use crate::deliver::net::{first_env, redact_url, without_password, LazyClient, Secret, Tls};
+use crate::deliver::net::{redact_url, without_password, LazyClient, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::deliver::DeliveryOptions;
+use crate::env::first_env;
 use crate::json::{write_fields, write_str};
 use crate::time::TimestampFormatter;
 use crate::{Error, RankInfo, Record, Result, Value};

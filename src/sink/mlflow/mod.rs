@@ -17,9 +17,10 @@ mod runs;
 
 use self::deliver::MlflowDeliver;
 use super::{RunOutcome, Sink};
-use crate::deliver::net::{first_env, redact_url, without_password, Secret, Tls};
+use crate::deliver::net::{redact_url, without_password, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::deliver::DeliveryOptions;
+use crate::env::first_env;
 use crate::json::{write_str, write_value};
 use crate::{Error, RankInfo, Record, Result, Value};
 

@@ -4,9 +4,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{shown_url, url_hash, WEBHOOK_URL_VAR};
-use crate::deliver::net::{answer, first_env, LazyClient, Tls};
+use crate::deliver::net::{answer, LazyClient, Tls};
 use crate::deliver::retry::Verdict;
 use crate::deliver::spool::{Deliver, Delivery, Spool, SpoolOptions};
+use crate::env::first_env;
 use crate::Result;
 
 /// POSTs one message per request (runs on the spool's sender thread).

@@ -20,8 +20,9 @@ pub(crate) use self::deliver::resume_spool;
 use self::deliver::WebhookDeliver;
 pub use self::options::WebhookOptions;
 use super::{RunOutcome, Sink};
-use crate::deliver::net::{first_env, LazyClient, Tls};
+use crate::deliver::net::{LazyClient, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
+use crate::env::first_env;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 /// The environment variable with the webhook URL (it also turns the backend on).
