@@ -202,11 +202,17 @@ pub(crate) fn spool_path(dir: &Path, destination: &reqwest::Url, rank: u32) -> P
     })
     .take(60)
     .collect();
-    // FNV-1a: a stable hash (std's is not guaranteed to stay the same across releases).
-    let hash = shown.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = stable_hash(&shown);
     dir.join(format!("{host}-{:08x}_rank{rank}.jsonl", hash as u32))
+}
+
+/// FNV-1a of `text`: a hash that stays the same across Rust releases and processes
+/// (std's does not promise to), for names on disk and what the spool records instead of
+/// a secret.
+pub(crate) fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Spool {

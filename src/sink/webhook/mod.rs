@@ -39,12 +39,9 @@ fn shown_url(url: &str) -> String {
     }
 }
 
-/// FNV-1a of the URL: what the spool records instead of the URL itself.
+/// A hash of the URL: what the spool records instead of the URL itself.
 fn url_hash(url: &str) -> String {
-    let h = url.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{h:016x}")
+    format!("{:016x}", crate::deliver::spool::stable_hash(url))
 }
 
 /// The message of the last panic in this process, for the "failed" alert.
