@@ -26,13 +26,15 @@ pub struct SinkLayer {
 }
 
 /// What a layer feeds: one queue per sink, the rank records are stamped with, and the
-/// metrics target (other events that pass the filter are ERROR events, for the sinks
-/// that take them).
+/// metrics target. When `errors` is set the filter also passes ERROR events of other
+/// targets, which go to the sinks that take them; otherwise every event is a metrics
+/// event and its target need not be looked at.
 #[derive(Debug)]
 pub(crate) struct Sinks {
     pub(crate) feeders: Vec<Feeder>,
     pub(crate) rank: u32,
     pub(crate) target: std::borrow::Cow<'static, str>,
+    pub(crate) errors: bool,
 }
 
 impl SinkLayer {
@@ -62,12 +64,13 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
             feeders,
             rank,
             target,
+            errors,
         }) = self.sinks.get()
         else {
             return;
         };
         let event_target = event.metadata().target();
-        if event_target != target {
+        if *errors && event_target != target {
             // An ERROR event from another target: only for the sinks that take them.
             let mut record = Record::from_event(event, *rank);
             record.error_target = Some(event_target.to_owned());

@@ -344,15 +344,17 @@ impl MetricLoggerBuilder {
     {
         let target = self.target.clone();
         let (feeders, guard) = self.start()?;
+        let errors = feeders.iter().any(|f| f.errors);
         let filter = MetricFilter {
             target: target.clone(),
             active: !feeders.is_empty(),
-            errors: feeders.iter().any(|f| f.errors),
+            errors,
         };
         let layer = SinkLayer::new(Sinks {
             feeders,
             rank: guard.rank().rank,
             target,
+            errors,
         })
         .with_filter(filter);
         Ok((layer, guard))

@@ -175,6 +175,8 @@ impl MetricLoggerBuilder {
             feeders,
             rank,
             target,
+            // The installed filter lets ERROR events through (see `install`).
+            errors: true,
         })
         .map_err(|_| {
             Error::AlreadyInitialized("the metric logger is already set up in this process".into())
