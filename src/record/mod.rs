@@ -16,12 +16,14 @@
 
 mod capture;
 mod json_text;
+mod run_events;
 mod value;
 
 use std::borrow::Cow;
 use std::time::SystemTime;
 
 pub use value::Value;
+pub(crate) use run_events::METADATA_PREFIX;
 
 /// A field name. Names from a `tracing` callsite are borrowed; run-time names are owned.
 pub type Key = Cow<'static, str>;

@@ -309,19 +309,26 @@ impl Run {
     }
 
     /// The run's tags: short text labels kept in `run.json` and sent to every backend as a
-    /// `tags` event (MLflow tags, the HTTP event type `tags`, text elsewhere).
+    /// `tags` event with every tag after each change: MLflow run tags, W&B run tags
+    /// (`key:value`), a TensorBoard text table, the HTTP event type `tags`.
     pub fn tags(&self) -> Tags<'_> {
         Tags { run: self }
     }
 
     /// Records a final result (`run.result("final_accuracy", 0.945, &json!({"dataset":
     /// "test"}))`): kept in `run.json` (a later value of the same name replaces it), shown
-    /// by `trainlog show` and `ls`, and sent to every backend as a `result` event whose
-    /// field `name` holds the value (an MLflow metric, the HTTP event type `result`) and
-    /// `metadata.*` the metadata.
+    /// by `trainlog show`, `ls` and `export`, and sent to every backend as a `result` event
+    /// whose field `name` holds the value and `metadata.*` the metadata: an MLflow metric
+    /// at the run's last step with the metadata as tags `<name>.<key>`, a W&B summary value
+    /// (metadata under `<name>/metadata`), a TensorBoard scalar at the last step (a metric
+    /// column in the HParams dashboard), the HTTP event type `result`.
+    ///
+    /// The name may not be `event` or start with `metadata.`.
     pub fn result(&self, name: &str, value: f64, metadata: &impl Serialize) -> Result<()> {
-        if name.is_empty() {
-            return Err(Error::Config("a result needs a name".into()));
+        if name.is_empty() || name == "event" || name.starts_with(crate::record::METADATA_PREFIX) {
+            return Err(Error::Config(format!(
+                "a result needs a name other than `event` and `metadata.*` (got `{name}`)"
+            )));
         }
         let metadata = serde_json::to_value(metadata).map_err(|source| Error::Json {
             what: format!("the metadata of result `{name}`"),

@@ -60,11 +60,14 @@ impl Tags<'_> {
         Ok(())
     }
 
-    /// Removes a tag; true if it was there.
+    /// Removes a tag (and sends the remaining tags to the backends); true if it was there.
     pub fn remove(&self, key: &str) -> Result<bool> {
         let mut was = false;
         self.run
             .update_info(|info| was = info.tags.remove(key).is_some())?;
+        if was {
+            self.send();
+        }
         Ok(was)
     }
 

@@ -725,3 +725,50 @@ fn https_with_a_private_ca_or_insecure_tls() {
     assert_eq!(stats.lost, 0, "{stats:?}");
     assert_eq!(spool_files(dir.path(), "mlflow_spool").len(), 1);
 }
+
+#[test]
+fn run_tags_become_mlflow_tags_and_results_final_metrics() {
+    let root = tempfile::tempdir().unwrap();
+    let run_api = trainlog::run::Run::builder()
+        .root(root.path())
+        .prefix("tagged")
+        .create()
+        .unwrap();
+    let builder = run_api
+        .logger()
+        .backends("mlflow")
+        .unwrap()
+        .rank(0)
+        .shutdown_timeout(Duration::from_secs(60))
+        .mlflow(to_server("trainlog-results", "results_{rank}"));
+    let guard = run(builder, || {
+        for step in 0..50u64 {
+            info!(target: "metrics", step, loss = 1.0 / (step + 1) as f64);
+        }
+        run_api.tags().set("team", "nlp").unwrap();
+        run_api.tags().set("stage", "sft").unwrap();
+        run_api
+            .result("final_accuracy", 0.945, &json!({"dataset": "test", "n": 10000}))
+            .unwrap();
+    });
+    drop(guard);
+    let run = find_run("trainlog-results", "results_0");
+    let run_id = run["info"]["run_id"].as_str().unwrap();
+    let tags = key_values(&run, "tags");
+    assert_eq!(tags["team"], "nlp");
+    assert_eq!(tags["stage"], "sft");
+    assert!(!tags.contains_key("event"), "{tags:?}");
+    assert_eq!(tags["final_accuracy.dataset"], "test");
+    assert_eq!(tags["final_accuracy.n"], "10000");
+    // The result is a metric at the last step, so MLflow's "latest" is the result.
+    assert_eq!(history(run_id, "final_accuracy"), [(49, json!(0.945))]);
+    let latest = &run["data"]["metrics"];
+    assert!(
+        latest
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["key"] == "final_accuracy" && m["value"] == 0.945),
+        "{latest}"
+    );
+}

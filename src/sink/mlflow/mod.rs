@@ -108,13 +108,17 @@ delivery_setters!(MlflowOptions);
 /// Logs to an MLflow tracking server: `hparams` records as params (once each, values
 /// stringified and cut to MLflow's 6,000 characters with a message), numbers and booleans
 /// as metrics with the record's step (0 without one) and millisecond timestamp, text as
-/// tags; nested names joined with `.`. The run ends `FINISHED`, or `FAILED` when the
+/// tags; nested names joined with `.`. The run API's tags become run tags and its results
+/// metrics at the last step logged, their metadata tags `<result>.<key>`. The run ends
+/// `FINISHED`, or `FAILED` when the
 /// guard drops during a panic. MLflow stores +∞/−∞ as ±1.797e308 and keeps NaN.
 #[derive(Debug)]
 pub struct MlflowSink {
     spool: Spool,
     warned_cut: bool,
     resume_hint: String,
+    /// The largest step logged so far: where a final result goes.
+    last_step: Option<u64>,
 }
 
 impl MlflowSink {
@@ -185,6 +189,7 @@ impl MlflowSink {
         Ok(MlflowSink {
             spool,
             warned_cut: false,
+            last_step: None,
             resume_hint: format!(
                 "send them with `trainlog sync {}`, or start a logger with the same output \
                  directory",
@@ -211,23 +216,40 @@ impl MlflowSink {
         let mut metrics: Vec<(String, &Value)> = Vec::new();
         let mut texts: Vec<(String, String)> = Vec::new();
         let mut cut = Vec::new();
-        for (k, v) in r.unique_fields() {
-            let key = clip(k, MAX_KEY).to_owned();
-            if r.hparams {
-                let value = v.to_string();
-                if value.chars().count() > MAX_PARAM_VALUE {
-                    cut.push(key.clone());
-                }
-                texts.push((key, clip(&value, MAX_PARAM_VALUE).to_owned()));
-            } else if v.as_f64().is_some() {
-                metrics.push((key, v));
-            } else {
-                let value = v.to_string();
-                if value.chars().count() > MAX_TAG_VALUE {
-                    cut.push(key.clone());
-                }
-                texts.push((key, clip(&value, MAX_TAG_VALUE).to_owned()));
+        let mut text = |key: String, value: String, max: usize| {
+            if value.chars().count() > max {
+                cut.push(key.clone());
             }
+            texts.push((key, clip(&value, max).to_owned()));
+        };
+        let mut step = r.step;
+        if let Some(tags) = r.as_tags() {
+            // The run API's tags: MLflow run tags, without an `event` tag.
+            for (k, v) in tags {
+                text(clip(k, MAX_KEY).to_owned(), v.to_owned(), MAX_TAG_VALUE);
+            }
+        } else if let Some(result) = r.as_result() {
+            // A final result: a metric at the run's last step, its metadata as tags.
+            step = step.or(self.last_step);
+            metrics.push((clip(result.name, MAX_KEY).to_owned(), result.value));
+            for (k, v) in result.metadata {
+                let key = format!("{}.{k}", result.name);
+                text(clip(&key, MAX_KEY).to_owned(), v.to_string(), MAX_TAG_VALUE);
+            }
+        } else {
+            for (k, v) in r.unique_fields() {
+                let key = clip(k, MAX_KEY).to_owned();
+                if r.hparams {
+                    text(key, v.to_string(), MAX_PARAM_VALUE);
+                } else if v.as_f64().is_some() {
+                    metrics.push((key, v));
+                } else {
+                    text(key, v.to_string(), MAX_TAG_VALUE);
+                }
+            }
+        }
+        if let Some(s) = r.step {
+            self.last_step = Some(self.last_step.map_or(s, |last| last.max(s)));
         }
         if !cut.is_empty() && !self.warned_cut {
             self.warned_cut = true;
@@ -238,7 +260,7 @@ impl MlflowSink {
             );
         }
         let text_kind = if r.hparams { "p" } else { "g" };
-        let step = r.step.unwrap_or(0).min(i64::MAX as u64);
+        let step = step.unwrap_or(0).min(i64::MAX as u64);
         let mut metrics = metrics.into_iter().peekable();
         let mut texts = texts.into_iter().peekable();
         let mut first = true;
