@@ -25,6 +25,8 @@ const FULL: u8 = 1;
 const FIRST: u8 = 2;
 const MIDDLE: u8 = 3;
 const LAST: u8 = 4;
+/// W&B refuses run tags longer than this (characters).
+const MAX_TAG: usize = 64;
 
 mod proto {
     //! The subset of `wandb/proto/wandb_internal.proto` trainlog writes.
@@ -65,6 +67,8 @@ mod proto {
         pub(crate) project: String,
         #[prost(string, tag = "8")]
         pub(crate) display_name: String,
+        #[prost(string, repeated, tag = "10")]
+        pub(crate) tags: Vec<String>,
         #[prost(string, tag = "13")]
         pub(crate) host: String,
         #[prost(message, optional, tag = "17")]
@@ -203,7 +207,9 @@ fn random_id() -> String {
 /// per record (`_step`, `_timestamp`, `_runtime` and the values; nested names joined with
 /// `/` as W&B does for dicts; records without a step take the next step), the summary
 /// (last values) at close, and the exit record, code 0, or 1 when the guard drops during
-/// a panic: the run always finishes. Write errors keep data buffered and retry; after a
+/// a panic: the run always finishes. The run API's tags update the run's tags (`key:value`,
+/// cut to W&B's 64 characters) and its results go to the summary (metadata under
+/// `<result>/metadata`), not to the history. Write errors keep data buffered and retry; after a
 /// crash the file reads cleanly up to its last flushed record.
 #[derive(Debug)]
 pub struct WandbSink {
@@ -215,6 +221,8 @@ pub struct WandbSink {
     start: f64,
     summary: BTreeMap<String, String>,
     run_dir: PathBuf,
+    /// The run record, sent again with new tags.
+    run: RunRecord,
 }
 
 impl WandbSink {
@@ -272,23 +280,7 @@ impl WandbSink {
         // Chunks are laid out by file offset: dropping buffered records after a long
         // write failure would shift every later block, so this file never drops any.
         out.set_max_pending(usize::MAX);
-        let mut sink = WandbSink {
-            out,
-            offset: 0,
-            num: 0,
-            next_step: 0,
-            start: start.as_secs_f64(),
-            summary: BTreeMap::new(),
-            run_dir,
-        };
-        let header = sink.out.buffer();
-        header.extend_from_slice(b":W&B");
-        header.extend_from_slice(&0xBEE1u16.to_le_bytes());
-        header.push(0);
-        sink.out.end_record();
-        sink.offset = CHUNK_HEADER;
-        sink.push(RecordType::Header(HeaderRecord {}));
-        sink.push(RecordType::Run(RunRecord {
+        let run = RunRecord {
             run_id,
             entity: options
                 .entity
@@ -301,12 +293,31 @@ impl WandbSink {
                 .or_else(|| first_env(&["WANDB_PROJECT"]))
                 .unwrap_or_else(|| "uncategorized".into()),
             display_name: display,
+            tags: Vec::new(),
             host: crate::naming::hostname(),
             start_time: Some(Timestamp {
                 seconds: start.as_secs() as i64,
                 nanos: start.subsec_nanos() as i32,
             }),
-        }));
+        };
+        let mut sink = WandbSink {
+            out,
+            offset: 0,
+            num: 0,
+            next_step: 0,
+            start: start.as_secs_f64(),
+            summary: BTreeMap::new(),
+            run_dir,
+            run: run.clone(),
+        };
+        let header = sink.out.buffer();
+        header.extend_from_slice(b":W&B");
+        header.extend_from_slice(&0xBEE1u16.to_le_bytes());
+        header.push(0);
+        sink.out.end_record();
+        sink.offset = CHUNK_HEADER;
+        sink.push(RecordType::Header(HeaderRecord {}));
+        sink.push(RecordType::Run(run));
         sink.out.write_out()?;
         Ok(sink)
     }
@@ -369,7 +380,52 @@ impl WandbSink {
         self.out.end_record();
     }
 
+    /// Sends the run record again with the run API's tags, as `wandb` does when
+    /// `run.tags` changes.
+    fn set_tags(&mut self, tags: Vec<(&str, &str)>) {
+        self.run.tags = tags
+            .into_iter()
+            .map(|(k, v)| {
+                let tag = if v.is_empty() { k.to_owned() } else { format!("{k}:{v}") };
+                match tag.char_indices().nth(MAX_TAG) {
+                    Some((at, _)) => tag[..at].to_owned(),
+                    None => tag,
+                }
+            })
+            .collect();
+        self.push(RecordType::Run(self.run.clone()));
+    }
+
+    /// A final result: a summary value (and its metadata beside it), no history row.
+    fn set_result(&mut self, name: &str, value: &Value, metadata: &[(&str, &Value)]) {
+        let mut update = vec![Item {
+            key: name.to_owned(),
+            value_json: value_json(value),
+        }];
+        if !metadata.is_empty() {
+            let object: Vec<String> = metadata
+                .iter()
+                .map(|(k, v)| format!("{}:{}", serde_json::Value::from(*k), value_json(v)))
+                .collect();
+            update.push(Item {
+                key: format!("{name}/metadata"),
+                value_json: format!("{{{}}}", object.join(",")),
+            });
+        }
+        for item in &update {
+            self.summary
+                .insert(item.key.clone(), item.value_json.clone());
+        }
+        self.push(RecordType::Summary(SummaryRecord { update }));
+    }
+
     fn write_record(&mut self, r: &Record) {
+        if let Some(tags) = r.as_tags() {
+            return self.set_tags(tags);
+        }
+        if let Some(result) = r.as_result() {
+            return self.set_result(result.name, result.value, &result.metadata);
+        }
         // Keys stay unique in the row: `a.b` and `a/b` both become `a/b`, and a field
         // may be called `_step`; the later one gets a free `field.` name.
         let reserved = |k: &str| !r.hparams && matches!(k, "_step" | "_timestamp" | "_runtime");

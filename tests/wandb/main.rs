@@ -309,3 +309,61 @@ fn child_configured_by_wandb_variables() {
     });
     drop(guard);
 }
+
+#[test]
+fn run_tags_update_the_run_and_results_go_to_the_summary_not_the_history() {
+    let root = tempfile::tempdir().unwrap();
+    let run_api = trainlog::run::Run::builder()
+        .root(root.path())
+        .prefix("tagged")
+        .create()
+        .unwrap();
+    let builder = run_api
+        .logger()
+        .backends("wandb")
+        .unwrap()
+        .rank(0)
+        .wandb(WandbOptions::new().project("trainlog-tests").run_id("tags1234"));
+    let long = "v".repeat(100);
+    let guard = run(builder, || {
+        for step in 0..10u64 {
+            info!(target: "metrics", step, loss = 1.0 / (step + 1) as f64);
+        }
+        run_api.tags().set("stage", "sft").unwrap();
+        run_api.tags().set("long", long.as_str()).unwrap();
+        run_api.tags().set("baseline", "").unwrap();
+        run_api
+            .result("final_accuracy", 0.945, &json!({"dataset": "test"}))
+            .unwrap();
+        run_api.result("final_loss", f64::NAN, &()).unwrap();
+    });
+    drop(guard);
+    let (_, file) = only_run(&run_api.dir().join("wandb"));
+    let out = read(&file);
+    assert_eq!(out["error"], Json::Null, "{out}");
+    // The run record is sent again with each change of the tags; the last one counts.
+    let runs = out["types"].as_array().unwrap().iter().filter(|t| *t == "run");
+    assert_eq!(runs.count(), 4);
+    assert_eq!(out["run"]["run_id"], "tags1234");
+    assert_eq!(out["run"]["project"], "trainlog-tests");
+    let tags: Vec<&str> = out["run"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let cut = format!("long:{}", "v".repeat(59));
+    assert_eq!(tags, ["baseline", cut.as_str(), "stage:sft"]);
+    assert_eq!(out["summary"]["final_accuracy"], 0.945);
+    assert_eq!(
+        out["summary"]["final_accuracy/metadata"],
+        json!({"dataset": "test"})
+    );
+    assert_eq!(out["summary"]["final_loss"], "NaN");
+    assert_eq!(out["summary"]["loss"], 0.1);
+    let history = out["history"].as_array().unwrap();
+    assert_eq!(history.len(), 10, "results and tags are not history rows");
+    assert!(history
+        .iter()
+        .all(|row| row["items"].get("final_accuracy").is_none()));
+}
