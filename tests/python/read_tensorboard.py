@@ -7,7 +7,12 @@ Output: {"runs": {run: {"scalars": {tag: [[step, value], ...]},
                         "hparams": {"start": {name: value} | null,
                                     "end": {"status": str, "end_time_secs": float} | null,
                                     "experiment": {"hparams": [[name, type]], "metrics": [tag]} | null}}},
-         "warnings": [messages TensorBoard logged while loading, e.g. data loss]}
+         "warnings": [messages TensorBoard logged while loading, e.g. data loss],
+         "session_groups": {group: {"hparams": {name: value},
+                                    "metrics": {tag: [step, value]}}}}
+
+"session_groups" is what the HParams dashboard shows (its own backend answering a
+ListSessionGroups request over every metric column).
 """
 
 import json
@@ -15,8 +20,10 @@ import logging
 import math
 import sys
 
-from tensorboard.backend.event_processing import event_multiplexer
-from tensorboard.plugins.hparams import api_pb2, metadata
+from tensorboard import context as tb_context
+from tensorboard.backend.event_processing import data_provider, event_multiplexer, plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups, metadata
 from tensorboard.util import tensor_util
 
 
@@ -43,6 +50,48 @@ def number(v):
 def value_of(v):
     kind = v.WhichOneof("kind")
     return getattr(v, kind) if kind else None
+
+
+def session_groups(logdir):
+    """The HParams dashboard's table: session groups with hparams and metric values."""
+    mux = plugin_event_multiplexer.EventMultiplexer().AddRunsFromDirectory(logdir)
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, logdir)
+    ctx = backend_context.Context(
+        base_plugin.TBContext(logdir=logdir, multiplexer=mux, data_provider=provider)
+    )
+    request_ctx = tb_context.RequestContext()
+    experiment = ctx.experiment_from_metadata(
+        request_ctx,
+        "",
+        include_metrics=True,
+        hparams_run_to_tag_to_content=ctx.hparams_metadata(request_ctx, ""),
+        data_provider_hparams=ctx.hparams_from_data_provider(request_ctx, "", 1000),
+    )
+    request = api_pb2.ListSessionGroupsRequest(
+        start_index=0,
+        slice_size=1000,
+        allowed_statuses=[
+            api_pb2.STATUS_UNKNOWN,
+            api_pb2.STATUS_SUCCESS,
+            api_pb2.STATUS_FAILURE,
+            api_pb2.STATUS_RUNNING,
+        ],
+    )
+    for m in experiment.metric_infos:
+        request.col_params.add(metric=m.name)
+    for h in experiment.hparam_infos:
+        request.col_params.add(hparam=h.name)
+    response = list_session_groups.Handler(request_ctx, ctx, "", request).run()
+    return {
+        g.name: {
+            "hparams": {k: value_of(v) for k, v in g.hparams.items()},
+            "metrics": {
+                m.name.tag: [m.training_step, number(m.value)] for m in g.metric_values
+            },
+        }
+        for g in response.session_groups
+    }
 
 
 def main(logdir):
@@ -90,7 +139,8 @@ def main(logdir):
                 "metrics": [m.name.tag for m in exp.metric_infos],
             }
         runs[run] = {"scalars": scalars, "text": text, "hparams": hparams}
-    json.dump({"runs": runs, "warnings": collect.messages}, sys.stdout)
+    groups = session_groups(logdir)
+    json.dump({"runs": runs, "warnings": collect.messages, "session_groups": groups}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -353,12 +353,19 @@ fn tags_and_results_are_kept_in_run_json_and_sent_as_events() {
         .iter()
         .filter_map(|r| r.get("event").and_then(Value::as_str))
         .collect();
-    assert_eq!(events, ["tags", "tags", "result", "result"]);
-    let acc = &records[2];
+    assert_eq!(events, ["tags", "tags", "tags", "result", "result"]);
+    // Removing a tag sends the tags that remain.
+    assert_eq!(records[2].get("stage"), Some(&Value::Str("sft".into())));
+    assert_eq!(records[2].get("team"), None);
+    let acc = &records[3];
     assert_eq!(acc.get("final_accuracy"), Some(&Value::F64(0.945)));
     assert_eq!(
         acc.get("metadata.dataset"),
         Some(&Value::Str("test".into()))
     );
-    assert!(matches!(records[3].get("final_loss"), Some(Value::F64(x)) if x.is_nan()));
+    assert!(matches!(records[4].get("final_loss"), Some(Value::F64(x)) if x.is_nan()));
+    // Names the result event could not tell apart from its other fields are refused.
+    for bad in ["", "event", "metadata.x"] {
+        assert!(run.result(bad, 1.0, &()).is_err(), "{bad}");
+    }
 }

@@ -337,3 +337,54 @@ fn sigkill_mid_run_leaves_a_file_readable_up_to_the_last_flush() {
         assert_eq!(value.as_f64(), Some(i as f64));
     }
 }
+
+#[test]
+fn run_tags_are_a_text_table_and_results_hparams_metrics_at_the_last_step() {
+    let root = tempfile::tempdir().unwrap();
+    let run_api = trainlog::run::Run::builder()
+        .root(root.path())
+        .prefix("tagged")
+        .create()
+        .unwrap();
+    let builder = run_api
+        .logger()
+        .backends("tensorboard")
+        .unwrap()
+        .rank(0)
+        .run_name("results");
+    let guard = with_logger(builder, || {
+        trainlog::log_hparams(&serde_json::json!({"lr": 0.1}));
+        for step in 0..20u64 {
+            info!(target: "metrics", step, loss = 1.0 / (step + 1) as f64);
+        }
+        run_api.tags().set("stage", "sft").unwrap();
+        run_api.tags().set("note", "a|b").unwrap();
+        run_api
+            .result("final_accuracy", 0.945, &serde_json::json!({"dataset": "test"}))
+            .unwrap();
+    });
+    drop(guard);
+    let logdir = run_api.dir().join("tensorboard");
+    let out = read(&logdir);
+    let run = &out["runs"]["results"];
+    let f32_of = |x: f64| Json::from(x as f32 as f64);
+    assert_eq!(points(run, "scalars", "final_accuracy"), [(19, f32_of(0.945))]);
+    // The HParams dashboard (its own backend) shows the result as a metric column.
+    let group = &out["session_groups"]["results"];
+    assert_eq!(group["hparams"]["lr"], 0.1);
+    assert_eq!(
+        group["metrics"]["final_accuracy"],
+        serde_json::json!([19, f32_of(0.945)])
+    );
+    assert_eq!(group["metrics"]["loss"], serde_json::json!([19, f32_of(0.05)]));
+    let tags = points(run, "text", "tags");
+    assert_eq!(tags.len(), 2);
+    assert_eq!(tags[1].0, 19);
+    assert_eq!(
+        tags[1].1,
+        "| tag | value |\n|---|---|\n| note | a\\|b |\n| stage | sft |\n"
+    );
+    let metadata = points(run, "text", "final_accuracy/metadata");
+    assert_eq!(metadata.len(), 1);
+    assert!(metadata[0].1.as_str().unwrap().contains("| dataset | test |"));
+}

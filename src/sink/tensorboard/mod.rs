@@ -40,6 +40,9 @@ static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 ///   → `eval/acc`). Text fields, JSON arrays and a record's message go to the Text plugin.
 /// - A record without a step uses a counter per tag: the n-th value of a tag gets step n
 ///   (from 0).
+/// - The run API's tags become a text table `tags`, its results scalars (the HParams
+///   dashboard's metric columns) with their metadata as text `<result>/metadata`, both at
+///   the last step written.
 /// - Hyperparameter records (`hparams = true`) feed the HParams plugin: a session start
 ///   record with every hyperparameter (numbers, text, booleans; JSON as text), and a
 ///   session end record at close with status success, or failure when the run failed.
@@ -78,6 +81,8 @@ pub struct TensorBoardSink {
     experiment: bool,
     scalar_tags: BTreeSet<String>,
     start_time: f64,
+    /// The largest step written so far: where the run API's tags and results go.
+    last_step: i64,
 }
 
 impl TensorBoardSink {
@@ -109,6 +114,7 @@ impl TensorBoardSink {
             experiment: false,
             scalar_tags: BTreeSet::new(),
             start_time: crate::time::unix_seconds(now),
+            last_step: 0,
         };
         sink.push_event(&Event {
             wall_time: sink.start_time,
@@ -174,6 +180,31 @@ impl TensorBoardSink {
         if r.hparams {
             self.add_hparams(r, wall_time);
             return;
+        }
+        if let Some(step) = r.step {
+            self.last_step = self.last_step.max(i64::try_from(step).unwrap_or(i64::MAX));
+        }
+        if let Some(tags) = r.as_tags() {
+            let table = markdown_table(["tag", "value"], tags.into_iter());
+            let value = text_value("tags".into(), &table);
+            return self.push_summary(wall_time, self.last_step, vec![value]);
+        }
+        if let Some(result) = r.as_result() {
+            // A scalar at the last step: the HParams dashboard lists every scalar of a
+            // session's run as a metric column, with its latest value.
+            let tag = result.name.replace('.', "/");
+            let mut values = vec![self.summary_value(tag.clone(), result.value)];
+            if !result.metadata.is_empty() {
+                let texts: Vec<(&str, String)> = result
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| (*k, v.to_string()))
+                    .collect();
+                let rows = texts.iter().map(|(k, v)| (*k, v.as_str()));
+                let table = markdown_table(["metadata", "value"], rows);
+                values.push(text_value(format!("{tag}/metadata"), &table));
+            }
+            return self.push_summary(wall_time, self.last_step, values);
         }
         if let (Some(step), None) = (r.step, &r.message) {
             if r.fields.iter().all(|(_, v)| v.as_f64().is_some()) {
@@ -360,6 +391,16 @@ fn text_value(tag: String, text: &str) -> SummaryValue {
             string_val: vec![text.as_bytes().to_vec()],
         })),
     }
+}
+
+/// A Markdown table (the Text plugin renders Markdown) with `|` and line breaks escaped.
+fn markdown_table<'a>(header: [&str; 2], rows: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let mut out = format!("| {} | {} |\n|---|---|\n", header[0], header[1]);
+    for (k, v) in rows {
+        out.push_str(&format!("| {} | {} |\n", cell(k), cell(v)));
+    }
+    out
 }
 
 /// An HParams plugin record: the data in the metadata, an empty float tensor as value.
