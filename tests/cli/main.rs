@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value as Json};
 use tracing_subscriber::prelude::*;
 use trainlog::run::Run;
 
@@ -461,4 +461,49 @@ fn show_and_ls_report_tags_and_results() {
         result.contains("0.945") && result.contains(r#"{"dataset":"test"}"#),
         "{show}"
     );
+}
+
+#[test]
+fn export_has_one_row_per_final_result() {
+    let root = tempfile::tempdir().unwrap();
+    let run = Run::builder()
+        .root(root.path())
+        .prefix("exported")
+        .create()
+        .unwrap();
+    let (layer, guard) = run.logger().rank(0).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for step in 0..3u64 {
+            tracing::info!(target: "metrics", step, loss = 1.0);
+        }
+        // Logged to the metrics file and kept in run.json: exported once.
+        run.result("final_accuracy", 0.9, &json!({"dataset": "test"}))
+            .unwrap();
+        run.result("final_accuracy", 0.945, &json!({"dataset": "test"}))
+            .unwrap();
+    });
+    drop(guard);
+    // Kept in run.json only (no logger any more).
+    run.result("final_loss", f64::NAN, &()).unwrap();
+    let dir = run.dir().to_str().unwrap();
+    let (ok, out, err) = output(cli().args(["export", dir, "--format", "jsonl"]));
+    assert!(ok, "{err}");
+    let rows: Vec<Json> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let results: Vec<&Json> = rows.iter().filter(|r| r["event"] == "result").collect();
+    assert_eq!(results.len(), 2, "{out}");
+    assert_eq!(results[0]["final_accuracy"], 0.945);
+    assert_eq!(results[0]["metadata.dataset"], "test");
+    assert_eq!(results[1]["final_loss"], "NaN");
+    assert_eq!(rows.iter().filter(|r| r["loss"] == 1.0).count(), 3);
+    let (ok, csv, err) = output(cli().args(["export", dir]));
+    assert!(ok, "{err}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|c| *c == "final_accuracy").unwrap();
+    let values: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap_or(""))
+        .filter(|v| !v.is_empty())
+        .collect();
+    assert_eq!(values, ["0.945"], "{csv}");
 }

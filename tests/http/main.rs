@@ -771,3 +771,36 @@ fn https_with_a_private_ca_from_the_options_or_ssl_cert_file() {
     );
     assert_eq!(logged_steps(&other.stored()), (0..5).collect::<Vec<_>>());
 }
+
+#[test]
+fn run_tags_and_results_arrive_as_their_own_event_types() {
+    let server = TestServer::start(Faults::default());
+    let root = tempfile::tempdir().unwrap();
+    let run_api = trainlog::run::Run::builder()
+        .root(root.path())
+        .prefix("tagged")
+        .create()
+        .unwrap();
+    let builder = run_api
+        .logger()
+        .backends("http")
+        .unwrap()
+        .rank(0)
+        .http(options(&server.url(), "tagged"));
+    let (layer, guard) = builder.build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        run_api.tags().set("stage", "sft").unwrap();
+        run_api
+            .result("final_accuracy", 0.945, &serde_json::json!({"dataset": "test"}))
+            .unwrap();
+    });
+    drop(guard);
+    let stored = server.stored();
+    let tags = stored.iter().find(|m| m["event_type"] == "tags").unwrap();
+    assert_eq!(tags["data"], serde_json::json!({"stage": "sft"}));
+    let result = stored.iter().find(|m| m["event_type"] == "result").unwrap();
+    assert_eq!(
+        result["data"],
+        serde_json::json!({"final_accuracy": 0.945, "metadata.dataset": "test"})
+    );
+}

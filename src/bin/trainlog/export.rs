@@ -18,6 +18,45 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
+/// Puts the run's final results from `run.json` (the latest of each name) in place of
+/// the `result` events of the metrics files: one row each, `event` = `result`, the value
+/// in the column of its name, the metadata in `metadata.*` columns.
+fn add_results(run: &Path, rows: &mut Vec<Json>) {
+    let Ok(info) = trainlog::run::read_info(run) else {
+        return;
+    };
+    if info.results.is_empty() {
+        return;
+    }
+    rows.retain(|row| {
+        row["event"] != "result"
+            || !fields(row).any(|(k, _)| info.results.contains_key(k.as_str()))
+    });
+    for (name, result) in &info.results {
+        let mut row = Map::new();
+        row.insert("event".into(), "result".into());
+        // The run.json encoding: NaN and ±∞ as the JSONL strings.
+        let encoded = serde_json::to_value(result).unwrap_or_default();
+        row.insert(name.clone(), encoded["value"].clone());
+        flatten_into("metadata", &result.metadata, &mut row);
+        rows.push(Json::Object(row));
+    }
+}
+
+fn flatten_into(prefix: &str, value: &Json, out: &mut Map<String, Json>) {
+    match value {
+        Json::Null => {}
+        Json::Object(map) => {
+            for (k, v) in map {
+                flatten_into(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
+}
+
 pub fn export(args: &[String]) -> Result<(), String> {
     let mut run = None;
     let mut format = "csv".to_owned();
@@ -45,6 +84,7 @@ pub fn export(args: &[String]) -> Result<(), String> {
             rows.push(line);
         }
     }
+    add_results(run, &mut rows);
     if rows.is_empty() && !is_run(run) {
         return Err(format!(
             "{} is not a run directory (no metrics_rank*.jsonl)",
