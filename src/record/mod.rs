@@ -22,8 +22,8 @@ mod value;
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-pub use value::Value;
 pub(crate) use run_events::METADATA_PREFIX;
+pub use value::Value;
 
 /// A field name. Names from a `tracing` callsite are borrowed; run-time names are owned.
 pub type Key = Cow<'static, str>;

@@ -45,6 +45,15 @@ impl Record {
         )
     }
 
+    /// The numeric fields (booleans as 0/1) that are metrics: all of them but a result's
+    /// metadata. For backends that keep numbers only (OTel, Prometheus).
+    pub(crate) fn numbers(&self) -> impl Iterator<Item = (&str, f64)> {
+        let result = self.event() == Some("result");
+        self.unique_fields()
+            .filter(move |(k, _)| !(result && k.starts_with(METADATA_PREFIX)))
+            .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+    }
+
     /// A `result` event's name, value and metadata.
     pub(crate) fn as_result(&self) -> Option<ResultEvent<'_>> {
         if self.event() != Some("result") || self.hparams {
@@ -92,6 +101,12 @@ mod tests {
         assert_eq!((r.name, r.value), ("final_accuracy", &Value::F64(0.945)));
         assert_eq!(r.metadata.len(), 2);
         assert_eq!(r.metadata[0], ("dataset", &Value::Str("test".into())));
+        let numbers: Vec<_> = result.numbers().collect();
+        assert_eq!(numbers, [("final_accuracy", 0.945)]);
+        let plain = Record::new(0)
+            .with_field("loss", 1.0)
+            .with_field("metadata.n", 2u64);
+        assert_eq!(plain.numbers().count(), 2);
         assert!(Record::new(0).with_field("loss", 1.0).as_result().is_none());
         assert_eq!(Record::new(0).with_field("event", 3u64).event(), None);
     }

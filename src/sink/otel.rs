@@ -289,8 +289,7 @@ impl OtelSink {
             let name = self.options.step_gauge.clone();
             self.gauge(&name, step as f64)?;
         }
-        for (k, v) in r.unique_fields() {
-            let Some(number) = v.as_f64() else { continue };
+        for (k, number) in r.numbers() {
             if !number.is_finite() {
                 self.non_finite(k, number)?;
                 continue;

@@ -325,8 +325,7 @@ impl Sink for PrometheusSink {
             if let Some(step) = r.step {
                 self.gauge("step", step as f64);
             }
-            for (k, v) in r.unique_fields() {
-                let Some(x) = v.as_f64() else { continue };
+            for (k, x) in r.numbers() {
                 match k.strip_prefix(super::MONOTONIC_PREFIX) {
                     Some(name) => self.count(name, x),
                     None => self.gauge(k, x),

@@ -386,7 +386,11 @@ impl WandbSink {
         self.run.tags = tags
             .into_iter()
             .map(|(k, v)| {
-                let tag = if v.is_empty() { k.to_owned() } else { format!("{k}:{v}") };
+                let tag = if v.is_empty() {
+                    k.to_owned()
+                } else {
+                    format!("{k}:{v}")
+                };
                 match tag.char_indices().nth(MAX_TAG) {
                     Some((at, _)) => tag[..at].to_owned(),
                     None => tag,

@@ -488,7 +488,10 @@ fn export_has_one_row_per_final_result() {
     let dir = run.dir().to_str().unwrap();
     let (ok, out, err) = output(cli().args(["export", dir, "--format", "jsonl"]));
     assert!(ok, "{err}");
-    let rows: Vec<Json> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Json> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let results: Vec<&Json> = rows.iter().filter(|r| r["event"] == "result").collect();
     assert_eq!(results.len(), 2, "{out}");
     assert_eq!(results[0]["final_accuracy"], 0.945);

@@ -791,7 +791,11 @@ fn run_tags_and_results_arrive_as_their_own_event_types() {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         run_api.tags().set("stage", "sft").unwrap();
         run_api
-            .result("final_accuracy", 0.945, &serde_json::json!({"dataset": "test"}))
+            .result(
+                "final_accuracy",
+                0.945,
+                &serde_json::json!({"dataset": "test"}),
+            )
             .unwrap();
     });
     drop(guard);

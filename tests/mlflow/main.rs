@@ -748,7 +748,11 @@ fn run_tags_become_mlflow_tags_and_results_final_metrics() {
         run_api.tags().set("team", "nlp").unwrap();
         run_api.tags().set("stage", "sft").unwrap();
         run_api
-            .result("final_accuracy", 0.945, &json!({"dataset": "test", "n": 10000}))
+            .result(
+                "final_accuracy",
+                0.945,
+                &json!({"dataset": "test", "n": 10000}),
+            )
             .unwrap();
     });
     drop(guard);

@@ -3,6 +3,7 @@
 
 #[path = "../support/python.rs"]
 mod python;
+mod server;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -182,4 +183,49 @@ fn with_all_ranks_each_rank_listens_on_port_plus_local_rank() {
     let loss = sample(&families, "trainlog_loss");
     assert_eq!(loss["labels"]["rank"], "5");
     assert_eq!(loss["value"], 0.25);
+}
+
+#[test]
+fn a_real_prometheus_server_scrapes_the_endpoint_and_answers_promql() {
+    let binary = match server::binary() {
+        Ok(binary) => binary,
+        Err(why) => {
+            eprintln!("skipped: no Prometheus server on this machine: {why}");
+            return;
+        }
+    };
+    let addr = free_addr();
+    let (layer, guard) = MetricLogger::builder()
+        .rank(0)
+        .run_name("promql")
+        .prometheus(PrometheusOptions::new().listen(addr))
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for step in 0..=20u64 {
+            info!(
+                target: "metrics",
+                step,
+                loss = 2.0 - step as f64 / 16.0,
+                "monotonic_counter.tokens" = 100u64,
+                grad_norm = if step == 20 { f64::NAN } else { 1.0 },
+            );
+        }
+    });
+    guard.flush().unwrap();
+    let prometheus = server::Prometheus::start(&binary, &addr.to_string(), free_addr().port());
+    let loss = prometheus.query("trainlog_loss");
+    assert_eq!(loss.len(), 1, "{loss:?}");
+    assert_eq!(loss[0].1, "0.75");
+    assert_eq!(loss[0].0["run"], "promql");
+    assert_eq!(loss[0].0["rank"], "0");
+    assert_eq!(loss[0].0["job"], "trainlog");
+    assert_eq!(prometheus.query("trainlog_step")[0].1, "20");
+    assert_eq!(prometheus.query("trainlog_tokens_total")[0].1, "2100");
+    assert_eq!(prometheus.query("trainlog_grad_norm")[0].1, "NaN");
+    // PromQL over the series: the scrape is healthy.
+    let up = prometheus.query(r#"up{job="trainlog"}"#);
+    assert_eq!(up[0].1, "1", "{}", prometheus.log());
+    drop(guard);
 }

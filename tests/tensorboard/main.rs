@@ -360,7 +360,11 @@ fn run_tags_are_a_text_table_and_results_hparams_metrics_at_the_last_step() {
         run_api.tags().set("stage", "sft").unwrap();
         run_api.tags().set("note", "a|b").unwrap();
         run_api
-            .result("final_accuracy", 0.945, &serde_json::json!({"dataset": "test"}))
+            .result(
+                "final_accuracy",
+                0.945,
+                &serde_json::json!({"dataset": "test"}),
+            )
             .unwrap();
     });
     drop(guard);
@@ -368,7 +372,10 @@ fn run_tags_are_a_text_table_and_results_hparams_metrics_at_the_last_step() {
     let out = read(&logdir);
     let run = &out["runs"]["results"];
     let f32_of = |x: f64| Json::from(x as f32 as f64);
-    assert_eq!(points(run, "scalars", "final_accuracy"), [(19, f32_of(0.945))]);
+    assert_eq!(
+        points(run, "scalars", "final_accuracy"),
+        [(19, f32_of(0.945))]
+    );
     // The HParams dashboard (its own backend) shows the result as a metric column.
     let group = &out["session_groups"]["results"];
     assert_eq!(group["hparams"]["lr"], 0.1);
@@ -376,7 +383,10 @@ fn run_tags_are_a_text_table_and_results_hparams_metrics_at_the_last_step() {
         group["metrics"]["final_accuracy"],
         serde_json::json!([19, f32_of(0.945)])
     );
-    assert_eq!(group["metrics"]["loss"], serde_json::json!([19, f32_of(0.05)]));
+    assert_eq!(
+        group["metrics"]["loss"],
+        serde_json::json!([19, f32_of(0.05)])
+    );
     let tags = points(run, "text", "tags");
     assert_eq!(tags.len(), 2);
     assert_eq!(tags[1].0, 19);
@@ -386,5 +396,9 @@ fn run_tags_are_a_text_table_and_results_hparams_metrics_at_the_last_step() {
     );
     let metadata = points(run, "text", "final_accuracy/metadata");
     assert_eq!(metadata.len(), 1);
-    assert!(metadata[0].1.as_str().unwrap().contains("| dataset | test |"));
+    assert!(metadata[0]
+        .1
+        .as_str()
+        .unwrap()
+        .contains("| dataset | test |"));
 }

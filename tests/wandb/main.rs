@@ -318,12 +318,11 @@ fn run_tags_update_the_run_and_results_go_to_the_summary_not_the_history() {
         .prefix("tagged")
         .create()
         .unwrap();
-    let builder = run_api
-        .logger()
-        .backends("wandb")
-        .unwrap()
-        .rank(0)
-        .wandb(WandbOptions::new().project("trainlog-tests").run_id("tags1234"));
+    let builder = run_api.logger().backends("wandb").unwrap().rank(0).wandb(
+        WandbOptions::new()
+            .project("trainlog-tests")
+            .run_id("tags1234"),
+    );
     let long = "v".repeat(100);
     let guard = run(builder, || {
         for step in 0..10u64 {
@@ -342,7 +341,11 @@ fn run_tags_update_the_run_and_results_go_to_the_summary_not_the_history() {
     let out = read(&file);
     assert_eq!(out["error"], Json::Null, "{out}");
     // The run record is sent again with each change of the tags; the last one counts.
-    let runs = out["types"].as_array().unwrap().iter().filter(|t| *t == "run");
+    let runs = out["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| *t == "run");
     assert_eq!(runs.count(), 4);
     assert_eq!(out["run"]["run_id"], "tags1234");
     assert_eq!(out["run"]["project"], "trainlog-tests");

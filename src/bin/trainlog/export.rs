@@ -29,8 +29,7 @@ fn add_results(run: &Path, rows: &mut Vec<Json>) {
         return;
     }
     rows.retain(|row| {
-        row["event"] != "result"
-            || !fields(row).any(|(k, _)| info.results.contains_key(k.as_str()))
+        row["event"] != "result" || !fields(row).any(|(k, _)| info.results.contains_key(k.as_str()))
     });
     for (name, result) in &info.results {
         let mut row = Map::new();
