@@ -17,14 +17,22 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::{Record, Value};
 
-/// Whether console output should be coloured: `NO_COLOR` unset (or empty) and stdout a terminal.
+/// Whether console output should be coloured: never when `NO_COLOR` is set (non-empty),
+/// always when `CLICOLOR_FORCE` is set to anything but `0`, else when stdout is a terminal.
 pub fn color_enabled() -> bool {
     color_enabled_for(&std::io::stdout())
 }
 
 /// Like [`color_enabled`] for another stream, e.g. `&std::io::stderr()`.
 pub fn color_enabled_for(stream: &impl IsTerminal) -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if set("NO_COLOR").is_some() {
+        return false;
+    }
+    if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+        return true;
+    }
+    stream.is_terminal()
 }
 
 /// Formats a float by the console rules: `0.250`, `3.00e-4`, `1.23e5`, `NaN`, `inf`.

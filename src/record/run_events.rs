@@ -47,6 +47,7 @@ impl Record {
 
     /// The numeric fields (booleans as 0/1) that are metrics: all of them but a result's
     /// metadata. For backends that keep numbers only (OTel, Prometheus).
+    #[cfg(any(feature = "otel", feature = "prometheus"))]
     pub(crate) fn numbers(&self) -> impl Iterator<Item = (&str, f64)> {
         let result = self.event() == Some("result");
         self.unique_fields()
@@ -101,12 +102,15 @@ mod tests {
         assert_eq!((r.name, r.value), ("final_accuracy", &Value::F64(0.945)));
         assert_eq!(r.metadata.len(), 2);
         assert_eq!(r.metadata[0], ("dataset", &Value::Str("test".into())));
-        let numbers: Vec<_> = result.numbers().collect();
-        assert_eq!(numbers, [("final_accuracy", 0.945)]);
-        let plain = Record::new(0)
-            .with_field("loss", 1.0)
-            .with_field("metadata.n", 2u64);
-        assert_eq!(plain.numbers().count(), 2);
+        #[cfg(any(feature = "otel", feature = "prometheus"))]
+        {
+            let numbers: Vec<_> = result.numbers().collect();
+            assert_eq!(numbers, [("final_accuracy", 0.945)]);
+            let plain = Record::new(0)
+                .with_field("loss", 1.0)
+                .with_field("metadata.n", 2u64);
+            assert_eq!(plain.numbers().count(), 2);
+        }
         assert!(Record::new(0).with_field("loss", 1.0).as_result().is_none());
         assert_eq!(Record::new(0).with_field("event", 3u64).event(), None);
     }

@@ -71,7 +71,7 @@ fn export_merges_all_ranks_into_one_csv_table() {
     let text = std::fs::read_to_string(&csv_path).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(&header[..3], &["rank", "step", "timestamp"]);
+    assert_eq!(&header[..4], &["run", "rank", "step", "timestamp"]);
     for column in ["loss", "lr", "eval.acc", "eval.loss", "grad.norm"] {
         assert!(header.contains(&column), "{header:?}");
     }
@@ -82,15 +82,17 @@ fn export_merges_all_ranks_into_one_csv_table() {
     let loss_col = header.iter().position(|c| *c == "loss").unwrap();
     let jsonl = trainlog::run::read_jsonl(&dir.path().join("metrics_rank1.jsonl")).unwrap();
     let step7 = jsonl.iter().find(|l| l["step"] == 7).unwrap();
-    let row = rows.iter().find(|r| r[0] == "1" && r[1] == "7").unwrap();
+    let row = rows.iter().find(|r| r[1] == "1" && r[2] == "7").unwrap();
     assert_eq!(
         row[loss_col].parse::<f64>().unwrap(),
         step7["loss"].as_f64().unwrap()
     );
     assert_eq!(
-        (rows[0][0], rows[0][1], rows[1][0], rows[1][1]),
+        (rows[0][1], rows[0][2], rows[1][1], rows[1][2]),
         ("0", "0", "1", "0")
     );
+    let run_name = dir.path().file_name().unwrap().to_str().unwrap();
+    assert!(rows.iter().all(|r| r[0] == run_name));
 
     let (ok, jsonl_out, _) =
         output(cli().args(["export", dir.path().to_str().unwrap(), "--format", "jsonl"]));
@@ -98,6 +100,10 @@ fn export_merges_all_ranks_into_one_csv_table() {
     let first: serde_json::Value = serde_json::from_str(jsonl_out.lines().next().unwrap()).unwrap();
     assert_eq!(first["rank"], 0);
     assert_eq!(first["step"], 0);
+    assert_eq!(
+        first["run"],
+        dir.path().file_name().unwrap().to_str().unwrap()
+    );
     assert!(first.get("eval.acc").is_some());
 }
 
@@ -224,11 +230,43 @@ fn unreadable_input_is_reported_with_file_and_line() {
     assert!(!ok);
     assert!(err.contains("is not a run directory"), "{err}");
     let (ok, _, err) = output(cli().args(["frobnicate"]));
-    assert!(!ok && err.contains("unknown command"), "{err}");
+    assert!(
+        !ok && err.contains("unrecognized subcommand 'frobnicate'"),
+        "{err}"
+    );
 }
 
-/// Tableau 10, the order series are drawn in.
-const SERIES_COLORS: [[u8; 3]; 3] = [[31, 119, 180], [255, 127, 14], [44, 160, 44]];
+/// Okabe–Ito, the order series are drawn in.
+const SERIES_COLORS: [[u8; 3]; 3] = [[0, 114, 178], [230, 159, 0], [0, 158, 115]];
+
+/// A PNG's size and RGBA pixels.
+fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, pixels)
+}
+
+/// Pixels that are `color` blended with the white background: a fraction t of the way
+/// to white, 0 < t < 1, in every channel alike (what antialiasing leaves along a line).
+fn blends_of(pixels: &[u8], color: [u8; 3]) -> usize {
+    pixels
+        .chunks(4)
+        .filter(|p| {
+            let t: Vec<f64> = (0..3)
+                .filter(|&i| color[i] < 250)
+                .map(|i| (p[i] as f64 - color[i] as f64) / (255.0 - color[i] as f64))
+                .collect();
+            let (lo, hi) = t
+                .iter()
+                .fold((1.0f64, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            lo > 0.1 && hi < 0.9 && hi - lo < 0.08
+        })
+        .count()
+}
 
 #[test]
 fn plot_writes_svg_and_png_with_one_line_per_run_and_rank() {
@@ -292,18 +330,25 @@ fn plot_writes_svg_and_png_with_one_line_per_run_and_rank() {
     ]));
     assert!(ok, "{err}");
     assert!(out.contains(": 3 charts, 9 lines"), "{out}");
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(&png_path).unwrap(),
-    ));
-    let mut reader = decoder.read_info().unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut pixels).unwrap();
-    assert_eq!((info.width, info.height), (960, 3 * 360));
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    let present = |c: [u8; 3]| pixels.chunks(3).filter(|p| *p == c).count();
+    let (width, height, pixels) = read_png(&png_path);
+    assert_eq!(width, 960);
+    assert!(
+        (900..1300).contains(&height),
+        "three charts stacked: {height}"
+    );
+    let present = |c: [u8; 3]| pixels.chunks(4).filter(|p| p[..3] == c).count();
     for color in SERIES_COLORS {
-        assert!(present(color) > 100, "series colour {color:?} drawn");
+        // The legend swatches at least, in the exact colour.
+        assert!(present(color) > 50, "series colour {color:?} drawn");
+        // Antialiased edges: the colour blended with the background.
+        assert!(blends_of(&pixels, color) > 50, "{color:?} antialiased");
     }
+    // Antialiased text: greys between the text colour and white.
+    let greys = pixels
+        .chunks(4)
+        .filter(|p| p[0] == p[1] && p[1] == p[2] && (60..200).contains(&p[0]))
+        .count();
+    assert!(greys > 500, "{greys} grey pixels");
     assert!(std::fs::metadata(&png_path).unwrap().len() > 5_000);
 
     let (ok, _, err) = output(cli().args([
@@ -509,4 +554,293 @@ fn export_has_one_row_per_final_result() {
         .filter(|v| !v.is_empty())
         .collect();
     assert_eq!(values, ["0.945"], "{csv}");
+}
+
+#[test]
+fn every_command_has_help_with_examples_and_the_binary_a_version() {
+    let commands = [
+        "ls",
+        "show",
+        "compare",
+        "tail",
+        "export",
+        "plot",
+        "sync",
+        "completions",
+    ];
+    let (ok, help, err) = output(cli().arg("--help"));
+    assert!(ok, "{err}");
+    for command in commands {
+        assert!(
+            help.contains(&format!("  {command}")),
+            "{command} in\n{help}"
+        );
+        let (ok, out, err) = output(cli().args([command, "--help"]));
+        assert!(ok, "{command} --help: {err}");
+        assert!(out.contains("Examples:"), "{command} --help:\n{out}");
+    }
+    let (ok, out, _) = output(cli().arg("--version"));
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        format!("trainlog {}", env!("CARGO_PKG_VERSION"))
+    );
+    let (ok, out, err) = output(cli().args(["completions", "bash"]));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("_trainlog") && out.contains("compare"),
+        "{out}"
+    );
+    // Errors name the bad argument and exit with clap's usage code.
+    let out = cli().args(["show", "--bogus", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--bogus'"));
+    let (ok, _, err) = output(cli().args(["plot", "x", "-o", "a.png", "--smooth", "1.5"]));
+    assert!(!ok && err.contains("1.5 is outside 0 ≤ W < 1"), "{err}");
+    // `export A B` uses both; a directory that is not a run is named.
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = output(
+        cli()
+            .arg("export")
+            .arg(dir.path())
+            .arg(dir.path().join("nope")),
+    );
+    assert!(!ok && err.contains("is not a run directory"), "{err}");
+}
+
+/// The last value of `metric` in a run's rank-0 file.
+fn last_value(run: &Path, metric: &str) -> f64 {
+    let lines = trainlog::jsonl::read(&run.join("metrics_rank0.jsonl")).unwrap();
+    lines.iter().rev().find_map(|l| l[metric].as_f64()).unwrap()
+}
+
+#[test]
+fn compare_shows_the_params_that_differ_and_each_runs_final_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("short"), dir.path().join("long"));
+    run_example(&a, 0, 30);
+    run_example(&b, 0, 50);
+    let (ok, out, err) = output(cli().arg("compare").arg(&a).arg(&b));
+    assert!(ok, "{err}");
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("short") && header.contains("long"), "{out}");
+    let steps = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("steps") && l.starts_with("  "))
+        .unwrap_or_else(|| panic!("no steps param row:\n{out}"));
+    assert_eq!(
+        steps.split_whitespace().collect::<Vec<_>>(),
+        ["steps", "30", "50"]
+    );
+    // Equal params (lr, batch_size, ...) are folded away.
+    assert!(
+        out.contains("(4 equal, --all-params to list them)"),
+        "{out}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.trim_start().starts_with("batch_size")),
+        "{out}"
+    );
+    let section = out
+        .find("loss (best = min)")
+        .unwrap_or_else(|| panic!("{out}"));
+    let last = out[section..]
+        .lines()
+        .find(|l| l.trim_start().starts_with("last"))
+        .unwrap();
+    let fmt = trainlog::format::format_float;
+    assert_eq!(
+        last.split_whitespace().collect::<Vec<_>>(),
+        [
+            "last",
+            &fmt(last_value(&a, "loss")),
+            &fmt(last_value(&b, "loss"))
+        ],
+        "{out}"
+    );
+    // The longer run has the lower loss: its best is marked.
+    let best = out[section..]
+        .lines()
+        .find(|l| l.trim_start().starts_with("best"))
+        .unwrap();
+    assert!(best.trim_end().ends_with('*'), "{best}");
+
+    let (ok, json, err) = output(cli().arg("compare").arg(&a).arg(&b).arg("--json"));
+    assert!(ok, "{err}");
+    let json: Json = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["runs"], json!(["short", "long"]));
+    assert_eq!(json["params"]["differ"]["steps"], json!([30, 50]));
+    assert_eq!(json["params"]["equal"]["batch_size"], 32);
+    let loss = &json["metrics"]["loss"];
+    assert_eq!(loss["best"], "min");
+    assert_eq!(loss["runs"][0]["last"], last_value(&a, "loss"));
+    assert_eq!(loss["runs"][1]["last"], last_value(&b, "loss"));
+    assert_eq!(loss["runs"][1]["count"], 50);
+    // --best overrides the direction.
+    let (ok, json, _) = output(
+        cli()
+            .arg("compare")
+            .arg(&a)
+            .arg(&b)
+            .args(["--json", "--best", "max:loss"]),
+    );
+    assert!(ok);
+    let json: Json = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["metrics"]["loss"]["best"], "max");
+    let (ok, _, err) = output(
+        cli()
+            .arg("compare")
+            .arg(&a)
+            .arg(&b)
+            .args(["--best", "top:loss"]),
+    );
+    assert!(!ok && err.contains("expected min or max"), "{err}");
+}
+
+#[test]
+fn ls_filters_by_status_sorts_by_start_and_speaks_json() {
+    let root = tempfile::tempdir().unwrap();
+    let make = |prefix: &str| {
+        Run::builder()
+            .root(root.path())
+            .prefix(prefix)
+            .create()
+            .unwrap()
+    };
+    // Started in this order; names in the opposite order.
+    let first = make("zz-first");
+    first.start().unwrap();
+    first.complete().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let second = make("aa-second");
+    second.start().unwrap();
+    second.fail("out of memory").unwrap();
+    let (ok, out, err) = output(cli().arg("ls").arg(root.path()));
+    assert!(ok, "{err}");
+    let names: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["default/default/zz-first", "default/default/aa-second"],
+        "{out}"
+    );
+    let (ok, out, _) = output(
+        cli()
+            .arg("ls")
+            .arg(root.path())
+            .args(["--status", "failed"]),
+    );
+    assert!(ok);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        out.contains("aa-second") && !out.contains("zz-first"),
+        "{out}"
+    );
+    let (ok, out, _) = output(cli().arg("ls").arg(root.path()).arg("--json"));
+    assert!(ok);
+    let runs: Json = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs[0]["status"], "completed");
+    assert_eq!(runs[1]["status"], "failed");
+    assert_eq!(runs[1]["run"], "default/default/aa-second");
+    let (ok, out, _) = output(cli().arg("show").arg(second.dir()).arg("--json"));
+    assert!(ok);
+    let shown: Json = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["error"], "out of memory");
+    assert_eq!(shown["status"], "failed");
+}
+
+#[test]
+fn tail_starts_with_the_last_n_and_follows_rank_files_created_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..10)
+        .map(|s| format!("{{\"step\":{s},\"loss\":{s}}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("metrics_rank0.jsonl"), lines).unwrap();
+    let (ok, out, err) = output(cli().arg("tail").args(["-n", "3"]).arg(dir.path()));
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["step=7, loss=7", "step=8, loss=8", "step=9, loss=9"]
+    );
+    let mut child = cli()
+        .arg("tail")
+        .args(["-f", "-n", "1"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(out.next().unwrap().unwrap(), "step=9, loss=9");
+    // A rank that starts writing after tail started; from then on lines name their rank.
+    std::fs::write(
+        dir.path().join("metrics_rank1.jsonl"),
+        "{\"step\":0,\"loss\":5}\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    assert_eq!(out.next().unwrap().unwrap(), "[rank 1] step=0, loss=5");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn export_puts_several_runs_in_one_table_with_a_run_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    run_example(&a, 0, 5);
+    run_example(&b, 0, 7);
+    let (ok, csv, err) = output(cli().arg("export").arg(&a).arg(&b));
+    assert!(ok, "{err}");
+    let runs: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(runs.iter().filter(|r| **r == "a").count(), 5);
+    assert_eq!(runs.iter().filter(|r| **r == "b").count(), 7);
+}
+
+#[test]
+fn plot_smooths_like_tensorboard_and_draws_log_and_time_axes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    run_example(&run, 0, 200);
+    let svg = dir.path().join("smooth.svg");
+    let (ok, _, err) = output(
+        cli()
+            .arg("plot")
+            .arg(&run)
+            .args(["-m", "loss", "--smooth", "0.6", "-o"])
+            .arg(&svg),
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    // The raw line, faint, then the smoothed one.
+    assert_eq!(text.matches("<g class=\"series\"").count(), 2, "{text}");
+    assert!(text.contains("stroke-opacity=\"0.25\""), "{text}");
+    assert!(text.contains("(smoothed 0.6)"));
+    for (flags, expect) in [
+        (&["--log-y"][..], "1e-4"),
+        (&["--x", "relative"][..], "relative time (s)"),
+        (&["--x", "wall"][..], "wall time (UTC)"),
+    ] {
+        let out_path = dir.path().join("axis.svg");
+        let (ok, _, err) = output(
+            cli()
+                .arg("plot")
+                .arg(&run)
+                .args(["-m", "lr"])
+                .args(flags)
+                .arg("-o")
+                .arg(&out_path),
+        );
+        assert!(ok, "{flags:?}: {err}");
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        assert!(text.contains(expect), "{flags:?}: {expect} missing");
+    }
 }

@@ -1,14 +1,17 @@
-//! `trainlog export RUN [--format csv|jsonl] [-o FILE]`: one table, all ranks.
+//! `trainlog export RUN... [--format csv|jsonl] [-o FILE]`: one table, every rank of
+//! every run, with `run` and `rank` columns, streamed: rows are read and written one at a
+//! time (CSV reads the files twice, first for the column names).
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::Path;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
-use trainlog::jsonl::{fields, read as read_jsonl};
+use trainlog::jsonl::fields;
+use trainlog::run::{read_info, RunInfo};
 
-use crate::runs::{is_run, metric_files};
-use crate::USAGE;
+use crate::args::{ExportArgs, Format};
+use crate::runs::{is_run, labels, metric_files};
 
 fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -18,28 +21,190 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-/// Puts the run's final results from `run.json` (the latest of each name) in place of
-/// the `result` events of the metrics files: one row each, `event` = `result`, the value
-/// in the column of its name, the metadata in `metadata.*` columns.
-fn add_results(run: &Path, rows: &mut Vec<Json>) {
-    let Ok(info) = trainlog::run::read_info(run) else {
-        return;
+fn csv_value(v: &Json) -> String {
+    match v {
+        Json::Null => String::new(),
+        Json::String(s) => csv_cell(s),
+        other => csv_cell(&other.to_string()),
+    }
+}
+
+pub fn export(args: &ExportArgs) -> Result<(), String> {
+    for run in &args.runs {
+        if !is_run(run) {
+            return Err(format!(
+                "{} is not a run directory (no run.json or metrics_rank*.jsonl)",
+                run.display()
+            ));
+        }
+    }
+    let names = labels(&args.runs);
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => {
+            Box::new(std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
     };
-    if info.results.is_empty() {
-        return;
+    let mut out = BufWriter::new(out);
+    let write_err = |e: std::io::Error| format!("writing the export: {e}");
+    match args.format {
+        Format::Csv => {
+            // First pass: the columns.
+            let mut columns = BTreeSet::new();
+            for run in &args.runs {
+                for_each_row(run, |row| {
+                    columns.extend(fields(row).map(|(k, _)| k.clone()));
+                    Ok(())
+                })?;
+            }
+            let mut header = vec![
+                "run".to_owned(),
+                "rank".into(),
+                "step".into(),
+                "timestamp".into(),
+            ];
+            header.extend(columns.iter().map(|c| csv_cell(c)));
+            writeln!(out, "{}", header.join(",")).map_err(write_err)?;
+            for (run, name) in args.runs.iter().zip(&names) {
+                let name = csv_cell(name);
+                for_each_row(run, |row| {
+                    let mut cells = vec![
+                        name.clone(),
+                        csv_value(&row["rank"]),
+                        csv_value(&row["step"]),
+                        csv_value(&row["timestamp"]),
+                    ];
+                    cells.extend(
+                        columns
+                            .iter()
+                            .map(|c| csv_value(row.get(c).unwrap_or(&Json::Null))),
+                    );
+                    writeln!(out, "{}", cells.join(",")).map_err(write_err)
+                })?;
+            }
+        }
+        Format::Jsonl => {
+            for (run, name) in args.runs.iter().zip(&names) {
+                for_each_row(run, |row| {
+                    let mut obj = Map::new();
+                    obj.insert("run".into(), name.clone().into());
+                    for key in ["rank", "step", "timestamp"] {
+                        obj.insert(key.into(), row[key].clone());
+                    }
+                    for (k, v) in fields(row) {
+                        obj.insert(k.clone(), v.clone());
+                    }
+                    writeln!(out, "{}", Json::Object(obj)).map_err(write_err)
+                })?;
+            }
+        }
     }
-    rows.retain(|row| {
-        row["event"] != "result" || !fields(row).any(|(k, _)| info.results.contains_key(k.as_str()))
-    });
-    for (name, result) in &info.results {
-        let mut row = Map::new();
-        row.insert("event".into(), "result".into());
-        // The run.json encoding: NaN and ±∞ as the JSONL strings.
-        let encoded = serde_json::to_value(result).unwrap_or_default();
-        row.insert(name.clone(), encoded["value"].clone());
-        flatten_into("metadata", &result.metadata, &mut row);
-        rows.push(Json::Object(row));
+    out.flush().map_err(write_err)
+}
+
+/// One rank file being read.
+struct RankFile {
+    rank: u32,
+    path: PathBuf,
+    lines: std::io::Lines<BufReader<std::fs::File>>,
+    number: usize,
+    /// The next row and its sort step (a row without a step sorts with the one before).
+    head: Option<(u64, Json)>,
+    last_step: u64,
+}
+
+impl RankFile {
+    fn advance(&mut self, results: Option<&RunInfo>) -> Result<(), String> {
+        self.head = None;
+        while let Some(line) = self.lines.next() {
+            let line = line.map_err(|e| format!("{}: {e}", self.path.display()))?;
+            self.number += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let mut row: Json = match serde_json::from_str(&line) {
+                Ok(row) => row,
+                // A torn last line (a crash mid-write) is not a record.
+                Err(_) if self.is_last_line() => continue,
+                Err(e) => {
+                    return Err(format!(
+                        "{}:{}: not valid JSON ({e})",
+                        self.path.display(),
+                        self.number
+                    ))
+                }
+            };
+            if row["hparams"] == true || replaced_by_run_json(&row, results) {
+                continue;
+            }
+            if row.get("rank").is_none() {
+                row["rank"] = self.rank.into();
+            }
+            if let Some(step) = row["step"].as_u64() {
+                self.last_step = step;
+            }
+            self.head = Some((self.last_step, row));
+            return Ok(());
+        }
+        Ok(())
     }
+
+    fn is_last_line(&mut self) -> bool {
+        // `Lines` has no peek; a torn line can only be followed by nothing.
+        std::fs::read(&self.path)
+            .map(|bytes| !bytes.ends_with(b"\n"))
+            .unwrap_or(false)
+    }
+}
+
+/// A `result` event whose result `run.json` holds (the latest value of that name).
+fn replaced_by_run_json(row: &Json, info: Option<&RunInfo>) -> bool {
+    let Some(info) = info else { return false };
+    row["event"] == "result" && fields(row).any(|(k, _)| info.results.contains_key(k.as_str()))
+}
+
+/// Calls `f` with each row of a run: the records of every rank merged by step (then rank),
+/// hyperparameter lines left out, then one row per final result from `run.json`.
+fn for_each_row(run: &Path, mut f: impl FnMut(&Json) -> Result<(), String>) -> Result<(), String> {
+    let info = read_info(run).ok();
+    let mut files = Vec::new();
+    for (rank, path) in metric_files(run) {
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut rank_file = RankFile {
+            rank,
+            path,
+            lines: BufReader::new(file).lines(),
+            number: 0,
+            head: None,
+            last_step: 0,
+        };
+        rank_file.advance(info.as_ref())?;
+        files.push(rank_file);
+    }
+    loop {
+        let next = files
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.head.as_ref().map(|(step, _)| ((*step, r.rank), i)))
+            .min();
+        let Some((_, i)) = next else { break };
+        if let Some((_, row)) = &files[i].head {
+            f(row)?;
+        }
+        files[i].advance(info.as_ref())?;
+    }
+    if let Some(info) = &info {
+        for (name, result) in &info.results {
+            let mut row = Map::new();
+            row.insert("event".into(), "result".into());
+            // The run.json encoding: NaN and ±∞ as the JSONL strings.
+            let encoded = serde_json::to_value(result).unwrap_or_default();
+            row.insert(name.clone(), encoded["value"].clone());
+            flatten_into("metadata", &result.metadata, &mut row);
+            f(&Json::Object(row))?;
+        }
+    }
+    Ok(())
 }
 
 fn flatten_into(prefix: &str, value: &Json, out: &mut Map<String, Json>) {
@@ -53,105 +218,5 @@ fn flatten_into(prefix: &str, value: &Json, out: &mut Map<String, Json>) {
         other => {
             out.insert(prefix.to_owned(), other.clone());
         }
-    }
-}
-
-pub fn export(args: &[String]) -> Result<(), String> {
-    let mut run = None;
-    let mut format = "csv".to_owned();
-    let mut output = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--format" => format = it.next().ok_or("--format needs csv or jsonl")?.clone(),
-            "-o" | "--output" => output = Some(it.next().ok_or("-o needs a file name")?.clone()),
-            other if !other.starts_with('-') => run = Some(other.to_owned()),
-            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
-        }
-    }
-    let run = run.ok_or_else(|| format!("export needs a run directory\n{USAGE}"))?;
-    let run = Path::new(&run);
-    let mut rows: Vec<Json> = Vec::new();
-    for (rank, path) in metric_files(run) {
-        for mut line in read_jsonl(&path).map_err(|e| e.to_string())? {
-            if line["hparams"] == true {
-                continue;
-            }
-            if line.get("rank").is_none() {
-                line["rank"] = rank.into();
-            }
-            rows.push(line);
-        }
-    }
-    add_results(run, &mut rows);
-    if rows.is_empty() && !is_run(run) {
-        return Err(format!(
-            "{} is not a run directory (no metrics_rank*.jsonl)",
-            run.display()
-        ));
-    }
-    rows.sort_by(|a, b| {
-        let key = |l: &Json| {
-            (
-                l["step"].as_u64().unwrap_or(u64::MAX),
-                l["rank"].as_u64().unwrap_or(0),
-            )
-        };
-        key(a)
-            .cmp(&key(b))
-            .then_with(|| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()))
-    });
-    let columns: BTreeSet<String> = rows
-        .iter()
-        .flat_map(|r| fields(r).map(|(k, _)| k.clone()))
-        .collect();
-    let mut text = String::new();
-    match format.as_str() {
-        "csv" => {
-            let mut header = vec!["rank".to_owned(), "step".into(), "timestamp".into()];
-            header.extend(columns.iter().map(|c| csv_cell(c)));
-            text.push_str(&header.join(","));
-            text.push('\n');
-            for row in &rows {
-                let cell = |v: &Json| match v {
-                    Json::Null => String::new(),
-                    Json::String(s) => csv_cell(s),
-                    other => csv_cell(&other.to_string()),
-                };
-                let mut cells = vec![
-                    cell(&row["rank"]),
-                    cell(&row["step"]),
-                    cell(&row["timestamp"]),
-                ];
-                cells.extend(
-                    columns
-                        .iter()
-                        .map(|c| cell(row.get(c).unwrap_or(&Json::Null))),
-                );
-                text.push_str(&cells.join(","));
-                text.push('\n');
-            }
-        }
-        "jsonl" => {
-            for row in &rows {
-                let mut obj = Map::new();
-                obj.insert("rank".into(), row["rank"].clone());
-                obj.insert("step".into(), row["step"].clone());
-                obj.insert("timestamp".into(), row["timestamp"].clone());
-                for c in &columns {
-                    obj.insert(c.clone(), row.get(c).cloned().unwrap_or(Json::Null));
-                }
-                text.push_str(&Json::Object(obj).to_string());
-                text.push('\n');
-            }
-        }
-        other => return Err(format!("unknown format `{other}` (csv or jsonl)")),
-    }
-    match output {
-        Some(path) => std::fs::write(&path, text).map_err(|e| format!("{path}: {e}")),
-        None => std::io::stdout()
-            .lock()
-            .write_all(text.as_bytes())
-            .map_err(|e| e.to_string()),
     }
 }

@@ -1,105 +1,185 @@
-//! `trainlog ls [ROOT]`: the runs under ROOT with status, start, steps and last values.
+//! `trainlog ls [ROOT]`: the runs under ROOT, oldest first, with status, start, steps,
+//! results and last values.
 
 use std::io::Write;
-use std::path::Path;
 
-use trainlog::run::read_info;
+use serde_json::{json, Map, Value as Json};
+use trainlog::format::format_float;
 
-use crate::runs::{format_time, is_run, key_metrics, run_lines, summarize};
+use crate::args::{LsArgs, StatusFilter};
+use crate::runs::{find_runs, format_time, json_number, key_metrics, RunData};
+use crate::style::Paint;
 
-pub fn ls(root: &str) -> Result<(), String> {
-    let root = Path::new(root);
+struct Row {
+    name: String,
+    status: Option<String>,
+    start: Option<f64>,
+    steps: Option<u64>,
+    results: Vec<(String, f64)>,
+    /// Key metrics' last values and their non-finite counts.
+    last: Vec<(String, f64, usize)>,
+    error: Option<String>,
+}
+
+pub fn ls(args: &LsArgs) -> Result<(), String> {
+    let root = &args.root;
     if !root.is_dir() {
         return Err(format!("{} is not a directory", root.display()));
     }
-    let mut runs = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if is_run(&dir) {
-            runs.push(dir);
-            continue;
-        }
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
-        }
-    }
-    runs.sort();
     let mut rows = Vec::new();
-    for run in runs {
+    for run in find_runs(root) {
         let name = run.strip_prefix(root).unwrap_or(&run).display().to_string();
-        let (status, started, results) = match read_info(&run) {
-            Ok(info) => (
-                format!("{:?}", info.status).to_lowercase(),
-                info.start_time.map_or_else(|| "-".into(), format_time),
-                info.results
-                    .iter()
-                    .map(|(k, r)| format!("{k}={}", trainlog::format::format_float(r.value)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            Err(_) if run.join("run.json").exists() => {
-                ("unreadable".into(), "-".into(), String::new())
+        let row = match RunData::load(&run) {
+            Ok(data) => {
+                let summary = data.summary();
+                Row {
+                    name,
+                    status: data.status(),
+                    start: data.start(),
+                    steps: Some(data.steps()),
+                    results: data
+                        .info
+                        .as_ref()
+                        .map(|i| {
+                            i.results
+                                .iter()
+                                .map(|(k, r)| (k.clone(), r.value))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    last: key_metrics(&summary)
+                        .iter()
+                        .take(3)
+                        .map(|k| ((*k).clone(), summary[*k].last, summary[*k].non_finite))
+                        .collect(),
+                    error: None,
+                }
             }
-            Err(_) => ("-".into(), "-".into(), String::new()),
+            Err(e) => Row {
+                name,
+                status: Some("unreadable".into()),
+                start: None,
+                steps: None,
+                results: Vec::new(),
+                last: Vec::new(),
+                error: Some(e),
+            },
         };
-        let (steps, last) = match run_lines(&run) {
-            Ok(lines) => {
-                let steps = lines
-                    .iter()
-                    .filter_map(|l| l["step"].as_u64())
-                    .max()
-                    .map_or(0, |s| s.saturating_add(1));
-                let summary = summarize(&lines);
-                let last = key_metrics(&summary)
-                    .iter()
-                    .take(3)
-                    .map(|k| {
-                        let m = &summary[*k];
-                        let bad = match m.non_finite {
-                            0 => String::new(),
-                            n => format!(" ({n} non-finite)"),
-                        };
-                        format!("{k}={}{bad}", trainlog::format::format_float(m.last))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                (steps.to_string(), last)
-            }
-            Err(e) => ("?".into(), e),
-        };
-        rows.push((name, status, started, steps, results, last));
+        rows.push(row);
     }
+    if let Some(wanted) = args.status {
+        let wanted = match wanted {
+            StatusFilter::Created => "created",
+            StatusFilter::Running => "running",
+            StatusFilter::Completed => "completed",
+            StatusFilter::Failed => "failed",
+        };
+        rows.retain(|r| r.status.as_deref() == Some(wanted));
+    }
+    // Oldest first; runs without a time last, by name.
+    rows.sort_by(|a, b| {
+        let key = |r: &Row| r.start.unwrap_or(f64::INFINITY);
+        key(a).total_cmp(&key(b)).then_with(|| a.name.cmp(&b.name))
+    });
+    if args.json {
+        let runs: Vec<Json> = rows.iter().map(row_json).collect();
+        return crate::print_json(&Json::Array(runs));
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+fn row_json(r: &Row) -> Json {
+    let results: Map<String, Json> = r
+        .results
+        .iter()
+        .map(|(k, v)| (k.clone(), json_number(*v)))
+        .collect();
+    let last: Map<String, Json> = r
+        .last
+        .iter()
+        .map(|(k, v, _)| (k.clone(), json_number(*v)))
+        .collect();
+    json!({
+        "run": r.name,
+        "status": r.status,
+        "start_time": r.start,
+        "steps": r.steps,
+        "results": results,
+        "last": last,
+        "error": r.error,
+    })
+}
+
+fn print_table(rows: &[Row]) {
+    let paint = Paint::stdout();
+    let results: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.results
+                .iter()
+                .map(|(k, v)| format!("{k}={}", format_float(*v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
     // A results column only when some run has results.
-    let with_results = rows.iter().any(|r| !r.4.is_empty());
-    let width = rows.iter().map(|r| r.4.len()).max().unwrap_or(0).max(7);
+    let with_results = results.iter().any(|r| !r.is_empty());
+    let rwidth = results
+        .iter()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let nwidth = rows
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(3, 48);
     let mut out = std::io::stdout().lock();
     let results_head = if with_results {
-        format!("{:<width$}  ", "RESULTS")
+        format!("{:<rwidth$}  ", "RESULTS")
     } else {
         String::new()
     };
     let _ = writeln!(
         out,
-        "{:<40} {:<10} {:<20} {:>7}  {results_head}last values",
-        "RUN", "STATUS", "STARTED", "STEPS"
+        "{}",
+        paint.head(&format!(
+            "{:<nwidth$}  {:<10} {:<19} {:>7}  {results_head}LAST VALUES",
+            "RUN", "STATUS", "STARTED", "STEPS"
+        ))
     );
-    for (name, status, started, steps, results, last) in rows {
-        let results = if with_results {
-            let shown = if results.is_empty() {
-                "-"
-            } else {
-                results.as_str()
-            };
-            format!("{shown:<width$}  ")
+    for (r, res) in rows.iter().zip(&results) {
+        let status = r.status.as_deref().unwrap_or("-");
+        let started = r.start.map_or_else(|| "-".into(), format_time);
+        let steps = r.steps.map_or_else(|| "?".into(), |s| s.to_string());
+        let res = if with_results {
+            format!("{:<rwidth$}  ", if res.is_empty() { "-" } else { res })
         } else {
             String::new()
         };
+        let last = match &r.error {
+            Some(e) => paint.warn(e),
+            None => r
+                .last
+                .iter()
+                .map(|(k, v, bad)| {
+                    let text = format!("{k}={}", format_float(*v));
+                    match bad {
+                        0 => text,
+                        n => paint.warn(&format!("{text} ({n} non-finite)")),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         let _ = writeln!(
             out,
-            "{name:<40} {status:<10} {started:<20} {steps:>7}  {results}{last}"
+            "{:<nwidth$}  {} {started:<19} {steps:>7}  {res}{last}",
+            r.name,
+            paint.pad(status, 10, Paint::status),
         );
     }
-    Ok(())
 }

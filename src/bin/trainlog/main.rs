@@ -1,56 +1,45 @@
-//! `trainlog`: list, inspect, follow and export training runs.
+//! `trainlog`: list, inspect, compare, follow, export and plot training runs.
 //!
-//! ```text
-//! trainlog ls [ROOT]                              runs under ROOT (default: runs)
-//! trainlog show RUN                               status, params, metric summary
-//! trainlog tail [-f] FILE|RUN                     records, dict-formatted; -f follows
-//! trainlog export RUN [--format csv|jsonl] [-o F] one table, all ranks, a `rank` column
-//! trainlog plot RUN... [--metric NAME]... -o OUT.png|OUT.svg
-//!                                                 a chart per metric, a line per run and rank
-//! trainlog sync [DIR]                             send what http/mlflow left spooled under DIR
-//! ```
-//!
-//! A run is a directory holding `run.json` (the run API) or `metrics_rank*.jsonl` files
-//! (any metric logger's JSONL output).
+//! Layout (after ripgrep's): `args.rs` defines the arguments (clap), `runs.rs` finds and
+//! reads runs, one file per command, `chart/` draws the plots.
 
-use std::path::Path;
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser};
+
+mod args;
 mod chart;
+mod compare;
 mod export;
 mod ls;
 mod plot;
 mod runs;
 mod show;
+mod style;
 mod sync;
 mod tail;
 
-pub const USAGE: &str = "usage:
-  trainlog ls [ROOT]
-  trainlog show RUN
-  trainlog tail [-f] FILE|RUN
-  trainlog export RUN [--format csv|jsonl] [-o FILE]
-  trainlog plot RUN... [--metric NAME]... -o OUT.png|OUT.svg
-  trainlog sync [DIR]";
+use args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("ls") => ls::ls(args.get(1).map_or("runs", String::as_str)),
-        Some("show") => match args.get(1) {
-            Some(run) => show::show(Path::new(run)),
-            None => Err(format!("show needs a run directory\n{USAGE}")),
-        },
-        Some("tail") => tail::tail(&args[1..]),
-        Some("export") => export::export(&args[1..]),
-        Some("plot") => plot::plot(&args[1..]),
-        Some("sync") => sync::sync(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ls(a) => ls::ls(&a),
+        Command::Show(a) => show::show(&a),
+        Command::Compare(a) => compare::compare(&a),
+        Command::Tail(a) => tail::tail(&a),
+        Command::Export(a) => export::export(&a),
+        Command::Plot(a) => plot::plot(&a),
+        Command::Sync(a) => sync::sync(&a),
+        Command::Completions(a) => {
+            clap_complete::generate(
+                a.shell,
+                &mut Cli::command(),
+                "trainlog",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
-        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
-        None => Err(USAGE.to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,4 +48,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints JSON on stdout (pretty on a terminal? no: one line per value, for jq and scripts).
+pub fn print_json(value: &serde_json::Value) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| e.to_string())?;
+    writeln!(out).map_err(|e| e.to_string())
 }

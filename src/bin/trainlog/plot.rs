@@ -1,35 +1,24 @@
-//! `trainlog plot RUN... [--metric NAME]... -o OUT.png|OUT.svg`: a chart per metric.
+//! `trainlog plot RUN... [-m NAME]... -o OUT.png|OUT.svg`: a chart per metric, a line per
+//! run and rank.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use trainlog::jsonl::{number, read as read_jsonl};
 
-use crate::chart;
-use crate::runs::{key_metrics, metric_files, summarize};
-use crate::USAGE;
+use crate::args::{PlotArgs, XAxis};
+use crate::chart::{self, XKind};
+use crate::runs::{key_metrics, labels, line_time, metric_files, summarize};
 
-pub fn plot(args: &[String]) -> Result<(), String> {
-    let mut runs = Vec::new();
-    let mut metrics = Vec::new();
-    let mut output = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--metric" | "-m" => metrics.push(it.next().ok_or("--metric needs a name")?.clone()),
-            "-o" | "--output" => output = Some(it.next().ok_or("-o needs a file name")?.clone()),
-            other if !other.starts_with('-') => runs.push(PathBuf::from(other)),
-            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
-        }
+pub fn plot(args: &PlotArgs) -> Result<(), String> {
+    let output = args.output.display().to_string();
+    let svg = output.ends_with(".svg");
+    if !svg && !output.ends_with(".png") {
+        return Err(format!("{output}: the output must end in .png or .svg"));
     }
-    let output = output.ok_or_else(|| format!("plot needs -o OUT.png or -o OUT.svg\n{USAGE}"))?;
-    if runs.is_empty() {
-        return Err(format!("plot needs at least one run directory\n{USAGE}"));
-    }
-    // (run label, rank) → lines, for every run.
+    // (run label, rank, lines, the run's first record time), for every run and rank.
     let mut sources = Vec::new();
     let mut summary = BTreeMap::new();
-    for run in &runs {
+    for (run, name) in args.runs.iter().zip(labels(&args.runs)) {
         let files = metric_files(run);
         if files.is_empty() {
             return Err(format!(
@@ -37,58 +26,75 @@ pub fn plot(args: &[String]) -> Result<(), String> {
                 run.display()
             ));
         }
-        let name = run.file_name().map_or_else(
-            || run.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let mut run_sources = Vec::new();
         for (rank, path) in files {
             let lines = read_jsonl(&path).map_err(|e| e.to_string())?;
             summary.extend(summarize(&lines));
-            sources.push((name.clone(), rank, lines));
+            run_sources.push((name.clone(), rank, lines));
         }
+        let start = run_sources
+            .iter()
+            .filter_map(|(_, _, lines)| lines.iter().find_map(line_time))
+            .fold(f64::INFINITY, f64::min);
+        sources.extend(run_sources.into_iter().map(|(n, r, l)| (n, r, l, start)));
     }
+    let mut metrics = args.metrics.clone();
     if metrics.is_empty() {
         metrics = key_metrics(&summary).into_iter().take(3).cloned().collect();
         if metrics.is_empty() {
             return Err("no numeric metrics to draw in the given runs".into());
         }
     }
-    let one_rank = sources.iter().all(|(_, rank, _)| *rank == 0);
-    let one_run = runs.len() == 1;
+    let one_rank = sources.iter().all(|(_, rank, _, _)| *rank == 0);
+    let one_run = args.runs.len() == 1;
     let mut charts = Vec::new();
     for metric in &metrics {
         let mut series = Vec::new();
-        for (name, rank, lines) in &sources {
+        for (name, rank, lines, start) in &sources {
             let points: Vec<(f64, f64)> = lines
                 .iter()
                 .filter(|l| l["hparams"] != true)
                 .filter_map(|l| {
-                    let step = l["step"].as_u64()? as f64;
-                    Some((step, number(&l[metric.as_str()])?))
+                    let y = number(&l[metric.as_str()])?;
+                    let x = match args.x {
+                        XAxis::Step => l["step"].as_u64()? as f64,
+                        XAxis::Relative => line_time(l)? - start,
+                        XAxis::Wall => line_time(l)?,
+                    };
+                    Some((x, y))
                 })
                 .collect();
             if points.is_empty() {
                 continue;
             }
             let label = match (one_run, one_rank) {
-                (true, true) => name.clone(),
                 (true, false) => format!("rank {rank}"),
-                (false, true) => name.clone(),
+                (_, true) => name.clone(),
                 (false, false) => format!("{name} rank {rank}"),
             };
             series.push(chart::Series { label, points });
         }
         if series.is_empty() {
-            return Err(format!("no run has values of `{metric}` with a step"));
+            let with = match args.x {
+                XAxis::Step => "with a step",
+                XAxis::Relative | XAxis::Wall => "with a timestamp",
+            };
+            return Err(format!("no run has values of `{metric}` {with}"));
         }
         let points: usize = series.iter().map(|s| s.points.len()).sum();
-        let finite = series
+        let drawable = |y: f64| y.is_finite() && (!args.log_y || y > 0.0);
+        if !series
             .iter()
             .flat_map(|s| &s.points)
-            .any(|(_, y)| y.is_finite());
-        if !finite {
+            .any(|(_, y)| drawable(*y))
+        {
+            let why = if args.log_y {
+                "NaN, infinite or not above 0 (--log-y)"
+            } else {
+                "NaN or infinite"
+            };
             return Err(format!(
-                "`{metric}` has nothing to draw: all of its {points} points are NaN or infinite"
+                "`{metric}` has nothing to draw: all of its {points} points are {why}"
             ));
         }
         charts.push(chart::Chart {
@@ -96,14 +102,22 @@ pub fn plot(args: &[String]) -> Result<(), String> {
             series,
         });
     }
-    let bytes = if output.ends_with(".svg") {
-        chart::svg(&charts).into_bytes()
-    } else if output.ends_with(".png") {
-        chart::png(&charts)?
-    } else {
-        return Err(format!("{output}: the output must end in .png or .svg"));
+    let options = chart::Options {
+        smooth: args.smooth,
+        log_y: args.log_y,
+        x: match args.x {
+            XAxis::Step => XKind::Step,
+            XAxis::Relative => XKind::Relative,
+            XAxis::Wall => XKind::Wall,
+        },
     };
-    std::fs::write(&output, bytes).map_err(|e| format!("{output}: {e}"))?;
+    let scene = chart::layout(&charts, &options);
+    let bytes = if svg {
+        chart::svg::render(&scene).into_bytes()
+    } else {
+        chart::png::render(&scene)?
+    };
+    std::fs::write(&args.output, bytes).map_err(|e| format!("{output}: {e}"))?;
     let lines: usize = charts.iter().map(|c| c.series.len()).sum();
     println!("wrote {output}: {} charts, {lines} lines", charts.len());
     Ok(())

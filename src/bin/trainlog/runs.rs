@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 use trainlog::jsonl::{fields, number, read as read_jsonl};
+use trainlog::run::{read_info, read_params, RunInfo};
 
 /// The `metrics_rank<r>.jsonl` files of a run directory, by rank.
 pub fn metric_files(run: &Path) -> Vec<(u32, PathBuf)> {
@@ -42,6 +43,171 @@ pub fn run_lines(run: &Path) -> Result<Vec<Json>, String> {
     Ok(lines)
 }
 
+/// Every run directory under `root` (a run's own subdirectories are not searched).
+pub fn find_runs(root: &Path) -> Vec<PathBuf> {
+    let mut runs = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if is_run(&dir) {
+            runs.push(dir);
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    runs.sort();
+    runs
+}
+
+/// Labels for runs given on the command line: their directory names, or the paths as
+/// given when two names are the same.
+pub fn labels(runs: &[PathBuf]) -> Vec<String> {
+    let name = |p: &PathBuf| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let names: Vec<String> = runs.iter().map(name).collect();
+    let unique = names
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        == names.len();
+    if unique {
+        names
+    } else {
+        runs.iter().map(|p| p.display().to_string()).collect()
+    }
+}
+
+/// A record line's time, seconds since the Unix epoch.
+pub fn line_time(line: &Json) -> Option<f64> {
+    let t = trainlog::time::parse_rfc3339(line["timestamp"].as_str()?)?;
+    Some(trainlog::time::unix_seconds(t))
+}
+
+/// Everything the commands say about one run, read once.
+pub struct RunData {
+    pub path: PathBuf,
+    /// `run.json`, for runs of the run API.
+    pub info: Option<RunInfo>,
+    /// Record lines of every rank, hyperparameter lines included.
+    pub lines: Vec<Json>,
+}
+
+impl RunData {
+    pub fn load(path: &Path) -> Result<RunData, String> {
+        let lines = run_lines(path)?;
+        let info = match read_info(path) {
+            Ok(info) => Some(info),
+            Err(e) if path.join("run.json").exists() => return Err(e.to_string()),
+            Err(_) => None,
+        };
+        Ok(RunData {
+            path: path.to_path_buf(),
+            info,
+            lines,
+        })
+    }
+
+    /// `created`, `running`, `completed`, `failed`; None without `run.json`.
+    pub fn status(&self) -> Option<String> {
+        let info = self.info.as_ref()?;
+        Some(format!("{:?}", info.status).to_lowercase())
+    }
+
+    /// `run.json`'s start, else the first record's time.
+    pub fn start(&self) -> Option<f64> {
+        self.info
+            .as_ref()
+            .and_then(|i| i.start_time)
+            .or_else(|| self.lines.iter().find_map(line_time))
+    }
+
+    /// From the start to `run.json`'s end, else to the last record.
+    pub fn duration(&self) -> Option<f64> {
+        let end = self
+            .info
+            .as_ref()
+            .and_then(|i| i.end_time)
+            .or_else(|| self.lines.iter().rev().find_map(line_time))?;
+        Some((end - self.start()?).max(0.0))
+    }
+
+    /// One past the largest step.
+    pub fn steps(&self) -> u64 {
+        self.lines
+            .iter()
+            .filter_map(|l| l["step"].as_u64())
+            .max()
+            .map_or(0, |s| s.saturating_add(1))
+    }
+
+    /// The run API's params, else the hparams records of the metrics files (later ones win).
+    pub fn params(&self) -> Result<Json, String> {
+        if self.path.join("parameters.jsonl").exists() {
+            return read_params(&self.path).map_err(|e| e.to_string());
+        }
+        let mut current = Map::new();
+        for line in self.lines.iter().filter(|l| l["hparams"] == true) {
+            for (k, v) in fields(line) {
+                current.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(Json::Object(current))
+    }
+
+    pub fn summary(&self) -> BTreeMap<String, Summary> {
+        summarize(&self.lines)
+    }
+}
+
+/// Nested params as dotted names: `{"model": {"layers": 4}}` → `model.layers = 4`.
+pub fn flat_params(params: &Json) -> BTreeMap<String, Json> {
+    fn walk(prefix: &str, v: &Json, out: &mut BTreeMap<String, Json>) {
+        match v {
+            Json::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_owned(), other.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if params.as_object().is_some_and(|m| !m.is_empty()) {
+        walk("", params, &mut out);
+    }
+    out
+}
+
+/// A number for JSON output: NaN and ±∞ as the JSONL strings.
+pub fn json_number(x: f64) -> Json {
+    serde_json::Number::from_f64(x).map_or_else(
+        || {
+            Json::from(if x.is_nan() {
+                "NaN"
+            } else if x > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            })
+        },
+        Json::Number,
+    )
+}
+
 /// What `ls` and `show` print about one metric.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
@@ -49,9 +215,12 @@ pub struct Summary {
     pub count: usize,
     /// Points that were NaN or ±∞.
     pub non_finite: usize,
-    /// Smallest and largest finite value (∞ and −∞ while there is none).
+    /// Smallest and largest finite value (∞ and −∞ while there is none), and the step of
+    /// each (the first one that reached it).
     pub min: f64,
     pub max: f64,
+    pub min_step: Option<u64>,
+    pub max_step: Option<u64>,
     /// The last value, NaN or ±∞ if it was: divergence must not hide behind the last
     /// finite value.
     pub last: f64,
@@ -68,12 +237,20 @@ pub fn summarize(lines: &[Json]) -> BTreeMap<String, Summary> {
                 non_finite: 0,
                 min: f64::INFINITY,
                 max: f64::NEG_INFINITY,
+                min_step: None,
+                max_step: None,
                 last: x,
             });
             e.count += 1;
             if x.is_finite() {
-                e.min = e.min.min(x);
-                e.max = e.max.max(x);
+                if x < e.min {
+                    e.min = x;
+                    e.min_step = line["step"].as_u64();
+                }
+                if x > e.max {
+                    e.max = x;
+                    e.max_step = line["step"].as_u64();
+                }
             } else {
                 e.non_finite += 1;
             }
@@ -97,6 +274,15 @@ pub fn key_metrics<V>(summary: &BTreeMap<String, V>) -> Vec<&String> {
     let mut keys: Vec<&String> = summary.keys().collect();
     keys.sort_by_key(|k| (!k.contains("loss"), k.len(), k.as_str()));
     keys
+}
+
+/// Metrics whose best value is the smallest: losses, errors, perplexities.
+pub fn lower_is_better(metric: &str) -> bool {
+    let m = metric.to_ascii_lowercase();
+    ["loss", "error", "err", "perplexity", "ppl", "wer", "cer"]
+        .iter()
+        .any(|w| m.split(['.', '/', '_', '-']).any(|part| part == *w))
+        || m.contains("loss")
 }
 
 pub fn format_time(secs: f64) -> String {

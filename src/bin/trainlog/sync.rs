@@ -1,14 +1,13 @@
 //! `trainlog sync [DIR]`: sends what network backends left spooled under DIR.
 
+use crate::args::SyncArgs;
+
 #[cfg(feature = "network")]
-pub fn sync(args: &[String]) -> Result<(), String> {
+pub fn sync(args: &SyncArgs) -> Result<(), String> {
     use std::collections::BTreeMap;
 
-    let dir = match args {
-        [] => ".",
-        [dir] if !dir.starts_with('-') => dir.as_str(),
-        _ => return Err("usage: trainlog sync [DIR]".into()),
-    };
+    let dir = args.dir.display().to_string();
+    let dir = dir.as_str();
     let reports = trainlog::sync_spools(dir).map_err(|e| e.to_string())?;
     if reports.is_empty() {
         println!("no spools under {dir}: nothing to send");
@@ -53,7 +52,7 @@ pub fn sync(args: &[String]) -> Result<(), String> {
 }
 
 #[cfg(not(feature = "network"))]
-pub fn sync(_args: &[String]) -> Result<(), String> {
+pub fn sync(_args: &SyncArgs) -> Result<(), String> {
     Err(
         "this trainlog was built without the `http` and `mlflow` features, which `sync` needs \
          (cargo install trainlog --features cli,http,mlflow)"

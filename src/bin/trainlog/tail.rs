@@ -1,4 +1,5 @@
-//! `trainlog tail [-f] FILE|RUN`: records as dict lines; `-f` follows new ones.
+//! `trainlog tail [-f] [-n N] FILE|RUN`: records as dict lines; `-f` follows new ones,
+//! including rank files created after it started.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -7,101 +8,140 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use trainlog::jsonl::to_record;
 
+use crate::args::TailArgs;
 use crate::runs::metric_files;
-use crate::USAGE;
 
-fn print_line(
-    out: &mut impl Write,
-    line: &str,
-    prefix: &str,
-    path: &Path,
+/// One followed file.
+struct Source {
+    /// The rank of a run's file; None for a file given by name.
+    rank: Option<u32>,
+    path: PathBuf,
+    reader: BufReader<std::fs::File>,
+    /// Lines read so far, for error messages.
     number: usize,
-) -> Result<(), String> {
-    if line.trim().is_empty() {
-        return Ok(());
-    }
-    let json: Json = serde_json::from_str(line)
-        .map_err(|e| format!("{}:{number}: not valid JSON ({e})", path.display()))?;
-    let mut text = String::new();
-    let _ = trainlog::format::write_dict(
-        &mut text,
-        &to_record(&json),
-        trainlog::format::color_enabled(),
-    );
-    let _ = writeln!(out, "{prefix}{text}");
-    Ok(())
 }
 
-pub fn tail(args: &[String]) -> Result<(), String> {
-    let follow = args.iter().any(|a| a == "-f" || a == "--follow");
-    let target = args
-        .iter()
-        .find(|a| !a.starts_with('-'))
-        .ok_or_else(|| format!("tail needs a file or a run directory\n{USAGE}"))?;
-    let target = Path::new(target);
-    let files: Vec<(String, PathBuf)> = if target.is_dir() {
+impl Source {
+    fn open(rank: Option<u32>, path: PathBuf) -> Result<Source, String> {
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Source {
+            rank,
+            path,
+            reader: BufReader::new(file),
+            number: 0,
+        })
+    }
+
+    /// The complete lines the file has now; a last line still being written is left for
+    /// the next call.
+    fn new_lines(&mut self) -> Result<Vec<(usize, String)>, String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            if n == 0 || !line.ends_with('\n') {
+                let _ = self.reader.seek(SeekFrom::Current(-(line.len() as i64)));
+                return Ok(lines);
+            }
+            self.number += 1;
+            if !line.trim().is_empty() {
+                lines.push((self.number, line));
+            }
+        }
+    }
+
+    /// Prints one record; `many` prefixes it with its rank (a run with several rank files).
+    fn print(
+        &self,
+        out: &mut impl Write,
+        many: bool,
+        number: usize,
+        line: &str,
+    ) -> Result<(), String> {
+        let json: Json = serde_json::from_str(line)
+            .map_err(|e| format!("{}:{number}: not valid JSON ({e})", self.path.display()))?;
+        let mut text = String::new();
+        let _ = trainlog::format::write_dict(
+            &mut text,
+            &to_record(&json),
+            trainlog::format::color_enabled(),
+        );
+        match self.rank {
+            Some(rank) if many => {
+                let _ = writeln!(out, "[rank {rank}] {text}");
+            }
+            _ => {
+                let _ = writeln!(out, "{text}");
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn tail(args: &TailArgs) -> Result<(), String> {
+    let target = &args.target;
+    let dir = target.is_dir();
+    let mut sources = Vec::new();
+    let mut known: Vec<PathBuf> = Vec::new();
+    if dir {
         let files = metric_files(target);
-        if files.is_empty() {
+        if files.is_empty() && !args.follow {
             return Err(format!(
                 "{} has no metrics_rank*.jsonl files",
                 target.display()
             ));
         }
-        let many = files.len() > 1;
-        files
-            .into_iter()
-            .map(|(rank, p)| {
-                (
-                    if many {
-                        format!("[rank {rank}] ")
-                    } else {
-                        String::new()
-                    },
-                    p,
-                )
-            })
-            .collect()
+        for (rank, path) in files {
+            known.push(path.clone());
+            sources.push(Source::open(Some(rank), path)?);
+        }
     } else {
-        vec![(String::new(), target.to_path_buf())]
-    };
-    let mut readers = Vec::new();
-    for (prefix, path) in files {
-        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        readers.push((prefix, path, BufReader::new(file), 0));
+        sources.push(Source::open(None, target.to_path_buf())?);
     }
     let mut out = std::io::stdout().lock();
+    // What is there now: everything, or the last N records of each file.
+    let many = sources.len() > 1;
+    for source in &mut sources {
+        let lines = source.new_lines()?;
+        let skip = args.lines.map_or(0, |n| lines.len().saturating_sub(n));
+        for (number, line) in lines.into_iter().skip(skip) {
+            source.print(&mut out, many, number, &line)?;
+        }
+    }
+    let _ = out.flush();
+    if !args.follow {
+        return Ok(());
+    }
     loop {
-        for (prefix, path, reader, number) in &mut readers {
-            print_new_lines(&mut out, reader, prefix, path, number)?;
+        std::thread::sleep(Duration::from_millis(200));
+        if dir {
+            add_new_ranks(target, &mut known, &mut sources)?;
+        }
+        // Ranks are named once there is more than one file.
+        let many = sources.len() > 1;
+        for source in &mut sources {
+            for (number, line) in source.new_lines()? {
+                source.print(&mut out, many, number, &line)?;
+            }
         }
         let _ = out.flush();
-        if !follow {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-/// Prints the complete lines `reader` has; a last line still being written is left for
-/// the next call.
-fn print_new_lines(
-    out: &mut impl Write,
-    reader: &mut BufReader<std::fs::File>,
-    prefix: &str,
-    path: &Path,
-    number: &mut usize,
+/// Starts following rank files that appeared since the last look (from their start).
+fn add_new_ranks(
+    dir: &Path,
+    known: &mut Vec<PathBuf>,
+    sources: &mut Vec<Source>,
 ) -> Result<(), String> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if n == 0 || !line.ends_with('\n') {
-            let _ = reader.seek(SeekFrom::Current(-(line.len() as i64)));
-            return Ok(());
+    for (rank, path) in metric_files(dir) {
+        if !known.contains(&path) {
+            known.push(path.clone());
+            sources.push(Source::open(Some(rank), path)?);
         }
-        *number += 1;
-        print_line(out, &line, prefix, path, *number)?;
     }
+    Ok(())
 }
