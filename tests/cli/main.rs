@@ -844,3 +844,50 @@ fn plot_smooths_like_tensorboard_and_draws_log_and_time_axes() {
         assert!(text.contains(expect), "{flags:?}: {expect} missing");
     }
 }
+
+#[test]
+fn colour_follows_clicolor_force_and_no_color() {
+    let root = tempfile::tempdir().unwrap();
+    let run = Run::builder()
+        .root(root.path())
+        .prefix("c")
+        .create()
+        .unwrap();
+    run.start().unwrap();
+    run.complete().unwrap();
+    let ls = |envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainlog"));
+        cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+        cmd.envs(envs.iter().copied()).arg("ls").arg(root.path());
+        output(&mut cmd).1
+    };
+    // Not a terminal: plain, unless forced; NO_COLOR wins over everything.
+    assert!(!ls(&[]).contains('\u{1b}'));
+    assert!(ls(&[("CLICOLOR_FORCE", "1")]).contains("\u{1b}[32mcompleted"));
+    assert!(!ls(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).contains('\u{1b}'));
+}
+
+#[test]
+fn long_run_names_are_shortened_in_the_middle_of_the_legend() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("sft_{}_seed1", "llama-3-8b-instruct-lora-r64".repeat(4));
+    let run = dir.path().join(&long);
+    run_example(&run, 0, 20);
+    let svg = dir.path().join("legend.svg");
+    let (ok, _, err) = output(
+        cli()
+            .arg("plot")
+            .arg(&run)
+            .args(["-m", "loss", "-o"])
+            .arg(&svg),
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    // The group keeps the whole name; the legend shows its start and end.
+    assert!(text.contains(&format!("data-label=\"{long}\"")));
+    let legend = text
+        .lines()
+        .find(|l| l.contains(">sft_llama") && l.contains('…'))
+        .unwrap_or_else(|| panic!("no shortened legend entry:\n{text}"));
+    assert!(legend.contains("_seed1</text>"), "{legend}");
+}

@@ -1,5 +1,7 @@
 //! The http backend against a real HTTP server on 127.0.0.1 with injected faults.
 
+#[path = "../support/run_api.rs"]
+mod run_api;
 mod server;
 #[path = "../support/spool.rs"]
 mod spool;
@@ -776,17 +778,8 @@ fn https_with_a_private_ca_from_the_options_or_ssl_cert_file() {
 fn run_tags_and_results_arrive_as_their_own_event_types() {
     let server = TestServer::start(Faults::default());
     let root = tempfile::tempdir().unwrap();
-    let run_api = trainlog::run::Run::builder()
-        .root(root.path())
-        .prefix("tagged")
-        .create()
-        .unwrap();
-    let builder = run_api
-        .logger()
-        .backends("http")
-        .unwrap()
-        .rank(0)
-        .http(options(&server.url(), "tagged"));
+    let (run_api, builder) = run_api::tagged_run(root.path(), "http");
+    let builder = builder.http(options(&server.url(), "tagged"));
     let (layer, guard) = builder.build().unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         run_api.tags().set("stage", "sft").unwrap();

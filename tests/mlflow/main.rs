@@ -4,6 +4,8 @@
 
 #[path = "../support/python.rs"]
 mod python;
+#[path = "../support/run_api.rs"]
+mod run_api;
 #[path = "../support/spool.rs"]
 mod spool;
 #[path = "../support/tls.rs"]
@@ -729,16 +731,8 @@ fn https_with_a_private_ca_or_insecure_tls() {
 #[test]
 fn run_tags_become_mlflow_tags_and_results_final_metrics() {
     let root = tempfile::tempdir().unwrap();
-    let run_api = trainlog::run::Run::builder()
-        .root(root.path())
-        .prefix("tagged")
-        .create()
-        .unwrap();
-    let builder = run_api
-        .logger()
-        .backends("mlflow")
-        .unwrap()
-        .rank(0)
+    let (run_api, builder) = run_api::tagged_run(root.path(), "mlflow");
+    let builder = builder
         .shutdown_timeout(Duration::from_secs(60))
         .mlflow(to_server("trainlog-results", "results_{rank}"));
     let guard = run(builder, || {

@@ -3,6 +3,8 @@
 
 #[path = "../support/python.rs"]
 mod python;
+#[path = "../support/run_api.rs"]
+mod run_api;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -341,17 +343,8 @@ fn sigkill_mid_run_leaves_a_file_readable_up_to_the_last_flush() {
 #[test]
 fn run_tags_are_a_text_table_and_results_hparams_metrics_at_the_last_step() {
     let root = tempfile::tempdir().unwrap();
-    let run_api = trainlog::run::Run::builder()
-        .root(root.path())
-        .prefix("tagged")
-        .create()
-        .unwrap();
-    let builder = run_api
-        .logger()
-        .backends("tensorboard")
-        .unwrap()
-        .rank(0)
-        .run_name("results");
+    let (run_api, builder) = run_api::tagged_run(root.path(), "tensorboard");
+    let builder = builder.run_name("results");
     let guard = with_logger(builder, || {
         trainlog::log_hparams(&serde_json::json!({"lr": 0.1}));
         for step in 0..20u64 {

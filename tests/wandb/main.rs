@@ -3,6 +3,8 @@
 
 #[path = "../support/python.rs"]
 mod python;
+#[path = "../support/run_api.rs"]
+mod run_api;
 
 use std::path::{Path, PathBuf};
 
@@ -313,12 +315,8 @@ fn child_configured_by_wandb_variables() {
 #[test]
 fn run_tags_update_the_run_and_results_go_to_the_summary_not_the_history() {
     let root = tempfile::tempdir().unwrap();
-    let run_api = trainlog::run::Run::builder()
-        .root(root.path())
-        .prefix("tagged")
-        .create()
-        .unwrap();
-    let builder = run_api.logger().backends("wandb").unwrap().rank(0).wandb(
+    let (run_api, builder) = run_api::tagged_run(root.path(), "wandb");
+    let builder = builder.wandb(
         WandbOptions::new()
             .project("trainlog-tests")
             .run_id("tags1234"),

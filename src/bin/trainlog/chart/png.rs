@@ -13,6 +13,21 @@ fn paint(color: Rgb, opacity: f32) -> Paint<'static> {
     paint
 }
 
+/// Strokes `path`; `round` joins and caps for data lines, square ones for rules.
+fn stroke(pixmap: &mut Pixmap, path: &tiny_skia::Path, paint: Paint, width: f32, round: bool) {
+    let stroke = Stroke {
+        width,
+        line_cap: if round { LineCap::Round } else { LineCap::Butt },
+        line_join: if round {
+            LineJoin::Round
+        } else {
+            LineJoin::Miter
+        },
+        ..Stroke::default()
+    };
+    pixmap.stroke_path(path, &paint, &stroke, Transform::identity(), None);
+}
+
 /// A 1-pixel rule lands on pixel centres, so it stays crisp instead of a 2-pixel blur.
 fn crisp(v: f32) -> f32 {
     v.floor() + 0.5
@@ -107,17 +122,7 @@ pub fn render(scene: &Scene) -> Result<Vec<u8>, String> {
             Shape::Frame { x, y, w, h, color } => {
                 if let Some(rect) = Rect::from_xywh(crisp(*x), crisp(*y), w.round(), h.round()) {
                     let path = PathBuilder::from_rect(rect);
-                    let stroke = Stroke {
-                        width: 1.0,
-                        ..Stroke::default()
-                    };
-                    pixmap.stroke_path(
-                        &path,
-                        &paint(*color, 1.0),
-                        &stroke,
-                        Transform::identity(),
-                        None,
-                    );
+                    stroke(&mut pixmap, &path, paint(*color, 1.0), 1.0, false);
                 }
             }
             Shape::Rule {
@@ -140,17 +145,7 @@ pub fn render(scene: &Scene) -> Result<Vec<u8>, String> {
                 path.move_to(from.0, from.1);
                 path.line_to(to.0, to.1);
                 if let Some(path) = path.finish() {
-                    let stroke = Stroke {
-                        width: *width,
-                        ..Stroke::default()
-                    };
-                    pixmap.stroke_path(
-                        &path,
-                        &paint(*color, 1.0),
-                        &stroke,
-                        Transform::identity(),
-                        None,
-                    );
+                    stroke(&mut pixmap, &path, paint(*color, 1.0), *width, false);
                 }
             }
             Shape::Line {
@@ -169,19 +164,7 @@ pub fn render(scene: &Scene) -> Result<Vec<u8>, String> {
                     }
                 }
                 if let Some(path) = path.finish() {
-                    let stroke = Stroke {
-                        width: *width,
-                        line_cap: LineCap::Round,
-                        line_join: LineJoin::Round,
-                        ..Stroke::default()
-                    };
-                    pixmap.stroke_path(
-                        &path,
-                        &paint(*color, *opacity),
-                        &stroke,
-                        Transform::identity(),
-                        None,
-                    );
+                    stroke(&mut pixmap, &path, paint(*color, *opacity), *width, true);
                 }
             }
             Shape::Dot {
