@@ -22,7 +22,11 @@ mod value;
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-pub(crate) use run_events::METADATA_PREFIX;
+#[cfg_attr(
+    not(any(feature = "tensorboard", feature = "mlflow", feature = "wandb")),
+    allow(unused_imports)
+)]
+pub(crate) use run_events::{RunEvent, METADATA_PREFIX};
 pub use value::Value;
 
 /// A field name. Names from a `tracing` callsite are borrowed; run-time names are owned.

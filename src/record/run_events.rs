@@ -5,10 +5,24 @@
 //! value, metadata.<key>: .., ..}`. Backends with their own notion of tags and final
 //! results (MLflow, W&B, TensorBoard) map them here instead of treating them as metrics.
 
+// Read by the backends that map tags and results; a build without them has no reader.
+#![cfg_attr(
+    not(any(feature = "tensorboard", feature = "mlflow", feature = "wandb")),
+    allow(dead_code)
+)]
+
 use super::{Record, Value};
 
 /// The prefix of a result's metadata fields.
 pub(crate) const METADATA_PREFIX: &str = "metadata.";
+
+/// A record of the run API, taken apart; see [`Record::run_event`].
+#[derive(Debug)]
+pub(crate) enum RunEvent<'a> {
+    /// The run's tags (name, value), every one.
+    Tags(Vec<(&'a str, &'a str)>),
+    Result(ResultEvent<'a>),
+}
 
 /// A `result` event taken apart.
 #[derive(Debug)]
@@ -29,20 +43,28 @@ impl Record {
         }
     }
 
-    /// The tags of a `tags` event: every text field but `event`.
-    pub(crate) fn as_tags(&self) -> Option<Vec<(&str, &str)>> {
-        if self.event() != Some("tags") || self.hparams {
+    /// The run API's `tags` or `result` event this record is, if it is one (hyperparameter
+    /// records never are). Looks up the `event` field once.
+    pub(crate) fn run_event(&self) -> Option<RunEvent<'_>> {
+        if self.hparams {
             return None;
         }
-        Some(
-            self.unique_fields()
-                .filter(|(k, _)| *k != "event")
-                .filter_map(|(k, v)| match v {
-                    Value::Str(s) => Some((k, s.as_str())),
-                    _ => None,
-                })
-                .collect(),
-        )
+        match self.event()? {
+            "tags" => Some(RunEvent::Tags(self.tags_fields())),
+            "result" => self.result_fields().map(RunEvent::Result),
+            _ => None,
+        }
+    }
+
+    /// The tags of a `tags` event: every text field but `event`.
+    fn tags_fields(&self) -> Vec<(&str, &str)> {
+        self.unique_fields()
+            .filter(|(k, _)| *k != "event")
+            .filter_map(|(k, v)| match v {
+                Value::Str(s) => Some((k, s.as_str())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The numeric fields (booleans as 0/1) that are metrics: all of them but a result's
@@ -55,11 +77,8 @@ impl Record {
             .filter_map(|(k, v)| Some((k, v.as_f64()?)))
     }
 
-    /// A `result` event's name, value and metadata.
-    pub(crate) fn as_result(&self) -> Option<ResultEvent<'_>> {
-        if self.event() != Some("result") || self.hparams {
-            return None;
-        }
+    /// A `result` event's name (its first numeric field), value and metadata.
+    fn result_fields(&self) -> Option<ResultEvent<'_>> {
         let mut result = None;
         let mut metadata = Vec::new();
         for (k, v) in self.unique_fields() {
@@ -91,14 +110,18 @@ mod tests {
             .with_field("event", "tags")
             .with_field("stage", "sft")
             .with_field("team", "nlp");
-        assert_eq!(tags.as_tags().unwrap(), [("stage", "sft"), ("team", "nlp")]);
-        assert!(tags.as_result().is_none());
+        let Some(RunEvent::Tags(found)) = tags.run_event() else {
+            panic!("not tags")
+        };
+        assert_eq!(found, [("stage", "sft"), ("team", "nlp")]);
         let result = Record::new(0)
             .with_field("event", "result")
             .with_field("final_accuracy", 0.945)
             .with_field("metadata.dataset", "test")
             .with_field("metadata.n", 10_000u64);
-        let r = result.as_result().unwrap();
+        let Some(RunEvent::Result(r)) = result.run_event() else {
+            panic!("not a result")
+        };
         assert_eq!((r.name, r.value), ("final_accuracy", &Value::F64(0.945)));
         assert_eq!(r.metadata.len(), 2);
         assert_eq!(r.metadata[0], ("dataset", &Value::Str("test".into())));
@@ -111,7 +134,8 @@ mod tests {
                 .with_field("metadata.n", 2u64);
             assert_eq!(plain.numbers().count(), 2);
         }
-        assert!(Record::new(0).with_field("loss", 1.0).as_result().is_none());
+        assert!(Record::new(0).with_field("loss", 1.0).run_event().is_none());
+        assert!(tags.clone().with_hparams().run_event().is_none());
         assert_eq!(Record::new(0).with_field("event", 3u64).event(), None);
     }
 }

@@ -134,6 +134,16 @@ pub use webhook::{WebhookOptions, WebhookSink, WEBHOOK_URL_VAR};
 /// convention of `tracing-opentelemetry`; the `otel` and `prometheus` backends follow it.
 pub const MONOTONIC_PREFIX: &str = "monotonic_counter.";
 
+/// At most `max` characters of `s`: for the backends' length limits (MLflow keys and
+/// values, W&B tags).
+#[cfg(any(feature = "mlflow", feature = "wandb"))]
+pub(crate) fn clip(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::{TensorBoardOptions, TensorBoardSink};
 #[cfg(feature = "wandb")]

@@ -17,6 +17,7 @@ use prost::Message as _;
 use super::{RunOutcome, Sink};
 use crate::env::first_env;
 use crate::file::RecordFile;
+use crate::record::RunEvent;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 const BLOCK: u64 = 32_768;
@@ -391,10 +392,7 @@ impl WandbSink {
                 } else {
                     format!("{k}:{v}")
                 };
-                match tag.char_indices().nth(MAX_TAG) {
-                    Some((at, _)) => tag[..at].to_owned(),
-                    None => tag,
-                }
+                super::clip(&tag, MAX_TAG).to_owned()
             })
             .collect();
         self.push(RecordType::Run(self.run.clone()));
@@ -424,11 +422,12 @@ impl WandbSink {
     }
 
     fn write_record(&mut self, r: &Record) {
-        if let Some(tags) = r.as_tags() {
-            return self.set_tags(tags);
-        }
-        if let Some(result) = r.as_result() {
-            return self.set_result(result.name, result.value, &result.metadata);
+        match r.run_event() {
+            Some(RunEvent::Tags(tags)) => return self.set_tags(tags),
+            Some(RunEvent::Result(result)) => {
+                return self.set_result(result.name, result.value, &result.metadata)
+            }
+            None => {}
         }
         // Keys stay unique in the row: `a.b` and `a/b` both become `a/b`, and a field
         // may be called `_step`; the later one gets a free `field.` name.

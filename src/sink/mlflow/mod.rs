@@ -16,11 +16,12 @@ mod deliver;
 mod runs;
 
 use self::deliver::MlflowDeliver;
-use super::{RunOutcome, Sink};
+use super::{clip, RunOutcome, Sink};
 use crate::deliver::net::{redact_url, without_password, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::deliver::DeliveryOptions;
 use crate::env::first_env;
+use crate::record::RunEvent;
 use crate::json::{write_str, write_value};
 use crate::{Error, RankInfo, Record, Result, Value};
 
@@ -223,28 +224,32 @@ impl MlflowSink {
             texts.push((key, clip(&value, max).to_owned()));
         };
         let mut step = r.step;
-        if let Some(tags) = r.as_tags() {
+        match r.run_event() {
             // The run API's tags: MLflow run tags, without an `event` tag.
-            for (k, v) in tags {
-                text(clip(k, MAX_KEY).to_owned(), v.to_owned(), MAX_TAG_VALUE);
+            Some(RunEvent::Tags(tags)) => {
+                for (k, v) in tags {
+                    text(clip(k, MAX_KEY).to_owned(), v.to_owned(), MAX_TAG_VALUE);
+                }
             }
-        } else if let Some(result) = r.as_result() {
             // A final result: a metric at the run's last step, its metadata as tags.
-            step = step.or(self.last_step);
-            metrics.push((clip(result.name, MAX_KEY).to_owned(), result.value));
-            for (k, v) in result.metadata {
-                let key = format!("{}.{k}", result.name);
-                text(clip(&key, MAX_KEY).to_owned(), v.to_string(), MAX_TAG_VALUE);
+            Some(RunEvent::Result(result)) => {
+                step = step.or(self.last_step);
+                metrics.push((clip(result.name, MAX_KEY).to_owned(), result.value));
+                for (k, v) in result.metadata {
+                    let key = format!("{}.{k}", result.name);
+                    text(clip(&key, MAX_KEY).to_owned(), v.to_string(), MAX_TAG_VALUE);
+                }
             }
-        } else {
-            for (k, v) in r.unique_fields() {
-                let key = clip(k, MAX_KEY).to_owned();
-                if r.hparams {
-                    text(key, v.to_string(), MAX_PARAM_VALUE);
-                } else if v.as_f64().is_some() {
-                    metrics.push((key, v));
-                } else {
-                    text(key, v.to_string(), MAX_TAG_VALUE);
+            None => {
+                for (k, v) in r.unique_fields() {
+                    let key = clip(k, MAX_KEY).to_owned();
+                    if r.hparams {
+                        text(key, v.to_string(), MAX_PARAM_VALUE);
+                    } else if v.as_f64().is_some() {
+                        metrics.push((key, v));
+                    } else {
+                        text(key, v.to_string(), MAX_TAG_VALUE);
+                    }
                 }
             }
         }
@@ -318,14 +323,6 @@ fn write_pairs<T>(
         write(out, &v);
         out.push(b']');
         n += 1;
-    }
-}
-
-/// At most `max` characters of `s`.
-fn clip(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((at, _)) => &s[..at],
-        None => s,
     }
 }
 

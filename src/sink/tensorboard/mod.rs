@@ -17,6 +17,7 @@ pub use self::options::TensorBoardOptions;
 use self::proto::*;
 use super::{RunOutcome, Sink};
 use crate::file::RecordFile;
+use crate::record::RunEvent;
 use crate::{Error, Record, Result, Value};
 
 /// Bytes buffered before events are written out between flushes.
@@ -184,33 +185,37 @@ impl TensorBoardSink {
         if let Some(step) = r.step {
             self.last_step = self.last_step.max(i64::try_from(step).unwrap_or(i64::MAX));
         }
-        if let Some(tags) = r.as_tags() {
-            let table = markdown_table(["tag", "value"], tags.into_iter());
-            let value = text_value("tags".into(), &table);
-            return self.push_summary(wall_time, self.last_step, vec![value]);
-        }
-        if let Some(result) = r.as_result() {
-            // A scalar at the last step: the HParams dashboard lists every scalar of a
-            // session's run as a metric column, with its latest value.
-            let tag = result.name.replace('.', "/");
-            let mut values = vec![self.summary_value(tag.clone(), result.value)];
-            if !result.metadata.is_empty() {
-                let texts: Vec<(&str, String)> = result
-                    .metadata
-                    .iter()
-                    .map(|(k, v)| (*k, v.to_string()))
-                    .collect();
-                let rows = texts.iter().map(|(k, v)| (*k, v.as_str()));
-                let table = markdown_table(["metadata", "value"], rows);
-                values.push(text_value(format!("{tag}/metadata"), &table));
-            }
-            return self.push_summary(wall_time, self.last_step, values);
-        }
+        // The common case first: a run API event always has a text field, `event`.
         if let (Some(step), None) = (r.step, &r.message) {
             if r.fields.iter().all(|(_, v)| v.as_f64().is_some()) {
                 self.push_scalar_event(wall_time, step, r);
                 return;
             }
+        }
+        match r.run_event() {
+            Some(RunEvent::Tags(tags)) => {
+                let table = markdown_table(["tag", "value"], tags.into_iter());
+                let value = text_value("tags".into(), &table);
+                return self.push_summary(wall_time, self.last_step, vec![value]);
+            }
+            Some(RunEvent::Result(result)) => {
+                // A scalar at the last step: the HParams dashboard lists every scalar of a
+                // session's run as a metric column, with its latest value.
+                let tag = result.name.replace('.', "/");
+                let mut values = vec![self.summary_value(tag.clone(), result.value)];
+                if !result.metadata.is_empty() {
+                    let texts: Vec<(&str, String)> = result
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| (*k, v.to_string()))
+                        .collect();
+                    let rows = texts.iter().map(|(k, v)| (*k, v.as_str()));
+                    let table = markdown_table(["metadata", "value"], rows);
+                    values.push(text_value(format!("{tag}/metadata"), &table));
+                }
+                return self.push_summary(wall_time, self.last_step, values);
+            }
+            None => {}
         }
         let mut values: Vec<(String, &Value)> = r
             .unique_fields()
