@@ -6,16 +6,25 @@
 use crate::{Record, Value};
 
 /// Appends `v` as JSON.
+/// How the JSONL format (and `run.json`) writes a float JSON cannot hold: `"NaN"`,
+/// `"Infinity"`, `"-Infinity"`; None for a finite float.
+pub(crate) fn non_finite_text(f: f64) -> Option<&'static str> {
+    match f {
+        f if f.is_finite() => None,
+        f if f.is_nan() => Some("NaN"),
+        f if f > 0.0 => Some("Infinity"),
+        _ => Some("-Infinity"),
+    }
+}
+
 pub(crate) fn write_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::I64(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
         Value::U64(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-        Value::F64(f) if f.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(*f).as_bytes())
-        }
-        Value::F64(f) if f.is_nan() => out.extend_from_slice(b"\"NaN\""),
-        Value::F64(f) if *f > 0.0 => out.extend_from_slice(b"\"Infinity\""),
-        Value::F64(_) => out.extend_from_slice(b"\"-Infinity\""),
+        Value::F64(f) => match non_finite_text(*f) {
+            None => out.extend_from_slice(ryu::Buffer::new().format_finite(*f).as_bytes()),
+            Some(text) => write_str(out, text),
+        },
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Str(s) => write_str(out, s),

@@ -108,6 +108,30 @@ pub fn number(v: &Json) -> Option<f64> {
     }
 }
 
+/// A value as a JSONL line holds it: NaN and ±∞ as the strings `"NaN"`, `"Infinity"`,
+/// `"-Infinity"` (what [`number`] reads back), everything else as itself.
+///
+/// ```
+/// use serde_json::json;
+/// use trainlog::Value;
+/// assert_eq!(trainlog::jsonl::value(&Value::F64(f64::NAN)), json!("NaN"));
+/// assert_eq!(trainlog::jsonl::value(&Value::F64(0.5)), json!(0.5));
+/// assert_eq!(trainlog::jsonl::value(&Value::Str("ok".into())), json!("ok"));
+/// ```
+pub fn value(v: &Value) -> Json {
+    match v {
+        Value::I64(n) => Json::from(*n),
+        Value::U64(n) => Json::from(*n),
+        Value::F64(f) => match crate::json::non_finite_text(*f) {
+            None => Json::from(*f),
+            Some(text) => Json::from(text),
+        },
+        Value::Bool(b) => Json::from(*b),
+        Value::Str(s) => Json::from(s.as_str()),
+        Value::Json(j) => j.clone(),
+    }
+}
+
 /// A line read back into a [`Record`]: timestamp, rank, step, hparams flag, message, and
 /// the fields (NaN and ±∞ strings as floats). A missing or unreadable timestamp is the
 /// Unix epoch.

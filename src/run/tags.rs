@@ -24,11 +24,9 @@ mod json_f64 {
     use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        match *v {
-            v if v.is_finite() => s.serialize_f64(v),
-            v if v.is_nan() => s.serialize_str("NaN"),
-            v if v > 0.0 => s.serialize_str("Infinity"),
-            _ => s.serialize_str("-Infinity"),
+        match crate::json::non_finite_text(*v) {
+            None => s.serialize_f64(*v),
+            Some(text) => s.serialize_str(text),
         }
     }
 

@@ -11,7 +11,7 @@ use trainlog::jsonl::fields;
 use trainlog::run::{read_info, RunInfo};
 
 use crate::args::{ExportArgs, Format};
-use crate::runs::{is_run, labels, metric_files};
+use crate::runs::{is_run, json_number, labels, metric_files};
 
 fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -195,28 +195,19 @@ fn for_each_row(run: &Path, mut f: impl FnMut(&Json) -> Result<(), String>) -> R
     }
     if let Some(info) = &info {
         for (name, result) in &info.results {
+            // The fields `Run::result` logs: the value under its name, then the metadata.
             let mut row = Map::new();
             row.insert("event".into(), "result".into());
-            // The run.json encoding: NaN and ±∞ as the JSONL strings.
-            let encoded = serde_json::to_value(result).unwrap_or_default();
-            row.insert(name.clone(), encoded["value"].clone());
-            flatten_into("metadata", &result.metadata, &mut row);
+            row.insert(name.clone(), json_number(result.value));
+            if !result.metadata.is_null() {
+                let metadata = trainlog::flatten("metadata", &result.metadata)
+                    .map_err(|e| format!("{}: result `{name}`: {e}", run.display()))?;
+                for (k, v) in metadata {
+                    row.insert(k.into_owned(), trainlog::jsonl::value(&v));
+                }
+            }
             f(&Json::Object(row))?;
         }
     }
     Ok(())
-}
-
-fn flatten_into(prefix: &str, value: &Json, out: &mut Map<String, Json>) {
-    match value {
-        Json::Null => {}
-        Json::Object(map) => {
-            for (k, v) in map {
-                flatten_into(&format!("{prefix}.{k}"), v, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_owned(), other.clone());
-        }
-    }
 }

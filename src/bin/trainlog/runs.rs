@@ -194,18 +194,7 @@ pub fn flat_params(params: &Json) -> BTreeMap<String, Json> {
 
 /// A number for JSON output: NaN and ±∞ as the JSONL strings.
 pub fn json_number(x: f64) -> Json {
-    serde_json::Number::from_f64(x).map_or_else(
-        || {
-            Json::from(if x.is_nan() {
-                "NaN"
-            } else if x > 0.0 {
-                "Infinity"
-            } else {
-                "-Infinity"
-            })
-        },
-        Json::Number,
-    )
+    trainlog::jsonl::value(&trainlog::Value::F64(x))
 }
 
 /// What `ls` and `show` print about one metric.

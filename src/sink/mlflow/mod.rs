@@ -21,8 +21,8 @@ use crate::deliver::net::{redact_url, without_password, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::deliver::DeliveryOptions;
 use crate::env::first_env;
-use crate::record::RunEvent;
 use crate::json::{write_str, write_value};
+use crate::record::RunEvent;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 /// MLflow's per-request limits for `runs/log-batch` (metrics; params and tags; bytes).
