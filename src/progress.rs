@@ -18,13 +18,22 @@
 //! progress.finish();
 //! ```
 //!
-//! The bar is drawn on stderr and hidden when stderr is not a terminal (CI logs, files,
-//! pipes); it still counts, so [`Progress::position`] is right either way. It follows the
-//! rank-0 rule: on other ranks it shows nothing.
+//! Where stderr is not a terminal (Slurm, `nohup`, CI logs, notebooks) there is no bar:
+//! one plain line is printed every 10 seconds instead (and one at [`Progress::finish`]):
+//!
+//! ```text
+//! progress: 500/1000 steps (50%), 125.3 steps/s, elapsed 4.0s, ETA 4.0s, loss=0.500 lr=3.00e-4
+//! ```
+//!
+//! `TRAINLOG_PROGRESS=bar|plain|off` chooses ([`ProgressMode::from_env`]), and
+//! `TRAINLOG_PROGRESS_EVERY=30s` sets the interval of plain lines ([`Progress::every`]).
+//! Counting works in every mode, so [`Progress::position`] is right either way. The display
+//! follows the rank-0 rule: on other ranks it shows nothing.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::{Event, Subscriber};
@@ -35,11 +44,52 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::{filter, Record};
 
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProgressMode {
+    /// A live bar on stderr (drawn only when stderr is a terminal).
+    Bar,
+    /// A plain line on stderr every few seconds, for logs that are files.
+    Plain,
+    /// Nothing shown; counting still works.
+    Off,
+}
+
+impl ProgressMode {
+    /// `TRAINLOG_PROGRESS` (`bar`, `plain` or `off`), else a bar when stderr is a terminal
+    /// and plain lines when it is not. An unknown value is reported once and ignored.
+    pub fn from_env() -> Self {
+        match crate::env::first_env(&["TRAINLOG_PROGRESS"])
+            .as_deref()
+            .map(str::trim)
+        {
+            Some("bar") => return ProgressMode::Bar,
+            Some("plain") => return ProgressMode::Plain,
+            Some("off") => return ProgressMode::Off,
+            Some(other) => eprintln!(
+                "trainlog: TRAINLOG_PROGRESS={other} is not one of bar, plain, off; ignored"
+            ),
+            None => {}
+        }
+        if io::IsTerminal::is_terminal(&io::stderr()) {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Plain
+        }
+    }
+}
+
+/// The default interval between plain progress lines.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
 /// The progress display; cheap to clone (clones share the bar).
 #[derive(Debug, Clone)]
 pub struct Progress {
     bar: ProgressBar,
     shared: Arc<Shared>,
+    /// Plain lines: when the last one was printed, and how often; None for other modes.
+    plain: Option<Arc<Plain>>,
 }
 
 #[derive(Debug, Default)]
@@ -48,15 +98,57 @@ struct Shared {
     latest: Mutex<BTreeMap<String, String>>,
 }
 
+#[derive(Debug)]
+struct Plain {
+    every: Duration,
+    /// When the last line was printed, and the position it showed (None before the first).
+    last: Mutex<(Instant, Option<u64>)>,
+}
+
+impl Plain {
+    fn new(every: Duration) -> Arc<Plain> {
+        Arc::new(Plain {
+            every,
+            last: Mutex::new((Instant::now(), None)),
+        })
+    }
+}
+
 impl Progress {
-    /// A bar for `total` steps on stderr (hidden when stderr is not a terminal).
+    /// A display for `total` steps on stderr, in the mode [`ProgressMode::from_env`]
+    /// chooses: a bar on a terminal, plain lines elsewhere.
     pub fn new(total: u64) -> Self {
-        Self::with_target(total, ProgressDrawTarget::stderr())
+        Self::with_mode(total, ProgressMode::from_env())
+    }
+
+    /// A display for `total` steps in the given mode.
+    pub fn with_mode(total: u64, mode: ProgressMode) -> Self {
+        let target = match mode {
+            ProgressMode::Bar => ProgressDrawTarget::stderr(),
+            ProgressMode::Plain | ProgressMode::Off => ProgressDrawTarget::hidden(),
+        };
+        let mut progress = Self::with_target(total, target);
+        // The bar of another rank never moves (its layer passes rank 0 only); plain lines
+        // would still print at finish, so other ranks print none.
+        if mode == ProgressMode::Plain && filter::rank0().passes() {
+            let every = crate::env::duration_env("TRAINLOG_PROGRESS_EVERY").unwrap_or(PLAIN_EVERY);
+            progress.plain = Some(Plain::new(every));
+        }
+        progress
     }
 
     /// A bar that never draws (counting still works), e.g. for tests.
     pub fn hidden(total: u64) -> Self {
-        Self::with_target(total, ProgressDrawTarget::hidden())
+        Self::with_mode(total, ProgressMode::Off)
+    }
+
+    /// How often plain lines are printed (default 10 s, or `TRAINLOG_PROGRESS_EVERY`); no
+    /// effect in the other modes.
+    pub fn every(mut self, interval: Duration) -> Self {
+        if self.plain.is_some() {
+            self.plain = Some(Plain::new(interval));
+        }
+        self
     }
 
     fn with_target(total: u64, target: ProgressDrawTarget) -> Self {
@@ -70,6 +162,7 @@ impl Progress {
         Progress {
             bar,
             shared: Arc::new(Shared::default()),
+            plain: None,
         }
     }
 
@@ -123,15 +216,91 @@ impl Progress {
         self.bar.is_hidden()
     }
 
-    /// Leaves the bar drawn in its final state.
+    /// The mode in effect: `Plain` when it prints lines, `Bar` when it draws a bar, `Off`
+    /// otherwise (asked for, a bar stderr cannot show, or a rank other than 0 in plain mode).
+    pub fn mode(&self) -> ProgressMode {
+        match (&self.plain, self.bar.is_hidden()) {
+            (Some(_), _) => ProgressMode::Plain,
+            (None, true) => ProgressMode::Off,
+            (None, false) => ProgressMode::Bar,
+        }
+    }
+
+    /// Leaves the bar drawn in its final state; in plain mode, prints a last line unless
+    /// the last one printed already showed this position.
     pub fn finish(&self) {
         self.bar.finish();
+        if let Some(plain) = &self.plain {
+            let mut last = plain.last.lock().unwrap_or_else(|e| e.into_inner());
+            let position = self.bar.position();
+            if last.1 != Some(position) {
+                *last = (Instant::now(), Some(position));
+                drop(last);
+                self.print_plain();
+            }
+        }
+    }
+
+    /// `progress: 500/1000 steps (50%), 125.3 steps/s, elapsed 4.0s, ETA 4.0s, loss=0.500`
+    pub fn plain_line(&self) -> String {
+        let done = self.bar.position();
+        let mut line = match self.bar.length() {
+            Some(total) if total > 0 => format!(
+                "progress: {done}/{total} steps ({}%)",
+                done.saturating_mul(100) / total
+            ),
+            _ => format!("progress: {done} steps"),
+        };
+        let rate = self.bar.per_sec();
+        if rate.is_finite() && rate > 0.0 {
+            line.push_str(&format!(", {rate:.1} steps/s"));
+        }
+        line.push_str(&format!(
+            ", elapsed {}",
+            crate::format::format_duration(self.bar.elapsed())
+        ));
+        if self.bar.length().is_some_and(|total| done < total) && rate > 0.0 {
+            line.push_str(&format!(
+                ", ETA {}",
+                crate::format::format_duration(self.bar.eta())
+            ));
+        }
+        let message = self.bar.message();
+        if !message.is_empty() {
+            line.push_str(", ");
+            line.push_str(&message);
+        }
+        line
+    }
+
+    fn print_plain(&self) {
+        // One write of the whole line, so lines of other threads do not cut into it.
+        let line = format!("{}\n", self.plain_line());
+        let _ = io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    /// Prints a plain line when the interval has passed since the last one.
+    fn tick_plain(&self, plain: &Plain) {
+        let now = Instant::now();
+        let mut last = plain.last.lock().unwrap_or_else(|e| e.into_inner());
+        if now.duration_since(last.0) >= plain.every {
+            *last = (now, Some(self.bar.position()));
+            drop(last);
+            self.print_plain();
+        }
     }
 
     fn observe(&self, record: &Record) {
         if let Some(step) = record.step {
             self.bar.set_position(step.saturating_add(1));
         }
+        self.update_message(record);
+        if let Some(plain) = &self.plain {
+            self.tick_plain(plain);
+        }
+    }
+
+    fn update_message(&self, record: &Record) {
         if self.shared.metrics.is_empty() {
             return;
         }

@@ -26,13 +26,11 @@ pub(crate) struct DeliveryOptions {
 
 #[cfg(feature = "network")]
 impl Default for DeliveryOptions {
-    /// 120 s cap, 4 s stall (or `TRAINLOG_STALL_TIMEOUT` seconds, for jobs configured by
-    /// their environment), retries from 200 ms to 30 s.
+    /// 120 s cap, 4 s stall (or `TRAINLOG_STALL_TIMEOUT`, seconds or `30s`-style, for jobs
+    /// configured by their environment), retries from 200 ms to 30 s.
     fn default() -> Self {
-        let stall = crate::env::first_env(&["TRAINLOG_STALL_TIMEOUT"])
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-            .unwrap_or(spool::DEFAULT_STALL);
+        let stall =
+            crate::env::duration_env("TRAINLOG_STALL_TIMEOUT").unwrap_or(spool::DEFAULT_STALL);
         DeliveryOptions {
             close_cap: spool::DEFAULT_CLOSE_CAP,
             stall,

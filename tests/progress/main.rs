@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use tracing::info;
 use tracing_subscriber::prelude::*;
-use trainlog::progress::Progress;
+use trainlog::progress::{Progress, ProgressMode};
 
 #[test]
 fn steps_and_chosen_metrics_move_the_bar() {
@@ -92,10 +92,107 @@ fn not_a_terminal_hides_the_bar_and_keeps_log_lines_whole() {
         !stderr.contains('█') && !stderr.contains('\u{1b}'),
         "no bar drawn: {stderr:?}"
     );
+    // Instead, plain lines: here only the last one (the run is shorter than 10 s).
+    let plain: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert_eq!(plain.len(), 1, "{stderr}");
+    assert!(
+        plain[0].starts_with("progress: 5/5 steps (100%), "),
+        "{}",
+        plain[0]
+    );
+    assert!(
+        plain[0].contains(", elapsed ") && plain[0].ends_with(", loss=0.200"),
+        "{}",
+        plain[0]
+    );
+}
+
+#[test]
+fn plain_lines_come_every_interval_and_the_mode_is_chosen_by_the_environment() {
+    let progress = Progress::with_mode(100, ProgressMode::Plain).with_metrics(&["loss"]);
+    assert_eq!(progress.mode(), ProgressMode::Plain);
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(progress.layer()),
+        || info!(target: "metrics", step = 9, loss = 0.5),
+    );
+    let line = progress.plain_line();
+    assert!(line.starts_with("progress: 10/100 steps (10%), "), "{line}");
+    assert!(
+        line.contains(" steps/s, elapsed ") && line.contains(", ETA "),
+        "{line}"
+    );
+    assert!(line.ends_with(", loss=0.500"), "{line}");
+    assert_eq!(Progress::hidden(5).mode(), ProgressMode::Off);
+
+    // The demo in a child process, stderr a pipe: a line every 100 ms, then a last one.
+    let run = |envs: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        // The example cargo builds beside the tests: target/<profile>/examples.
+        let exe = std::env::current_exe().unwrap();
+        let example = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples/train_loop");
+        assert!(
+            example.exists(),
+            "build the examples first: {}",
+            example.display()
+        );
+        let out = Command::new(example)
+            .args([
+                "--steps",
+                "60",
+                "--step-ms",
+                "10",
+                "--quiet",
+                "--output-dir",
+            ])
+            .arg(dir.path())
+            .env_remove("TRAINLOG_PROGRESS")
+            .env("RANK", "0")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let plain: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.starts_with("progress: "))
+            .map(str::to_owned)
+            .collect();
+        plain
+    };
+    let plain = run(&[("TRAINLOG_PROGRESS_EVERY", "100ms")]);
+    assert!(plain.len() >= 3, "{plain:?}");
+    assert!(
+        plain
+            .last()
+            .unwrap()
+            .starts_with("progress: 60/60 steps (100%)"),
+        "{plain:?}"
+    );
+    assert!(plain[0].contains("loss="), "{plain:?}");
+    let finals = plain
+        .iter()
+        .filter(|l| l.starts_with("progress: 60/60 "))
+        .count();
+    assert_eq!(finals, 1, "the last position is printed once: {plain:?}");
+    assert!(run(&[("TRAINLOG_PROGRESS", "off")]).is_empty());
+    // `bar` off a terminal draws nothing (indicatif hides it) and prints no plain lines.
+    assert!(run(&[("TRAINLOG_PROGRESS", "bar")]).is_empty());
 }
 
 #[test]
 fn other_ranks_do_not_move_the_bar() {
-    let (stdout, _) = child("1");
+    let (stdout, stderr) = child("1");
     assert!(stdout.contains("position=0 message="), "{stdout}");
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("progress: ")),
+        "other ranks print no progress: {stderr}"
+    );
 }
