@@ -132,6 +132,32 @@ fn caller(c: &mut Criterion) {
         });
         drop(guard);
     }
+    // The price of `span_fields`: the same events inside two spans (`run`, `epoch`) whose
+    // fields go on every record; beside it, the same spans without the option.
+    for (name, span_fields) in [
+        ("trainlog_jsonl_in_spans", false),
+        ("trainlog_jsonl_span_fields", true),
+    ] {
+        let out = dir.path().join(name);
+        let (layer, guard) = MetricLogger::builder()
+            .output_dir(&out)
+            .rank(0)
+            .span_fields(span_fields)
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let _run = tracing::info_span!("run", model = "tiny").entered();
+            let _epoch = tracing::info_span!("epoch", epoch = 3u64).entered();
+            g.bench_function(name, |b| {
+                b.iter_custom(|n| bursts(n, |_| guard.flush().unwrap()))
+            });
+        });
+        drop(guard);
+        // A fast wrong answer fails: the fields are on the records only when asked.
+        let first = std::fs::read_to_string(out.join("metrics_rank0.jsonl")).unwrap();
+        let first = first.lines().next().unwrap_or_default();
+        assert_eq!(first.contains("\"epoch\":3"), span_fields, "{first}");
+    }
     // Sustained logging faster than the disk takes it: under `Block` the caller runs at
     // the sink's pace; under `Drop` it never waits and the excess is counted.
     for (name, overflow) in [

@@ -206,12 +206,20 @@ pub struct MetricFilter {
     pub(crate) active: bool,
     /// Some sink takes ERROR events from every target too (see `Sink::wants_errors`).
     pub(crate) errors: bool,
+    /// Spans of every target pass, so their fields can go on the records logged inside
+    /// them (see `MetricLoggerBuilder::span_fields`).
+    pub(crate) spans: bool,
 }
 
 impl MetricFilter {
     fn pass(&self, meta: &Metadata<'_>) -> bool {
-        self.active
-            && meta.is_event()
+        if !self.active {
+            return false;
+        }
+        if meta.is_span() {
+            return self.spans;
+        }
+        meta.is_event()
             && if meta.target() == self.target {
                 callsite_is_mapping(meta)
             } else {

@@ -2,9 +2,11 @@
 
 use std::sync::{Arc, OnceLock};
 
+use tracing::span::{Attributes, Id, Record as SpanValues};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::filter::MetricFilter;
 use crate::worker::Feeder;
@@ -35,6 +37,43 @@ pub(crate) struct Sinks {
     pub(crate) rank: u32,
     pub(crate) target: std::borrow::Cow<'static, str>,
     pub(crate) errors: bool,
+    /// Put the fields of enclosing spans on each record (`MetricLoggerBuilder::span_fields`).
+    pub(crate) span_fields: bool,
+}
+
+/// A span's fields as captured, kept in the span's extensions (`span_fields` only), the
+/// step lifted out as for events.
+#[derive(Debug)]
+struct SpanFields(Record);
+
+/// The record of `event` with the fields of the spans it is in, outermost first: the
+/// event's own fields come after them, so they win a name both have; a span's step is used
+/// when the event has none (the innermost span's).
+fn with_span_fields<S>(event: &Event<'_>, cx: &Context<'_, S>, rank: u32) -> Record
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut fields = Vec::new();
+    let mut step = None;
+    if let Some(scope) = cx.event_scope(event) {
+        for span in scope.from_root() {
+            if let Some(SpanFields(captured)) = span.extensions().get::<SpanFields>() {
+                if fields.is_empty() {
+                    // One allocation for the spans' fields and the event's.
+                    fields.reserve(captured.fields.len() + event.metadata().fields().len() + 4);
+                }
+                fields.extend(captured.fields.iter().cloned());
+                step = captured.step.or(step);
+            }
+        }
+    }
+    if fields.is_empty() && step.is_none() {
+        return Record::from_event(event, rank);
+    }
+    // The event's fields are captured after the spans', into the same vector.
+    let mut record = Record::from_event_after(fields, event, rank);
+    record.step = record.step.or(step);
+    record
 }
 
 impl SinkLayer {
@@ -56,23 +95,58 @@ impl SinkLayer {
             slot,
         )
     }
+
+    fn span_fields(&self) -> bool {
+        self.sinks.get().is_some_and(|s| s.span_fields)
+    }
 }
 
-impl<S: Subscriber> Layer<S> for SinkLayer {
-    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
+impl<S> Layer<S> for SinkLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: Context<'_, S>) {
+        if !self.span_fields() {
+            return;
+        }
+        let Some(span) = cx.span(id) else { return };
+        span.extensions_mut()
+            .insert(SpanFields(Record::from_span(attrs)));
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanValues<'_>, cx: Context<'_, S>) {
+        if !self.span_fields() {
+            return;
+        }
+        let Some(span) = cx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(SpanFields(captured)) = extensions.get_mut::<SpanFields>() {
+            captured.record_span(values);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
         let Some(Sinks {
             feeders,
             rank,
             target,
             errors,
+            span_fields,
         }) = self.sinks.get()
         else {
             return;
         };
+        let capture = |event: &Event<'_>| {
+            if *span_fields {
+                with_span_fields(event, &cx, *rank)
+            } else {
+                Record::from_event(event, *rank)
+            }
+        };
         let event_target = event.metadata().target();
         if *errors && event_target != target {
             // An ERROR event from another target: only for the sinks that take them.
-            let mut record = Record::from_event(event, *rank);
+            let mut record = capture(event);
             record.error_target = Some(event_target.to_owned());
             let record = Arc::new(record);
             for feeder in feeders.iter().filter(|f| f.errors) {
@@ -82,9 +156,9 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
         }
         match feeders.as_slice() {
             [] => {}
-            [only] => only.send(Arc::new(Record::from_event(event, *rank))),
+            [only] => only.send(Arc::new(capture(event))),
             many => {
-                let record = Arc::new(Record::from_event(event, *rank));
+                let record = Arc::new(capture(event));
                 for feeder in many {
                     feeder.send(record.clone());
                 }

@@ -158,12 +158,35 @@ impl Record {
 
     /// Captures a `tracing` event (fields, message, step, hparams flag) stamped now.
     pub fn from_event(event: &tracing::Event<'_>, rank: u32) -> Self {
+        let fields = Vec::with_capacity(event.metadata().fields().len());
+        Self::from_event_after(fields, event, rank)
+    }
+
+    /// Like [`from_event`](Self::from_event), the event's fields captured after `fields`.
+    pub(crate) fn from_event_after(
+        fields: Vec<(Key, Value)>,
+        event: &tracing::Event<'_>,
+        rank: u32,
+    ) -> Self {
         let mut record = Record {
-            fields: Vec::with_capacity(event.metadata().fields().len()),
+            fields,
             ..Record::new(rank)
         };
         event.record(&mut capture::Capture(&mut record));
         record
+    }
+
+    /// Captures a span's fields as an event's are (the step lifted out), for
+    /// `span_fields`; its rank and timestamp are not used.
+    pub(crate) fn from_span(attrs: &tracing::span::Attributes<'_>) -> Self {
+        let mut record = Record::new(0);
+        attrs.record(&mut capture::Capture(&mut record));
+        record
+    }
+
+    /// Adds the values recorded on a span later (`span.record(..)`).
+    pub(crate) fn record_span(&mut self, values: &tracing::span::Record<'_>) {
+        values.record(&mut capture::Capture(self));
     }
 
     /// Adds the leaves of a JSON value as fields, nested keys joined with `.`, in the

@@ -66,6 +66,7 @@ pub struct MetricLoggerBuilder {
     pub(super) shutdown_timeout: Duration,
     pub(super) custom: Vec<(Box<dyn Sink>, bool)>,
     pub(super) console: bool,
+    pub(super) span_fields: bool,
     pub(super) run_name: Option<String>,
     #[cfg(feature = "tensorboard")]
     pub(super) tensorboard: Option<crate::sink::TensorBoardOptions>,
@@ -140,6 +141,7 @@ impl Default for MetricLoggerBuilder {
             shutdown_timeout: Duration::from_secs(5),
             custom: Vec::new(),
             console: true,
+            span_fields: false,
             run_name: None,
             #[cfg(feature = "tensorboard")]
             tensorboard: None,
@@ -330,6 +332,17 @@ impl MetricLoggerBuilder {
         self
     }
 
+    /// Puts the fields of the spans a metrics event is logged in on its record, as
+    /// `fmt().json()` does (off by default): inside `info_span!("epoch", epoch = 3)`,
+    /// `info!(target: "metrics", step, loss)` records `epoch: 3` too. Outer spans' fields
+    /// come first; the event's own fields win over a span's of the same name; a span's
+    /// `step` is the record's step when the event has none. It costs the caller a walk up
+    /// the span scope per event (see the `caller` benches).
+    pub fn span_fields(mut self, enabled: bool) -> Self {
+        self.span_fields = enabled;
+        self
+    }
+
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
     pub fn console(mut self, enabled: bool) -> Self {
         self.console = enabled;
@@ -343,18 +356,21 @@ impl MetricLoggerBuilder {
         S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
         let target = self.target.clone();
+        let span_fields = self.span_fields;
         let (feeders, guard) = self.start()?;
         let errors = feeders.iter().any(|f| f.errors);
         let filter = MetricFilter {
             target: target.clone(),
             active: !feeders.is_empty(),
             errors,
+            spans: span_fields,
         };
         let layer = SinkLayer::new(Sinks {
             feeders,
             rank: guard.rank().rank,
             target,
             errors,
+            span_fields,
         })
         .with_filter(filter);
         Ok((layer, guard))

@@ -63,8 +63,10 @@ fn install(
         target: METRICS_TARGET.into(),
         active: true,
         // The sinks attach later: let ERROR events through for those that take them
-        // (the layer drops them when none does).
+        // (the layer drops them when none does), and spans for `span_fields` (the layer
+        // keeps their fields only when asked).
         errors: true,
+        spans: true,
     });
     tracing_subscriber::registry()
         .with(files)
@@ -148,6 +150,7 @@ impl MetricLoggerBuilder {
         }
         let existing = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let console = self.console;
+        let span_fields = self.span_fields;
         #[cfg(feature = "logfiles")]
         let log_files = self.log_files.clone();
         #[cfg_attr(not(feature = "logfiles"), allow(unused_mut))]
@@ -175,8 +178,9 @@ impl MetricLoggerBuilder {
             feeders,
             rank,
             target,
-            // The installed filter lets ERROR events through (see `install`).
+            // The installed filter lets ERROR events and spans through (see `install`).
             errors: true,
+            span_fields,
         })
         .map_err(|_| {
             Error::AlreadyInitialized("the metric logger is already set up in this process".into())

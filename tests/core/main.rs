@@ -7,4 +7,5 @@ mod filters;
 mod load;
 mod nonfinite;
 mod props;
+mod spans;
 mod support;

@@ -36,6 +36,37 @@ fn child_metrics_only() {
     drop(guard);
 }
 
+#[test]
+#[ignore = "run in a child process by span_fields_work_through_init_after_the_root_logger"]
+fn child_span_fields() {
+    let Some(dir) = child_dir() else { return };
+    trainlog::setup_root_logger("info").unwrap();
+    // A span before the metric logger exists: it attaches later, the span stays without.
+    let early = tracing::info_span!("early", stage = "warmup").entered();
+    let guard = trainlog::MetricLogger::builder()
+        .output_dir(&dir)
+        .backends("async")
+        .unwrap()
+        .span_fields(true)
+        .init()
+        .unwrap();
+    tracing::info_span!("epoch", epoch = 3u64).in_scope(|| {
+        info!(target: "metrics", step = 1, loss = 0.25);
+    });
+    drop(early);
+    drop(guard);
+}
+
+#[test]
+fn span_fields_work_through_init_after_the_root_logger() {
+    let (_, _, dir) = run_child("child_span_fields", &[]);
+    let lines = jsonl(dir.path(), 0);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["epoch"], 3);
+    assert_eq!(lines[0]["loss"], 0.25);
+    assert!(lines[0].get("stage").is_none(), "{}", lines[0]);
+}
+
 fn run_child(test: &str, envs: &[(&str, &str)]) -> (String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
