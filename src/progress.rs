@@ -354,6 +354,16 @@ pub struct SuspendedWrite<W: Write> {
     buf: Vec<u8>,
 }
 
+impl<W: Write> SuspendedWrite<W> {
+    fn new(bar: &ProgressBar, inner: W) -> Self {
+        SuspendedWrite {
+            bar: bar.clone(),
+            inner,
+            buf: Vec::new(),
+        }
+    }
+}
+
 impl<W: Write> Write for SuspendedWrite<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
@@ -383,10 +393,91 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for SuspendingWriter<M> {
     type Writer = SuspendedWrite<M::Writer>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        SuspendedWrite {
-            bar: self.bar.clone(),
-            inner: self.make.make_writer(),
-            buf: Vec::new(),
+        SuspendedWrite::new(&self.bar, self.make.make_writer())
+    }
+}
+
+/// A progress display installed with the global subscriber before it exists:
+/// [`MetricLoggerBuilder::total_steps`](crate::MetricLoggerBuilder::total_steps) sets it
+/// from `init()`, also when `setup_root_logger` installed the subscriber earlier.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProgressSlot(Arc<std::sync::OnceLock<Progress>>);
+
+impl ProgressSlot {
+    /// Sets the display; false if one was set already.
+    pub(crate) fn set(&self, progress: Progress) -> bool {
+        self.0.set(progress).is_ok()
+    }
+
+    /// The layer that moves the display once it is set (metrics events, on rank 0).
+    pub(crate) fn layer<S>(&self, rank: u32) -> impl Layer<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        SlotLayer(self.clone()).with_filter(
+            filter::metrics()
+                .and(filter::is_mapping())
+                .and(filter::rank0_for(rank)),
+        )
+    }
+
+    /// Like [`Progress::writer`], for a display that may be set later.
+    pub(crate) fn writer<M>(&self, make: M) -> SlotWriter<M> {
+        SlotWriter {
+            slot: self.clone(),
+            make,
+        }
+    }
+}
+
+struct SlotLayer(ProgressSlot);
+
+impl<S: Subscriber> Layer<S> for SlotLayer {
+    fn on_event(&self, event: &Event<'_>, _cx: Context<'_, S>) {
+        if let Some(progress) = self.0 .0.get() {
+            progress.observe(&Record::from_event(event, 0));
+        }
+    }
+}
+
+/// A [`MakeWriter`] that writes with the bar suspended once a display is set.
+#[derive(Debug, Clone)]
+pub(crate) struct SlotWriter<M> {
+    slot: ProgressSlot,
+    make: M,
+}
+
+/// A write straight through, or with the bar suspended.
+pub(crate) enum SlotWrite<W: Write> {
+    Direct(W),
+    Suspended(SuspendedWrite<W>),
+}
+
+impl<W: Write> Write for SlotWrite<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            SlotWrite::Direct(w) => w.write(data),
+            SlotWrite::Suspended(w) => w.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            SlotWrite::Direct(w) => w.flush(),
+            SlotWrite::Suspended(w) => w.flush(),
+        }
+    }
+}
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for SlotWriter<M> {
+    type Writer = SlotWrite<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match self.slot.0.get() {
+            Some(progress) => {
+                SlotWrite::Suspended(SuspendedWrite::new(&progress.bar, self.make.make_writer()))
+            }
+            None => SlotWrite::Direct(self.make.make_writer()),
         }
     }
 }

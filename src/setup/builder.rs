@@ -67,6 +67,8 @@ pub struct MetricLoggerBuilder {
     pub(super) custom: Vec<(Box<dyn Sink>, bool)>,
     pub(super) console: bool,
     pub(super) span_fields: bool,
+    #[cfg(feature = "progress")]
+    pub(super) total_steps: Option<u64>,
     pub(super) run_name: Option<String>,
     #[cfg(feature = "tensorboard")]
     pub(super) tensorboard: Option<crate::sink::TensorBoardOptions>,
@@ -142,6 +144,8 @@ impl Default for MetricLoggerBuilder {
             custom: Vec::new(),
             console: true,
             span_fields: false,
+            #[cfg(feature = "progress")]
+            total_steps: None,
             run_name: None,
             #[cfg(feature = "tensorboard")]
             tensorboard: None,
@@ -340,6 +344,17 @@ impl MetricLoggerBuilder {
     /// the span scope per event (see the `caller` benches).
     pub fn span_fields(mut self, enabled: bool) -> Self {
         self.span_fields = enabled;
+        self
+    }
+
+    /// Shows progress over `steps` steps from [`init`](Self::init): a bar on a terminal,
+    /// plain lines where stderr is a file (see [`progress`](crate::progress)), moved by the
+    /// metrics events' `step` and showing the latest `loss` and `lr`; finished when the
+    /// guard closes. Rank 0 only. With [`build`](Self::build), compose
+    /// [`Progress`](crate::progress::Progress) yourself.
+    #[cfg(feature = "progress")]
+    pub fn total_steps(mut self, steps: u64) -> Self {
+        self.total_steps = Some(steps);
         self
     }
 

@@ -53,6 +53,9 @@ pub struct MetricGuard {
     /// The log files' writer, flushed after the sinks close (`init` with `log_files`).
     #[cfg(feature = "logfiles")]
     log_files: Option<super::LogFilesGuard>,
+    /// The progress display `init` shows (`total_steps`), finished after the sinks close.
+    #[cfg(feature = "progress")]
+    progress: Option<crate::progress::Progress>,
 }
 
 impl fmt::Debug for MetricGuard {
@@ -77,7 +80,15 @@ impl MetricGuard {
             shut_down: false,
             #[cfg(feature = "logfiles")]
             log_files: None,
+            #[cfg(feature = "progress")]
+            progress: None,
         }
+    }
+
+    /// Finishes this progress display when the guard closes.
+    #[cfg(feature = "progress")]
+    pub(super) fn keep_progress(&mut self, progress: crate::progress::Progress) {
+        self.progress = Some(progress);
     }
 
     /// Keeps the log files' guard until this guard drops.
@@ -154,6 +165,10 @@ impl MetricGuard {
     fn close(&mut self, outcome: RunOutcome) -> Result<()> {
         if std::mem::replace(&mut self.shut_down, true) {
             return Ok(());
+        }
+        #[cfg(feature = "progress")]
+        if let Some(progress) = self.progress.take() {
+            progress.finish();
         }
         let deadline = Instant::now() + self.shutdown_timeout;
         let started: Vec<bool> = self

@@ -25,8 +25,17 @@ fn logs_filter<S>(default_level: &str) -> Result<impl tracing_subscriber::layer:
     Ok(env.and(filter_fn(|meta| meta.target() != METRICS_TARGET)))
 }
 
-/// The sink slot of the subscriber trainlog installed, if it installed one.
-static INSTALLED: Mutex<Option<Arc<OnceLock<Sinks>>>> = Mutex::new(None);
+/// What the subscriber trainlog installed leaves to be set later: the sinks, and the
+/// progress display (`total_steps`).
+#[derive(Clone)]
+struct Installed {
+    sinks: Arc<OnceLock<Sinks>>,
+    #[cfg(feature = "progress")]
+    progress: crate::progress::ProgressSlot,
+}
+
+/// The subscriber trainlog installed, if it installed one.
+static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 
 /// Installs the global subscriber: ordinary logs on stderr (level from `RUST_LOG`,
 /// else `default_level`), metrics as dict lines on stdout (rank 0), and the metric
@@ -36,21 +45,35 @@ fn install(
     console: bool,
     rank: RankInfo,
     files: Option<FilesLayer>,
-) -> Result<Arc<OnceLock<Sinks>>> {
+) -> Result<Installed> {
     let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     if installed.is_some() {
         return Err(Error::AlreadyInitialized(
             "trainlog already installed the global subscriber".into(),
         ));
     }
+    // Console lines clear a progress bar and redraw it after them, once one is shown.
+    #[cfg(feature = "progress")]
+    let progress = crate::progress::ProgressSlot::default();
+    #[cfg(feature = "progress")]
+    let (stderr, stdout) = (
+        progress.writer(std::io::stderr),
+        progress.writer(std::io::stdout),
+    );
+    #[cfg(not(feature = "progress"))]
+    let (stderr, stdout) = (std::io::stderr, std::io::stdout);
+    #[cfg(feature = "progress")]
+    let progress_layer = Some(progress.layer(rank.rank));
+    #[cfg(not(feature = "progress"))]
+    let progress_layer = None::<tracing_subscriber::layer::Identity>;
     let logs = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .with_ansi(color_enabled_for(&std::io::stderr()))
         .with_filter(logs_filter(default_level)?);
     let metrics_console = console.then(|| {
         tracing_subscriber::fmt::layer()
             .event_format(DictFormat::new())
-            .with_writer(std::io::stdout)
+            .with_writer(stdout)
             .with_ansi(color_enabled())
             .with_filter(
                 filter::metrics()
@@ -73,6 +96,7 @@ fn install(
         .with(logs)
         .with(metrics_console)
         .with(sinks)
+        .with(progress_layer)
         .try_init()
         .map_err(|e| {
             Error::AlreadyInitialized(format!(
@@ -80,8 +104,13 @@ fn install(
                  `MetricLogger::builder().build()` to it instead"
             ))
         })?;
-    *installed = Some(slot.clone());
-    Ok(slot)
+    let done = Installed {
+        sinks: slot,
+        #[cfg(feature = "progress")]
+        progress,
+    };
+    *installed = Some(done.clone());
+    Ok(done)
 }
 
 /// Sets up human-readable logging for everything but metrics: stderr, level from
@@ -151,12 +180,17 @@ impl MetricLoggerBuilder {
         let existing = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let console = self.console;
         let span_fields = self.span_fields;
+        #[cfg(feature = "progress")]
+        let total_steps = self.total_steps;
         #[cfg(feature = "logfiles")]
         let log_files = self.log_files.clone();
-        #[cfg_attr(not(feature = "logfiles"), allow(unused_mut))]
+        #[cfg_attr(
+            not(any(feature = "logfiles", feature = "progress")),
+            allow(unused_mut)
+        )]
         let (feeders, mut guard) = self.start()?;
-        let slot = match existing {
-            Some(slot) => slot,
+        let installed = match existing {
+            Some(installed) => installed,
             None => {
                 #[cfg(feature = "logfiles")]
                 let files = match log_files {
@@ -174,17 +208,29 @@ impl MetricLoggerBuilder {
         };
         let rank = guard.rank().rank;
         let target = METRICS_TARGET.into();
-        slot.set(Sinks {
-            feeders,
-            rank,
-            target,
-            // The installed filter lets ERROR events and spans through (see `install`).
-            errors: true,
-            span_fields,
-        })
-        .map_err(|_| {
-            Error::AlreadyInitialized("the metric logger is already set up in this process".into())
-        })?;
+        installed
+            .sinks
+            .set(Sinks {
+                feeders,
+                rank,
+                target,
+                // The installed filter lets ERROR events and spans through (see `install`).
+                errors: true,
+                span_fields,
+            })
+            .map_err(|_| {
+                Error::AlreadyInitialized(
+                    "the metric logger is already set up in this process".into(),
+                )
+            })?;
+        // Shown on rank 0 only, as the console is.
+        #[cfg(feature = "progress")]
+        if let (Some(total), 0) = (total_steps, rank) {
+            let progress = crate::progress::Progress::new(total).with_metrics(&["loss", "lr"]);
+            if installed.progress.set(progress.clone()) {
+                guard.keep_progress(progress);
+            }
+        }
         Ok(guard)
     }
 }

@@ -67,6 +67,61 @@ fn span_fields_work_through_init_after_the_root_logger() {
     assert!(lines[0].get("stage").is_none(), "{}", lines[0]);
 }
 
+#[cfg(feature = "progress")]
+#[test]
+#[ignore = "run in a child process by init_shows_progress_over_total_steps"]
+fn child_total_steps() {
+    let Some(dir) = child_dir() else { return };
+    trainlog::setup_root_logger("info").unwrap();
+    let guard = trainlog::MetricLogger::builder()
+        .output_dir(&dir)
+        .backends("async")
+        .unwrap()
+        .total_steps(5)
+        .init()
+        .unwrap();
+    for step in 0..5u64 {
+        info!(target: "metrics", step, loss = 1.0 / (step + 1) as f64, lr = 3e-4);
+    }
+    info!("a log line between progress lines");
+    drop(guard);
+}
+
+#[cfg(feature = "progress")]
+#[test]
+fn init_shows_progress_over_total_steps() {
+    // stderr is a pipe: plain lines, here one per metrics event.
+    let (_, stderr, dir) = run_child("child_total_steps", &[("TRAINLOG_PROGRESS_EVERY", "0s")]);
+    let plain: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert_eq!(
+        plain.len(),
+        5,
+        "one per step, the last not repeated at close: {stderr}"
+    );
+    assert!(
+        plain[0].starts_with("progress: 1/5 steps (20%)"),
+        "{stderr}"
+    );
+    assert!(
+        plain[4].starts_with("progress: 5/5 steps (100%)"),
+        "{stderr}"
+    );
+    assert!(plain[4].ends_with("loss=0.200 lr=3.00e-4"), "{stderr}");
+    assert!(
+        stderr.contains("a log line between progress lines"),
+        "{stderr}"
+    );
+    assert_eq!(jsonl(dir.path(), 0).len(), 5);
+    let (_, stderr, _) = run_child("child_total_steps", &[("TRAINLOG_PROGRESS", "off")]);
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("progress: ")),
+        "{stderr}"
+    );
+}
+
 fn run_child(test: &str, envs: &[(&str, &str)]) -> (String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
