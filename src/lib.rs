@@ -118,6 +118,7 @@ mod record;
 pub mod run;
 mod setup;
 pub mod sink;
+mod system;
 pub mod time;
 mod worker;
 

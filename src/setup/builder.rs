@@ -67,6 +67,7 @@ pub struct MetricLoggerBuilder {
     pub(super) custom: Vec<(Box<dyn Sink>, bool)>,
     pub(super) console: bool,
     pub(super) span_fields: bool,
+    pub(super) system_metrics: Option<Duration>,
     #[cfg(feature = "progress")]
     pub(super) total_steps: Option<u64>,
     pub(super) run_name: Option<String>,
@@ -144,6 +145,7 @@ impl Default for MetricLoggerBuilder {
             custom: Vec::new(),
             console: true,
             span_fields: false,
+            system_metrics: None,
             #[cfg(feature = "progress")]
             total_steps: None,
             run_name: None,
@@ -358,6 +360,16 @@ impl MetricLoggerBuilder {
         self
     }
 
+    /// Sends a record of system metrics to the sinks every `every` (or
+    /// `TRAINLOG_SYSTEM_METRICS=10s`): `system.cpu.percent` (this process; 100 = one core),
+    /// `system.memory.rss_bytes` and `system.memory.host_used_percent`, read from `/proc` on
+    /// Linux (fields that cannot be read are left out). Each rank samples itself; the
+    /// sampling stops when the guard closes. Records have no step.
+    pub fn system_metrics(mut self, every: Duration) -> Self {
+        self.system_metrics = Some(every);
+        self
+    }
+
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).
     pub fn console(mut self, enabled: bool) -> Self {
         self.console = enabled;
@@ -436,6 +448,17 @@ impl MetricLoggerBuilder {
             let (worker, feeder) = Worker::spawn(sink, &config)?;
             guard.push(worker);
             feeders.push(feeder);
+        }
+        let every = self
+            .system_metrics
+            .or_else(|| crate::env::duration_env("TRAINLOG_SYSTEM_METRICS"))
+            .filter(|every| !every.is_zero());
+        if let Some(every) = every {
+            let sampler = crate::system::Sampler::start(every, feeders.clone(), rank.rank)
+                .map_err(|e| {
+                    Error::Config(format!("cannot start the system metrics thread: {e}"))
+                })?;
+            guard.keep_sampler(sampler);
         }
         Ok((feeders, guard))
     }

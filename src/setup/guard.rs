@@ -53,7 +53,9 @@ pub struct MetricGuard {
     /// The log files' writer, flushed after the sinks close (`init` with `log_files`).
     #[cfg(feature = "logfiles")]
     log_files: Option<super::LogFilesGuard>,
-    /// The progress display `init` shows (`total_steps`), finished after the sinks close.
+    /// The system metrics sampler, stopped before the sinks close.
+    sampler: Option<crate::system::Sampler>,
+    /// The progress display `init` shows (`total_steps`), finished when the guard closes.
     #[cfg(feature = "progress")]
     progress: Option<crate::progress::Progress>,
 }
@@ -82,7 +84,13 @@ impl MetricGuard {
             log_files: None,
             #[cfg(feature = "progress")]
             progress: None,
+            sampler: None,
         }
+    }
+
+    /// Stops this sampler before the sinks close.
+    pub(super) fn keep_sampler(&mut self, sampler: crate::system::Sampler) {
+        self.sampler = Some(sampler);
     }
 
     /// Finishes this progress display when the guard closes.
@@ -165,6 +173,10 @@ impl MetricGuard {
     fn close(&mut self, outcome: RunOutcome) -> Result<()> {
         if std::mem::replace(&mut self.shut_down, true) {
             return Ok(());
+        }
+        // No sample may arrive after the sinks close.
+        if let Some(mut sampler) = self.sampler.take() {
+            sampler.stop();
         }
         #[cfg(feature = "progress")]
         if let Some(progress) = self.progress.take() {

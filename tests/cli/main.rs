@@ -891,3 +891,30 @@ fn long_run_names_are_shortened_in_the_middle_of_the_legend() {
         .unwrap_or_else(|| panic!("no shortened legend entry:\n{text}"));
     assert!(legend.contains("_seed1</text>"), "{legend}");
 }
+
+#[test]
+fn trainlog_system_metrics_adds_system_records_to_the_demo_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(train_loop())
+        .args(["--output-dir", dir.path().to_str().unwrap()])
+        .args(["--steps", "40", "--step-ms", "10", "--quiet"])
+        .env("RANK", "0")
+        .env("TRAINLOG_SYSTEM_METRICS", "100ms")
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines = trainlog::jsonl::read(&dir.path().join("metrics_rank0.jsonl")).unwrap();
+    let system: Vec<&Json> = lines
+        .iter()
+        .filter(|l| l.get("system.memory.rss_bytes").is_some())
+        .collect();
+    assert!(system.len() >= 2, "{} system records", system.len());
+    assert!(system
+        .iter()
+        .all(|l| l.get("step").is_none() && l["system.cpu.percent"].is_number()));
+    // `trainlog show` summarises them with the other metrics.
+    let (ok, out, err) = output(cli().arg("show").arg(dir.path()));
+    assert!(ok, "{err}");
+    assert!(out.contains("system.memory.rss_bytes"), "{out}");
+}

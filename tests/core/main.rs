@@ -9,3 +9,4 @@ mod nonfinite;
 mod props;
 mod spans;
 mod support;
+mod system;
