@@ -3,8 +3,10 @@
 //! or `TRAINLOG_SYSTEM_METRICS=10s`).
 //!
 //! On Linux it reads `/proc` (no dependency): `system.cpu.percent` (this process, 100 = one
-//! core busy), `system.memory.rss_bytes`, and `system.memory.host_used_percent`. Fields it
-//! cannot read are absent, never an error. GPU fields (NVML) are not collected yet.
+//! core busy), `system.memory.rss_bytes`, and `system.memory.host_used_percent`. With the
+//! `gpu` feature, per GPU from NVIDIA's NVML (loaded at run time, when the driver is
+//! installed): `system.gpu.<i>.utilization_percent`, `.memory_used_bytes`,
+//! `.temperature_c`, `.power_watts`. Fields it cannot read are absent, never an error.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -35,6 +37,9 @@ impl Sampler {
             .name("trainlog-system".into())
             .spawn(move || {
                 let mut cpu = CpuClock::new();
+                // Loading NVML takes a moment: here, not in `build()`.
+                #[cfg(feature = "gpu")]
+                let gpus = gpu::Gpus::load();
                 loop {
                     match stopped.recv_timeout(every) {
                         Err(RecvTimeoutError::Timeout) => {}
@@ -43,6 +48,8 @@ impl Sampler {
                     }
                     let mut record = Record::new(rank);
                     record.fields = sample(&mut cpu);
+                    #[cfg(feature = "gpu")]
+                    gpus.sample(&mut record.fields);
                     if record.fields.is_empty() {
                         continue;
                     }
@@ -145,6 +152,52 @@ fn host_memory_used_percent() -> Option<f64> {
     (total > 0.0).then(|| (total - available) / total * 100.0)
 }
 
+#[cfg(feature = "gpu")]
+mod gpu {
+    use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+    use nvml_wrapper::Nvml;
+
+    use crate::{Key, Value};
+
+    /// NVML, if its library could be loaded and initialised.
+    pub(super) struct Gpus(Option<Nvml>);
+
+    impl Gpus {
+        pub(super) fn load() -> Gpus {
+            Gpus(Nvml::init().ok())
+        }
+
+        /// Each GPU's readings that the device supports.
+        pub(super) fn sample(&self, fields: &mut Vec<(Key, Value)>) {
+            let Some(nvml) = &self.0 else { return };
+            let Ok(count) = nvml.device_count() else {
+                return;
+            };
+            for i in 0..count {
+                let Ok(device) = nvml.device_by_index(i) else {
+                    continue;
+                };
+                let mut push = |name: &str, value: Value| {
+                    fields.push((format!("system.gpu.{i}.{name}").into(), value));
+                };
+                if let Ok(rates) = device.utilization_rates() {
+                    push("utilization_percent", Value::F64(f64::from(rates.gpu)));
+                }
+                if let Ok(memory) = device.memory_info() {
+                    push("memory_used_bytes", Value::U64(memory.used));
+                }
+                if let Ok(celsius) = device.temperature(TemperatureSensor::Gpu) {
+                    push("temperature_c", Value::F64(f64::from(celsius)));
+                }
+                // NVML reports milliwatts.
+                if let Ok(milliwatts) = device.power_usage() {
+                    push("power_watts", Value::F64(f64::from(milliwatts) / 1000.0));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +207,18 @@ mod tests {
         let text = "Name:\tx\nVmRSS:\t  123456 kB\nThreads:\t3\n";
         assert_eq!(kib_line(text, "VmRSS:"), Some(123_456));
         assert_eq!(kib_line(text, "VmSwap:"), None);
+    }
+
+    /// Without NVIDIA's driver (this machine, CI) loading NVML fails quietly and a sample
+    /// has no GPU fields.
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn no_nvml_means_no_gpu_fields_and_no_error() {
+        let gpus = gpu::Gpus::load();
+        let mut fields = Vec::new();
+        gpus.sample(&mut fields);
+        let has_driver = std::path::Path::new("/proc/driver/nvidia").exists();
+        assert!(has_driver || fields.is_empty(), "{fields:?}");
     }
 
     #[cfg(target_os = "linux")]

@@ -363,7 +363,8 @@ impl MetricLoggerBuilder {
     /// Sends a record of system metrics to the sinks every `every` (or
     /// `TRAINLOG_SYSTEM_METRICS=10s`): `system.cpu.percent` (this process; 100 = one core),
     /// `system.memory.rss_bytes` and `system.memory.host_used_percent`, read from `/proc` on
-    /// Linux (fields that cannot be read are left out). Each rank samples itself; the
+    /// Linux, and with the `gpu` feature `system.gpu.<i>.*` from NVML when the NVIDIA
+    /// driver is there (fields that cannot be read are left out). Each rank samples itself; the
     /// sampling stops when the guard closes. Records have no step.
     pub fn system_metrics(mut self, every: Duration) -> Self {
         self.system_metrics = Some(every);
