@@ -58,7 +58,7 @@ pub enum ProgressMode {
 
 impl ProgressMode {
     /// `TRAINLOG_PROGRESS` (`bar`, `plain` or `off`), else a bar when stderr is a terminal
-    /// and plain lines when it is not. An unknown value is reported once and ignored.
+    /// and plain lines when it is not. An unknown value is reported on stderr and ignored.
     pub fn from_env() -> Self {
         match crate::env::first_env(&["TRAINLOG_PROGRESS"])
             .as_deref()
