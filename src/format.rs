@@ -88,6 +88,8 @@ fn write_value(out: &mut impl Write, v: &Value) -> fmt::Result {
         Value::F64(f) => write_float(out, *f),
         Value::Str(s) => write_text(out, s),
         Value::Json(j) => write_text(out, &j.to_string()),
+        // The console runs on the caller's thread: no binning here.
+        Value::Histogram(h) => write!(out, "histogram(count={})", h.len()),
         other => write!(out, "{other}"),
     }
 }

@@ -32,7 +32,47 @@ pub(crate) fn write_value(out: &mut Vec<u8>, v: &Value) {
         Value::Json(j) => {
             let _ = serde_json::to_writer(&mut *out, j);
         }
+        Value::Histogram(h) => write_histogram(out, h.summary()),
     }
+}
+
+/// A histogram as one compact object: `count`, `min`, `max`, `mean`, the non-finite
+/// counts, then `edges` and `counts`.
+fn write_histogram(out: &mut Vec<u8>, s: &crate::HistogramSummary) {
+    let float = |out: &mut Vec<u8>, f: f64| write_value(out, &Value::F64(f));
+    out.extend_from_slice(b"{\"count\":");
+    out.extend_from_slice(itoa::Buffer::new().format(s.count).as_bytes());
+    for (name, f) in [("min", s.min), ("max", s.max), ("mean", s.mean())] {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        float(out, f);
+    }
+    for (name, n) in [
+        ("nan", s.nan),
+        ("pos_inf", s.pos_inf),
+        ("neg_inf", s.neg_inf),
+    ] {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+    out.extend_from_slice(b",\"edges\":[");
+    for (i, e) in s.edges.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        float(out, *e);
+    }
+    out.extend_from_slice(b"],\"counts\":[");
+    for (i, c) in s.counts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(*c).as_bytes());
+    }
+    out.extend_from_slice(b"]}");
 }
 
 /// Appends `s` as a JSON string; plain ASCII-safe text is copied without the serializer.

@@ -129,6 +129,12 @@ pub fn value(v: &Value) -> Json {
         Value::Bool(b) => Json::from(*b),
         Value::Str(s) => Json::from(s.as_str()),
         Value::Json(j) => j.clone(),
+        Value::Histogram(_) => {
+            let mut text = Vec::new();
+            crate::json::write_value(&mut text, v);
+            // write_value writes valid JSON.
+            serde_json::from_slice(&text).unwrap_or(Json::Null)
+        }
     }
 }
 

@@ -125,9 +125,11 @@ mod worker;
 pub use error::{Error, Result};
 pub use filter::MetricFilter;
 pub use layer::{MetricLayer, SinkLayer};
-pub use log_dict::{flatten, log_dict, log_fields, log_hparams};
+pub use log_dict::{flatten, log_dict, log_fields, log_histogram, log_hparams};
 pub use rank::RankInfo;
-pub use record::{Key, Record, UniqueFields, Value};
+pub use record::{
+    Histogram, HistogramSummary, HistogramValue, Key, Record, UniqueFields, Value, HISTOGRAM_BINS,
+};
 #[cfg(feature = "jsonl")]
 pub use setup::jsonl_path;
 #[cfg(feature = "console")]

@@ -80,7 +80,15 @@ pub(crate) fn emit(step: Option<u64>, hparams: bool, fields: Vec<(Key, Value)>) 
         }
         crate::json::write_str(&mut text, k);
         text.push(b':');
-        crate::json::write_value(&mut text, v);
+        match v {
+            // Other layers see how many values there were; binning is the worker's job.
+            Value::Histogram(h) => {
+                text.extend_from_slice(b"{\"count\":");
+                text.extend_from_slice(itoa::Buffer::new().format(h.len()).as_bytes());
+                text.push(b'}');
+            }
+            v => crate::json::write_value(&mut text, v),
+        }
     }
     text.push(b'}');
     // Written from `str`s and JSON tokens only.
@@ -99,6 +107,29 @@ pub(crate) fn emit(step: Option<u64>, hparams: bool, fields: Vec<(Key, Value)>) 
     }
     // Restores what an outer `log_dict` on this thread had (a layer may log from inside).
     let _ = PENDING.try_with(|slot| slot.replace(previous.flatten()));
+}
+
+/// Logs a histogram of `values` (a slice of `f32` or `f64`: weights, gradients,
+/// activations) under `tag` at `step`, as one metrics record with a
+/// [`Value::Histogram`] field.
+///
+/// The calling thread only copies the values; the statistics and the
+/// [`HISTOGRAM_BINS`](crate::HISTOGRAM_BINS) bins are computed on the worker, once for all
+/// sinks. TensorBoard shows it in its Histograms and Distributions dashboards, W&B as a
+/// `wandb.Histogram`, OpenTelemetry as a histogram instrument; JSONL writes one object
+/// (`count`, `min`, `max`, `mean`, `nan`, `pos_inf`, `neg_inf`, `edges`, `counts`); MLflow
+/// and Prometheus, which have no histogram type, get `<tag>.count`, `.min`, `.max`, `.mean`
+/// and `.nonfinite`. NaN and ±∞ are counted apart, never binned (see
+/// [`HistogramSummary`](crate::HistogramSummary)). Other `tracing` layers see the event's
+/// `dict` field as `{"<tag>":{"count":<n>}}`.
+///
+/// ```
+/// let weights = vec![0.1f32, -0.2, 0.05, 0.3];
+/// trainlog::log_histogram(100, "layer0/weights", &weights);
+/// ```
+pub fn log_histogram<T: crate::HistogramValue>(step: u64, tag: &str, values: &[T]) {
+    let value = Value::Histogram(crate::Histogram::new(values));
+    emit(Some(step), false, vec![(Key::Owned(tag.to_owned()), value)]);
 }
 
 fn flatten_and_emit<T: Serialize + ?Sized>(step: Option<u64>, hparams: bool, value: &T) {

@@ -15,6 +15,7 @@
 //! field named `step` and the record has no step.
 
 mod capture;
+mod histogram;
 mod json_text;
 mod run_events;
 mod value;
@@ -22,6 +23,7 @@ mod value;
 use std::borrow::Cow;
 use std::time::SystemTime;
 
+pub use histogram::{Histogram, HistogramSummary, HistogramValue, HISTOGRAM_BINS};
 #[cfg_attr(
     not(any(feature = "tensorboard", feature = "mlflow", feature = "wandb")),
     allow(unused_imports)

@@ -67,6 +67,15 @@ impl Record {
             .collect()
     }
 
+    /// The histogram fields.
+    #[cfg(any(feature = "otel", feature = "prometheus", feature = "wandb"))]
+    pub(crate) fn histograms(&self) -> impl Iterator<Item = (&str, &crate::Histogram)> {
+        self.unique_fields().filter_map(|(k, v)| match v {
+            Value::Histogram(h) => Some((k, h)),
+            _ => None,
+        })
+    }
+
     /// The numeric fields (booleans as 0/1) that are metrics: all of them but a result's
     /// metadata. For backends that keep numbers only (OTel, Prometheus).
     #[cfg(any(feature = "otel", feature = "prometheus"))]

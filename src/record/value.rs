@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A metric or parameter value. Types are kept as the caller wrote them. More kinds
-/// may come (histograms), so matches need a wildcard arm.
+/// may come, so matches need a wildcard arm.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
@@ -19,6 +19,9 @@ pub enum Value {
     Str(String),
     /// A JSON value with no scalar equivalent (an array or `null` from [`log_dict`](crate::log_dict)).
     Json(serde_json::Value),
+    /// A distribution of values from [`log_histogram`](crate::log_histogram), binned on
+    /// the worker.
+    Histogram(super::Histogram),
 }
 
 impl Value {
@@ -29,7 +32,7 @@ impl Value {
             Value::U64(v) => Some(v as f64),
             Value::F64(v) => Some(v),
             Value::Bool(v) => Some(if v { 1.0 } else { 0.0 }),
-            Value::Str(_) | Value::Json(_) => None,
+            Value::Str(_) | Value::Json(_) | Value::Histogram(_) => None,
         }
     }
 
@@ -51,6 +54,7 @@ impl fmt::Display for Value {
             Value::Bool(v) => write!(f, "{v}"),
             Value::Str(v) => f.write_str(v),
             Value::Json(v) => write!(f, "{v}"),
+            Value::Histogram(h) => write!(f, "{h}"),
         }
     }
 }
@@ -101,5 +105,11 @@ impl From<&str> for Value {
 impl From<String> for Value {
     fn from(v: String) -> Self {
         Value::Str(v)
+    }
+}
+
+impl From<super::Histogram> for Value {
+    fn from(v: super::Histogram) -> Self {
+        Value::Histogram(v)
     }
 }

@@ -134,6 +134,10 @@ pub use webhook::{WebhookOptions, WebhookSink, WEBHOOK_URL_VAR};
 /// convention of `tracing-opentelemetry`; the `otel` and `prometheus` backends follow it.
 pub const MONOTONIC_PREFIX: &str = "monotonic_counter.";
 
+/// Field-name prefix that records a field's value into a histogram instrument (the
+/// `tracing-opentelemetry` convention), followed by the `otel` backend.
+pub const HISTOGRAM_PREFIX: &str = "histogram.";
+
 /// At most `max` characters of `s`: for the backends' length limits (MLflow keys and
 /// values, W&B tags).
 #[cfg(any(feature = "mlflow", feature = "wandb"))]

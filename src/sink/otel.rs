@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::metrics::{Counter, Gauge, Meter, MeterProvider as _};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -24,7 +24,7 @@ use crate::deliver::net::{http_client, redact_url, Tls};
 use crate::env::first_env;
 use crate::{Error, RankInfo, Record, Result};
 
-use super::MONOTONIC_PREFIX;
+use super::{HISTOGRAM_PREFIX, MONOTONIC_PREFIX};
 
 /// The counter that NaN and ±∞ values are counted in, with attributes `metric` (the
 /// field) and `value` (`NaN`, `Infinity`, `-Infinity`): the OpenTelemetry SDK drops
@@ -100,7 +100,9 @@ all_ranks_setter!(OtelOptions);
 /// Turns numeric fields into OpenTelemetry gauges (last value) named after the field,
 /// the step into its own gauge (never an attribute: that would explode cardinality), and
 /// fields named `monotonic_counter.<name>` into a counter `<name>` that the value is added
-/// to. Booleans are 0/1; text and hyperparameter records are not metrics and are skipped.
+/// to, fields named `histogram.<name>` and [`log_histogram`](crate::log_histogram)'s values
+/// into a histogram instrument `<name>` (bucket boundaries: the bin edges of the first
+/// histogram logged under that name, else the SDK's defaults). Booleans are 0/1; text and hyperparameter records are not metrics and are skipped.
 /// Run, rank and host are resource attributes (`trainlog.run`, `trainlog.rank`,
 /// `host.name`; service name `trainlog` unless `OTEL_SERVICE_NAME` says otherwise).
 ///
@@ -115,6 +117,7 @@ pub struct OtelSink {
     meter: Option<Meter>,
     gauges: HashMap<String, Gauge<f64>>,
     counters: HashMap<String, Counter<f64>>,
+    histograms: HashMap<String, Histogram<f64>>,
     warned_negative: bool,
 }
 
@@ -173,6 +176,7 @@ impl OtelSink {
             meter: None,
             gauges: HashMap::new(),
             counters: HashMap::new(),
+            histograms: HashMap::new(),
             warned_negative: false,
         })
     }
@@ -246,10 +250,38 @@ impl OtelSink {
         Ok(())
     }
 
+    /// Records finite values into the histogram instrument `name`, created with
+    /// `boundaries` (else the SDK's defaults) when it is new.
+    fn histogram(
+        &mut self,
+        name: &str,
+        boundaries: Option<&[f64]>,
+        values: impl Iterator<Item = f64>,
+    ) -> Result<()> {
+        if !self.histograms.contains_key(name) {
+            let mut builder = self.meter()?.f64_histogram(name.to_owned());
+            if let Some(b) = boundaries {
+                builder = builder.with_boundaries(b.to_vec());
+            }
+            let histogram = builder.build();
+            self.histograms.insert(name.to_owned(), histogram);
+        }
+        if let Some(h) = self.histograms.get(name) {
+            for x in values.filter(|x| x.is_finite()) {
+                h.record(x, &[]);
+            }
+        }
+        Ok(())
+    }
+
     /// The OpenTelemetry SDK drops NaN and ±∞ measurements (a gauge would silently keep
     /// its last finite value, hiding a divergence), so they are counted instead in
-    /// [`NON_FINITE_COUNTER`], with the field and the value as attributes.
-    fn non_finite(&mut self, name: &str, value: f64) -> Result<()> {
+    /// [`NON_FINITE_COUNTER`], with the field and the value as attributes; `times` is how
+    /// many there were.
+    fn non_finite(&mut self, name: &str, value: f64, times: u64) -> Result<()> {
+        if times == 0 {
+            return Ok(());
+        }
         if !self.counters.contains_key(NON_FINITE_COUNTER) {
             let counter = self
                 .meter()?
@@ -267,11 +299,12 @@ impl OtelSink {
         };
         let metric = name
             .strip_prefix(MONOTONIC_PREFIX)
+            .or_else(|| name.strip_prefix(HISTOGRAM_PREFIX))
             .unwrap_or(name)
             .to_owned();
         if let Some(c) = self.counters.get(NON_FINITE_COUNTER) {
             c.add(
-                1.0,
+                times as f64,
                 &[
                     KeyValue::new("metric", metric),
                     KeyValue::new("value", shown),
@@ -291,13 +324,26 @@ impl OtelSink {
         }
         for (k, number) in r.numbers() {
             if !number.is_finite() {
-                self.non_finite(k, number)?;
+                self.non_finite(k, number, 1)?;
                 continue;
             }
-            match k.strip_prefix(MONOTONIC_PREFIX) {
-                Some(name) => self.count(name, number)?,
-                None => self.gauge(k, number)?,
+            if let Some(name) = k.strip_prefix(MONOTONIC_PREFIX) {
+                self.count(name, number)?;
+            } else if let Some(name) = k.strip_prefix(HISTOGRAM_PREFIX) {
+                self.histogram(name, None, std::iter::once(number))?;
+            } else {
+                self.gauge(k, number)?;
             }
+        }
+        for (k, h) in r.histograms() {
+            let name = k.strip_prefix(HISTOGRAM_PREFIX).unwrap_or(k);
+            let s = h.summary();
+            // An instrument's buckets are fixed: the first histogram's bin edges.
+            let edges = (s.finite > 0).then_some(s.edges.as_slice());
+            self.histogram(name, edges, h.values().into_iter())?;
+            self.non_finite(name, f64::NAN, s.nan)?;
+            self.non_finite(name, f64::INFINITY, s.pos_inf)?;
+            self.non_finite(name, f64::NEG_INFINITY, s.neg_inf)?;
         }
         Ok(())
     }

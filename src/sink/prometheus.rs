@@ -95,8 +95,10 @@ struct Instruments {
 /// Serves the latest metric values on `GET /metrics`: numeric fields as gauges (last
 /// value), the step as the gauge `step`, `monotonic_counter.<name>` fields as counters,
 /// with the labels `run` and `rank` and names sanitized for Prometheus (`eval.acc` →
-/// `<namespace>_eval_acc`). The text exposition format, or OpenMetrics when the scraper
-/// asks for it. NaN is served as `NaN`. The endpoint stops when the sink closes.
+/// `<namespace>_eval_acc`). A histogram from [`log_histogram`](crate::log_histogram) is
+/// five gauges, `<name>_count`, `_min`, `_max`, `_mean` and `_nonfinite` (Prometheus
+/// histograms have fixed cumulative buckets; ours are re-binned at every step). The text
+/// exposition format, or OpenMetrics when the scraper asks for it. NaN is served as `NaN`. The endpoint stops when the sink closes.
 pub struct PrometheusSink {
     registry: Arc<Mutex<Registry>>,
     instruments: Instruments,
@@ -329,6 +331,12 @@ impl Sink for PrometheusSink {
                 match k.strip_prefix(super::MONOTONIC_PREFIX) {
                     Some(name) => self.count(name, x),
                     None => self.gauge(k, x),
+                }
+            }
+            // No histogram type with per-record bins: the statistics as gauges.
+            for (k, h) in r.histograms() {
+                for (name, x) in h.summary().scalars() {
+                    self.gauge(&format!("{k}.{name}"), x);
                 }
             }
         }

@@ -4,6 +4,7 @@ mod capture;
 mod edges;
 mod failure;
 mod filters;
+mod histograms;
 mod load;
 mod nonfinite;
 mod props;

@@ -65,3 +65,26 @@ pub fn assert_no_duplicate_keys(line: &serde_json::Value, raw: &str) {
     }
     assert_eq!(keys.len(), obj.len());
 }
+
+/// A plain `tracing` layer (not trainlog's) that keeps each event's fields as text, to see
+/// what other layers get.
+pub struct FieldsLayer(
+    pub std::sync::Arc<std::sync::Mutex<Vec<std::collections::HashMap<String, String>>>>,
+);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for FieldsLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Visit<'a>(&'a mut std::collections::HashMap<String, String>);
+        impl tracing::field::Visit for Visit<'_> {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.insert(field.name().into(), value.into());
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.insert(field.name().into(), format!("{value:?}"));
+            }
+        }
+        let mut fields = std::collections::HashMap::new();
+        event.record(&mut Visit(&mut fields));
+        self.0.lock().unwrap().push(fields);
+    }
+}

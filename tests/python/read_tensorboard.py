@@ -4,12 +4,20 @@ Usage: python read_tensorboard.py LOGDIR
 
 Output: {"runs": {run: {"scalars": {tag: [[step, value], ...]},
                         "text": {tag: [[step, text], ...]},
+                        "histograms": {tag: [[step, {"min", "max", "num", "sum", "sum_squares",
+                                                     "bucket_limit", "bucket"}], ...]},
                         "hparams": {"start": {name: value} | null,
                                     "end": {"status": str, "end_time_secs": float} | null,
                                     "experiment": {"hparams": [[name, type]], "metrics": [tag]} | null}}},
          "warnings": [messages TensorBoard logged while loading, e.g. data loss],
          "session_groups": {group: {"hparams": {name: value},
-                                    "metrics": {tag: [step, value]}}}}
+                                    "metrics": {tag: [step, value]}}},
+         "histogram_dashboard": {run: {tag: {"histograms": [[step, [[left, right, count], ...]], ...],
+                                             "distributions": [[step, [[basis_points, value], ...]], ...]}}}}
+
+"session_groups" is what the HParams dashboard shows (its own backend answering a
+ListSessionGroups request over every metric column); "histogram_dashboard" is what the
+Histograms and Distributions plugins answer for each histogram tag.
 
 "session_groups" is what the HParams dashboard shows (its own backend answering a
 ListSessionGroups request over every metric column).
@@ -23,6 +31,8 @@ import sys
 from tensorboard import context as tb_context
 from tensorboard.backend.event_processing import data_provider, event_multiplexer, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
+from tensorboard.plugins.distribution import distributions_plugin
+from tensorboard.plugins.histogram import histograms_plugin
 from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups, metadata
 from tensorboard.util import tensor_util
 
@@ -94,12 +104,33 @@ def session_groups(logdir):
     }
 
 
+def histogram_dashboard(logdir):
+    """What the Histograms and Distributions dashboards get from their plugins' backends."""
+    mux = plugin_event_multiplexer.EventMultiplexer().AddRunsFromDirectory(logdir)
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, logdir)
+    context = base_plugin.TBContext(logdir=logdir, multiplexer=mux, data_provider=provider)
+    histograms = histograms_plugin.HistogramsPlugin(context)
+    distributions = distributions_plugin.DistributionsPlugin(context)
+    ctx = tb_context.RequestContext()
+    out = {}
+    for run, tags in histograms.index_impl(ctx, experiment="").items():
+        for tag in tags:
+            events, _ = histograms.histograms_impl(ctx, tag, run, experiment="", downsample_to=100000)
+            dists, _ = distributions.distributions_impl(ctx, tag, run, experiment="")
+            out.setdefault(run, {})[tag] = {
+                "histograms": [[step, [[number(x) for x in b] for b in buckets]] for _, step, buckets in events],
+                "distributions": [[step, [[number(x) for x in p] for p in points]] for _, step, points in dists],
+            }
+    return out
+
+
 def main(logdir):
     collect = Collect()
     logging.getLogger().addHandler(collect)
     logging.getLogger().setLevel(logging.DEBUG)
     mux = event_multiplexer.EventMultiplexer(
-        size_guidance={"scalars": 0, "tensors": 0}
+        size_guidance={"scalars": 0, "tensors": 0, "histograms": 0}
     ).AddRunsFromDirectory(logdir)
     mux.Reload()
     runs = {}
@@ -138,9 +169,31 @@ def main(logdir):
                 "hparams": [[h.name, api_pb2.DataType.Name(h.type)] for h in exp.hparam_infos],
                 "metrics": [m.name.tag for m in exp.metric_infos],
             }
-        runs[run] = {"scalars": scalars, "text": text, "hparams": hparams}
+        histograms = {
+            tag: [
+                [
+                    e.step,
+                    {
+                        "min": number(e.histogram_value.min),
+                        "max": number(e.histogram_value.max),
+                        "num": e.histogram_value.num,
+                        "sum": number(e.histogram_value.sum),
+                        "sum_squares": number(e.histogram_value.sum_squares),
+                        "bucket_limit": [number(x) for x in e.histogram_value.bucket_limit],
+                        "bucket": list(e.histogram_value.bucket),
+                    },
+                ]
+                for e in acc.Histograms(tag)
+            ]
+            for tag in tags["histograms"]
+        }
+        runs[run] = {"scalars": scalars, "text": text, "hparams": hparams, "histograms": histograms}
     groups = session_groups(logdir)
-    json.dump({"runs": runs, "warnings": collect.messages, "session_groups": groups}, sys.stdout)
+    dashboard = histogram_dashboard(logdir)
+    json.dump(
+        {"runs": runs, "warnings": collect.messages, "session_groups": groups, "histogram_dashboard": dashboard},
+        sys.stdout,
+    )
 
 
 if __name__ == "__main__":

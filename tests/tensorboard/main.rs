@@ -395,3 +395,69 @@ fn run_tags_are_a_text_table_and_results_hparams_metrics_at_the_last_step() {
         .unwrap()
         .contains("| dataset | test |"));
 }
+
+#[test]
+fn histograms_reach_the_histograms_and_distributions_dashboards() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = with_logger(logger(dir.path()).run_name("hist"), || {
+        for step in [0u64, 10, 20] {
+            // 1,000 values spread over [step, step + 1), as f64; a second tag as f32.
+            let mut values: Vec<f64> = (0..1000).map(|i| step as f64 + i as f64 / 1000.0).collect();
+            if step == 20 {
+                values.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
+            }
+            trainlog::log_histogram(step, "layer0.weights", &values);
+            let grads: Vec<f32> = (0..64).map(|i| -(i as f32)).collect();
+            trainlog::log_histogram(step, "layer0.grads", &grads);
+        }
+    });
+    drop(guard);
+    let out = read(dir.path());
+    assert_eq!(out["warnings"], serde_json::json!([]), "reader warnings");
+    let run = &out["runs"]["tensorboard/hist"];
+    assert!(run.is_object(), "runs: {}", out["runs"]);
+    let weights = points(run, "histograms", "layer0/weights");
+    assert_eq!(weights.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 10, 20]);
+    for (step, h) in &weights {
+        let lo = *step as f64;
+        assert_eq!(h["num"], 1000.0, "only finite values are binned");
+        assert_eq!(h["min"].as_f64().unwrap(), lo);
+        assert!((h["max"].as_f64().unwrap() - (lo + 0.999)).abs() < 1e-9);
+        let buckets: Vec<f64> = serde_json::from_value(h["bucket"].clone()).unwrap();
+        assert_eq!(buckets.len(), trainlog::HISTOGRAM_BINS);
+        assert_eq!(buckets.iter().sum::<f64>(), 1000.0);
+        let expected_sum: f64 = (0..1000).map(|i| lo + i as f64 / 1000.0).sum();
+        assert!((h["sum"].as_f64().unwrap() - expected_sum).abs() < 1e-6);
+    }
+    // The NaN and infinities are counted beside the histogram at their step.
+    let nonfinite = points(run, "scalars", "layer0/weights/nonfinite");
+    assert_eq!(nonfinite, vec![(20, serde_json::json!(3.0))]);
+    let grads = points(run, "histograms", "layer0/grads");
+    assert_eq!(grads.len(), 3);
+    assert_eq!(
+        (grads[0].1["min"].as_f64(), grads[0].1["max"].as_f64()),
+        (Some(-63.0), Some(0.0))
+    );
+
+    // What the dashboards' own backends answer: buckets [left, right, count] from min to
+    // max that hold every value, and the Distributions plugin's percentile bands.
+    let dashboard = &out["histogram_dashboard"]["tensorboard/hist"]["layer0/weights"];
+    let hist = dashboard["histograms"].as_array().unwrap();
+    assert_eq!(hist.len(), 3);
+    for (event, step) in hist.iter().zip([0.0, 10.0, 20.0]) {
+        assert_eq!(event[0], step as u64);
+        let buckets = event[1].as_array().unwrap();
+        let total: f64 = buckets.iter().map(|b| b[2].as_f64().unwrap()).sum();
+        assert_eq!(total, 1000.0);
+        assert_eq!(buckets[0][0].as_f64().unwrap(), step);
+        let last = buckets.last().unwrap();
+        // The dashboard's tensors are 32-bit floats.
+        assert!((last[1].as_f64().unwrap() - (step + 0.999)).abs() < 1e-5);
+    }
+    let dist = dashboard["distributions"].as_array().unwrap();
+    assert_eq!(dist.len(), 3);
+    let bands = dist[1][1].as_array().unwrap();
+    assert_eq!(bands.len(), 9, "TensorBoard's nine basis-point bands");
+    let median = bands[4][1].as_f64().unwrap();
+    assert!((median - 10.5).abs() < 0.05, "median of 10..11: {median}");
+}

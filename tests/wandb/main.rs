@@ -368,3 +368,55 @@ fn run_tags_update_the_run_and_results_go_to_the_summary_not_the_history() {
         .iter()
         .all(|row| row["items"].get("final_accuracy").is_none()));
 }
+
+#[test]
+fn histograms_are_what_wandb_histogram_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f64> = (0..500)
+        .map(|i| ((i * 37) % 101) as f64 / 7.0 - 3.0)
+        .collect();
+    let guard = run(
+        logger(dir.path(), WandbOptions::new().run_id("hist0001")),
+        || {
+            trainlog::log_histogram(5, "layer0.weights", &values);
+            let mut bad = values.clone();
+            bad.push(f64::NAN);
+            trainlog::log_histogram(6, "layer0.weights", &bad);
+        },
+    );
+    drop(guard);
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    let out = read(&file);
+    assert_eq!(out["error"], Json::Null);
+    let history = out["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["step"], 5);
+    let ours = &history[0]["items"]["layer0/weights"];
+    // wandb's own wandb.Histogram over the same values.
+    let values_file = dir.path().join("values.json");
+    std::fs::write(&values_file, serde_json::to_string(&values).unwrap()).unwrap();
+    let theirs = python::run_json("wandb", "wandb_histogram.py", &[values_file.as_path()]);
+    assert_eq!(ours["_type"], "histogram");
+    assert_eq!(ours["values"], theirs["values"], "bin counts");
+    let (a, b) = (
+        ours["bins"].as_array().unwrap(),
+        theirs["bins"].as_array().unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-12,
+            "{x} vs {y}"
+        );
+    }
+    // The NaN is counted beside, the bins stay those of the finite values.
+    assert_eq!(history[1]["items"]["layer0/weights/nonfinite"], 1);
+    assert_eq!(
+        history[1]["items"]["layer0/weights"]["values"],
+        theirs["values"]
+    );
+    assert!(history[0]["items"]
+        .get("layer0/weights/nonfinite")
+        .is_none());
+    assert_eq!(out["summary"]["layer0/weights"]["_type"], "histogram");
+}

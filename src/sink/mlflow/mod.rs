@@ -6,6 +6,7 @@
 //! its id kept beside the spool, so a logger restarted with the same run name resumes the
 //! same MLflow run.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -214,7 +215,7 @@ impl MlflowSink {
     /// are marked `"more":true`).
     fn append(&mut self, r: &Record) {
         let t = crate::time::unix_millis(r.timestamp);
-        let mut metrics: Vec<(String, &Value)> = Vec::new();
+        let mut metrics: Vec<(String, Cow<'_, Value>)> = Vec::new();
         let mut texts: Vec<(String, String)> = Vec::new();
         let mut cut = Vec::new();
         let mut text = |key: String, value: String, max: usize| {
@@ -234,7 +235,10 @@ impl MlflowSink {
             // A final result: a metric at the run's last step, its metadata as tags.
             Some(RunEvent::Result(result)) => {
                 step = step.or(self.last_step);
-                metrics.push((clip(result.name, MAX_KEY).to_owned(), result.value));
+                metrics.push((
+                    clip(result.name, MAX_KEY).to_owned(),
+                    Cow::Borrowed(result.value),
+                ));
                 for (k, v) in result.metadata {
                     let key = format!("{}.{k}", result.name);
                     text(clip(&key, MAX_KEY).to_owned(), v.to_string(), MAX_TAG_VALUE);
@@ -245,8 +249,15 @@ impl MlflowSink {
                     let key = clip(k, MAX_KEY).to_owned();
                     if r.hparams {
                         text(key, v.to_string(), MAX_PARAM_VALUE);
+                    } else if let Value::Histogram(h) = v {
+                        // No histogram type in MLflow: its statistics as metrics.
+                        for (name, x) in h.summary().scalars() {
+                            let key = format!("{k}.{name}");
+                            metrics
+                                .push((clip(&key, MAX_KEY).to_owned(), Cow::Owned(Value::F64(x))));
+                        }
                     } else if v.as_f64().is_some() {
-                        metrics.push((key, v));
+                        metrics.push((key, Cow::Borrowed(v)));
                     } else {
                         text(key, v.to_string(), MAX_TAG_VALUE);
                     }
@@ -285,7 +296,7 @@ impl MlflowSink {
                 start,
                 MAX_METRICS / 2,
                 &mut metrics,
-                |out, v| match v {
+                |out, v| match &**v {
                     Value::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
                     number => write_value(out, number),
                 },

@@ -39,6 +39,10 @@ static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// - Numeric and boolean fields become scalars (booleans as 0/1, stored as 32-bit floats
 ///   as TensorBoard does) at the record's step; dotted names become `/` paths (`eval.acc`
 ///   → `eval/acc`). Text fields, JSON arrays and a record's message go to the Text plugin.
+/// - Histograms ([`log_histogram`](crate::log_histogram)) are histogram summaries (min,
+///   max, count, sum, sum of squares, bucket limits and counts) for the Histograms and
+///   Distributions dashboards; their NaN and ±∞ values, when there are any, are counted
+///   in a scalar `<tag>/nonfinite` at the same step.
 /// - A record without a step uses a counter per tag: the n-th value of a tag gets step n
 ///   (from 0).
 /// - The run API's tags become a text table `tags`, its results scalars (the HParams
@@ -162,6 +166,43 @@ impl TensorBoardSink {
         }
     }
 
+    /// The summary values for one field: one, or for a histogram with NaN or ±∞ among
+    /// its values also a scalar `<tag>/nonfinite` with their count.
+    fn summary_values(&mut self, tag: String, value: &Value, out: &mut Vec<SummaryValue>) {
+        let Value::Histogram(h) = value else {
+            return out.push(self.summary_value(tag, value));
+        };
+        let s = h.summary();
+        if s.nonfinite() > 0 {
+            let nonfinite = format!("{tag}/nonfinite");
+            self.note_scalar_tag(&nonfinite);
+            out.push(SummaryValue {
+                tag: nonfinite,
+                metadata: None,
+                value: Some(Payload::SimpleValue(s.nonfinite() as f32)),
+            });
+        }
+        // TensorBoard draws the first bucket from `min` and the last to `max`: with no
+        // finite value, the (empty) bins' range stands in for them.
+        let (min, max) = match s.finite {
+            0 => (s.edges[0], s.edges[s.edges.len() - 1]),
+            _ => (s.min, s.max),
+        };
+        out.push(SummaryValue {
+            tag,
+            metadata: None,
+            value: Some(Payload::Histo(HistogramProto {
+                min,
+                max,
+                num: s.finite as f64,
+                sum: s.sum,
+                sum_squares: s.sum_squares,
+                bucket_limit: s.edges[1..].to_vec(),
+                bucket: s.counts.iter().map(|&c| c as f64).collect(),
+            })),
+        });
+    }
+
     fn summary_value(&mut self, tag: String, value: &Value) -> SummaryValue {
         match value.as_f64() {
             Some(number) => {
@@ -228,10 +269,10 @@ impl TensorBoardSink {
         match r.step {
             Some(step) => {
                 let step = i64::try_from(step).unwrap_or(i64::MAX);
-                let summary = values
-                    .into_iter()
-                    .map(|(tag, v)| self.summary_value(tag, v))
-                    .collect();
+                let mut summary = Vec::with_capacity(values.len());
+                for (tag, v) in values {
+                    self.summary_values(tag, v, &mut summary);
+                }
                 self.push_summary(wall_time, step, summary);
             }
             None => {
@@ -239,8 +280,9 @@ impl TensorBoardSink {
                     let counter = self.counters.entry(tag.clone()).or_insert(0);
                     let step = *counter;
                     *counter += 1;
-                    let value = self.summary_value(tag, v);
-                    self.push_summary(wall_time, step, vec![value]);
+                    let mut summary = Vec::with_capacity(1);
+                    self.summary_values(tag, v, &mut summary);
+                    self.push_summary(wall_time, step, summary);
                 }
             }
         }

@@ -40,7 +40,7 @@ pub(crate) struct SummaryValue {
     pub(crate) tag: String,
     #[prost(message, optional, tag = "9")]
     pub(crate) metadata: Option<SummaryMetadata>,
-    #[prost(oneof = "Payload", tags = "2, 8")]
+    #[prost(oneof = "Payload", tags = "2, 5, 8")]
     pub(crate) value: Option<Payload>,
 }
 
@@ -49,8 +49,30 @@ pub(crate) struct SummaryValue {
 pub(crate) enum Payload {
     #[prost(float, tag = "2")]
     SimpleValue(f32),
+    #[prost(message, tag = "5")]
+    Histo(HistogramProto),
     #[prost(message, tag = "8")]
     Tensor(TensorProto),
+}
+
+/// `tensorboard.HistogramProto`: bucket `i` holds the values in
+/// `(bucket_limit[i-1], bucket_limit[i]]`, the first from `min`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct HistogramProto {
+    #[prost(double, tag = "1")]
+    pub(crate) min: f64,
+    #[prost(double, tag = "2")]
+    pub(crate) max: f64,
+    #[prost(double, tag = "3")]
+    pub(crate) num: f64,
+    #[prost(double, tag = "4")]
+    pub(crate) sum: f64,
+    #[prost(double, tag = "5")]
+    pub(crate) sum_squares: f64,
+    #[prost(double, repeated, tag = "6")]
+    pub(crate) bucket_limit: Vec<f64>,
+    #[prost(double, repeated, tag = "7")]
+    pub(crate) bucket: Vec<f64>,
 }
 
 /// `tensorboard.SummaryMetadata`.

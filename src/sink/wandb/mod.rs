@@ -102,7 +102,9 @@ fn random_id() -> String {
 
 /// Writes one W&B offline run: the run, config from `hparams` records, a history row
 /// per record (`_step`, `_timestamp`, `_runtime` and the values; nested names joined with
-/// `/` as W&B does for dicts; records without a step take the next step), the summary
+/// `/` as W&B does for dicts; records without a step take the next step; histograms as
+/// `wandb.Histogram` writes them, `{"_type": "histogram", "values", "bins"}`, with a
+/// `<name>/nonfinite` count beside when NaN or ±∞ were among the values), the summary
 /// (last values) at close, and the exit record, code 0, or 1 when the guard drops during
 /// a panic: the run always finishes. The run API's tags update the run's tags (`key:value`,
 /// cut to W&B's 64 characters) and its results go to the summary (metadata under
@@ -351,6 +353,18 @@ impl WandbSink {
             self.push(RecordType::Config(ConfigRecord { update: items }));
             return;
         }
+        // A histogram's NaN and ±∞ values (never binned) are counted beside it.
+        let mut items = items;
+        for (k, h) in r.histograms() {
+            let n = h.summary().nonfinite();
+            let key = format!("{}/nonfinite", k.replace('.', "/"));
+            if n > 0 && !used.contains(&key) {
+                items.push(Item {
+                    key,
+                    value_json: n.to_string(),
+                });
+            }
+        }
         let step = r
             .step
             .map_or(self.next_step, |s| i64::try_from(s).unwrap_or(i64::MAX));
@@ -394,6 +408,16 @@ fn value_json(v: &Value) -> String {
         Value::F64(f) => json_number(*f),
         Value::Str(s) => serde_json::Value::String(s.clone()).to_string(),
         Value::Json(j) => j.to_string(),
+        // What `wandb.Histogram(...).to_json()` gives: counts and bin edges.
+        Value::Histogram(h) => {
+            let s = h.summary();
+            let edges: Vec<String> = s.edges.iter().map(|e| json_number(*e)).collect();
+            format!(
+                "{{\"_type\":\"histogram\",\"values\":{},\"bins\":[{}]}}",
+                serde_json::Value::from(s.counts.clone()),
+                edges.join(",")
+            )
+        }
         other => other.to_string(),
     }
 }
