@@ -273,6 +273,7 @@ fn a_panicking_run_ends_failed_and_non_finite_values_are_defined() {
             info!(target: "metrics", step = 0, loss = f64::NAN);
             info!(target: "metrics", step = 1, loss = f64::INFINITY);
             info!(target: "metrics", step = 2, loss = 0.5);
+            trainlog::log_histogram(2, "grads", &[0.5f64, 1.5, f64::NAN]);
             panic!("diverged");
         })
     }));
@@ -287,6 +288,23 @@ fn a_panicking_run_ends_failed_and_non_finite_values_are_defined() {
         "MLflow stores +inf as the largest double"
     );
     assert_eq!(loss[2].1.as_f64(), Some(0.5));
+    // No histogram type in MLflow: its statistics as metrics at its step.
+    let run_id = run["info"]["run_id"].as_str().unwrap();
+    for (name, value) in [
+        ("count", 3.0),
+        ("min", 0.5),
+        ("max", 1.5),
+        ("mean", 1.0),
+        ("nonfinite", 1.0),
+    ] {
+        let points = history(run_id, &format!("grads.{name}"));
+        assert_eq!(points.len(), 1, "grads.{name}");
+        assert_eq!(
+            (points[0].0, points[0].1.as_f64()),
+            (2, Some(value)),
+            "grads.{name}"
+        );
+    }
 }
 
 #[test]

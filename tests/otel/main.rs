@@ -404,3 +404,63 @@ fn nan_and_infinities_from_log_dict_are_counted_since_the_sdk_drops_them() {
         ]
     );
 }
+
+#[test]
+fn histograms_are_histogram_instruments_with_their_first_bins() {
+    let receiver = Receiver::start();
+    let (layer, guard) = MetricLogger::builder()
+        .rank(0)
+        .otel(
+            OtelOptions::new()
+                .url(receiver.endpoint())
+                .export_interval(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let values: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
+        trainlog::log_histogram(1, "weights", &values);
+        let mut more = values.clone();
+        more.push(f64::NAN);
+        trainlog::log_histogram(2, "weights", &more);
+        // The tracing-opentelemetry convention for single values.
+        for step in 0..5u64 {
+            info!(target: "metrics", step, "histogram.latency_ms" = 10.0 * step as f64);
+        }
+    });
+    drop(guard);
+    let (_, metrics) = last_export(&receiver);
+    let weights = only_point(metric(&metrics, "weights"), "histogram");
+    // Both histograms' finite values, in buckets whose bounds are the first one's edges.
+    assert_eq!(weights["count"], "200");
+    let expected_sum: f64 = 2.0 * (0..100).map(|i| i as f64 / 100.0).sum::<f64>();
+    assert!((weights["sum"].as_f64().unwrap() - expected_sum).abs() < 1e-9);
+    assert_eq!(weights["min"], 0.0);
+    assert_eq!(weights["max"], 0.99);
+    let bounds = weights["explicitBounds"].as_array().unwrap();
+    assert_eq!(bounds.len(), trainlog::HISTOGRAM_BINS + 1);
+    assert_eq!(
+        (bounds[0].as_f64(), bounds[64].as_f64()),
+        (Some(0.0), Some(0.99))
+    );
+    let counts: u64 = weights["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counts, 200);
+    let latency = only_point(metric(&metrics, "latency_ms"), "histogram");
+    assert_eq!(
+        (latency["count"].as_str(), latency["sum"].as_f64()),
+        (Some("5"), Some(100.0))
+    );
+    // The NaN is counted where the SDK would drop it.
+    let counter = metric(&metrics, "trainlog.non_finite");
+    let point = only_point(counter, "sum");
+    assert_eq!(
+        attribute(&point["attributes"], "metric")["stringValue"],
+        "weights"
+    );
+    assert_eq!(point["asDouble"], 1.0);
+}

@@ -90,6 +90,7 @@ fn scraped_while_logging_the_values_are_the_last_ones_logged() {
             );
         }
         info!(target: "metrics", step = 10u64, grad_norm = f64::NAN);
+        trainlog::log_histogram(10, "weights", &[1.0f32, 2.0, 6.0, f32::INFINITY]);
     });
     guard.flush().unwrap();
     // Still running: scrape in both formats and parse with the real parsers.
@@ -124,6 +125,21 @@ fn scraped_while_logging_the_values_are_the_last_ones_logged() {
             .unwrap_or_else(|| panic!("{kind}: {tokens}"));
         assert_eq!(total["value"], 5120.0);
         assert!(families.get("trainlog_note").is_none());
+        // A histogram: five gauges.
+        for (name, value) in [
+            ("count", 4.0),
+            ("min", 1.0),
+            ("max", 6.0),
+            ("mean", 3.0),
+            ("nonfinite", 1.0),
+        ] {
+            let family = format!("trainlog_weights_{name}");
+            assert_eq!(
+                sample(&families, &family)["value"],
+                value,
+                "{kind}: {family}"
+            );
+        }
     }
     drop(guard);
     // The endpoint stops with the guard.
