@@ -128,6 +128,12 @@ impl RecordFile {
         Ok(Self::new(sink, path, file))
     }
 
+    /// The file was renamed (the handle stays the same).
+    #[cfg_attr(not(feature = "wandb"), allow(dead_code))]
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
     #[cfg_attr(not(any(feature = "jsonl", feature = "wandb")), allow(dead_code))]
     pub(crate) fn set_max_pending(&mut self, bytes: usize) {
         self.max_pending = bytes;

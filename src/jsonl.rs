@@ -171,6 +171,73 @@ pub fn to_record(line: &Json) -> Record {
     r
 }
 
+/// The `event` value of the line a resumed logger writes first (see
+/// [`MetricLoggerBuilder::resume_from`](crate::MetricLoggerBuilder::resume_from)).
+pub const RESUME_EVENT: &str = "resume";
+
+/// The lines a reader should see when a run was resumed from a checkpoint: at each resume
+/// line (`"event":"resume"` with a `step`), the earlier lines of the same rank at that step
+/// or later are dropped, as TensorBoard drops orphaned points; the resume lines themselves
+/// are dropped too. Lines without a step are kept.
+///
+/// ```
+/// use serde_json::json;
+/// let lines = vec![
+///     json!({"rank": 0, "step": 1, "loss": 1.0}),
+///     json!({"rank": 0, "step": 2, "loss": 0.9}), // logged, then the job died
+///     json!({"rank": 0, "step": 2, "event": "resume"}), // restarted from step 2's checkpoint
+///     json!({"rank": 0, "step": 2, "loss": 0.8}),
+/// ];
+/// let kept = trainlog::jsonl::without_orphans(lines);
+/// assert_eq!(kept, vec![json!({"rank": 0, "step": 1, "loss": 1.0}),
+///                       json!({"rank": 0, "step": 2, "loss": 0.8})]);
+/// ```
+pub fn without_orphans(lines: Vec<Json>) -> Vec<Json> {
+    if !lines.iter().any(is_resume) {
+        return lines;
+    }
+    let mut kept: Vec<Json> = Vec::with_capacity(lines.len());
+    for line in lines {
+        if is_resume(&line) {
+            let (step, rank) = (line["step"].as_u64(), &line["rank"]);
+            kept.retain(|l| match l["step"].as_u64() {
+                Some(s) => &l["rank"] != rank || Some(s) < step,
+                None => true,
+            });
+        } else {
+            kept.push(line);
+        }
+    }
+    kept
+}
+
+/// The resume lines of a file as (line number from 1, step), for readers that stream a
+/// file instead of calling [`without_orphans`]: a line `n` with step `s` is orphaned when
+/// a resume line `m > n` has a step `<= s`.
+pub fn resumes(path: &Path) -> Result<Vec<(usize, u64)>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(|e| Error::io("read", path, e))?;
+        // Only lines that can be resume lines are parsed.
+        if !line.windows(8).any(|w| w == b"\"resume\"") {
+            continue;
+        }
+        if let Ok(value) = serde_json::from_slice::<Json>(&line) {
+            if let (true, Some(step)) = (is_resume(&value), value["step"].as_u64()) {
+                out.push((i + 1, step));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a line is a resume line (see [`without_orphans`]).
+pub fn is_resume(line: &Json) -> bool {
+    line["event"] == RESUME_EVENT && line["step"].is_u64()
+}
+
 /// Appends `value` as one line to `path` (created if missing) with a single write. A torn
 /// last line left by a crash is cut off first, so the file stays valid.
 pub fn append(path: &Path, value: &serde_json::Value) -> Result<()> {

@@ -230,6 +230,41 @@ impl Run {
         MetricLogger::builder().output_dir(&self.dir)
     }
 
+    /// The largest step in this run's metrics files (`metrics_rank*.jsonl`, every rank),
+    /// leaving out what a resumed attempt orphaned; `None` before any step was logged.
+    ///
+    /// After a restart it tells how far the killed attempt got; continue from your
+    /// checkpoint's step with `run.logger().resume_from(step)`
+    /// ([`MetricLoggerBuilder::resume_from`]) and every reader shows each step once.
+    ///
+    /// ```
+    /// use trainlog::run::Run;
+    /// let root = tempfile::tempdir()?;
+    /// let run = Run::builder().root(root.path()).prefix("sft").create()?;
+    /// assert_eq!(run.last_step()?, None);
+    /// let lines = "{\"rank\":0,\"step\":7,\"loss\":0.5}\n{\"rank\":0,\"step\":5,\"event\":\"resume\"}\n";
+    /// std::fs::write(run.dir().join("metrics_rank0.jsonl"), lines)?;
+    /// assert_eq!(run.last_step()?, None, "step 7 was orphaned by the resume at 5");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn last_step(&self) -> Result<Option<u64>> {
+        let mut last = None;
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io("read", &self.dir, e))? {
+            let path = entry.map_err(|e| Error::io("read", &self.dir, e))?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.as_deref().and_then(crate::jsonl::rank_of).is_none() {
+                continue;
+            }
+            let lines = crate::jsonl::without_orphans(crate::jsonl::read(&path)?);
+            last = lines
+                .iter()
+                .filter_map(|l| l["step"].as_u64())
+                .chain(last)
+                .max();
+        }
+        Ok(last)
+    }
+
     /// The current `run.json`.
     pub fn info(&self) -> Result<RunInfo> {
         read_info(&self.dir)
@@ -240,7 +275,8 @@ impl Run {
         info.status = status;
         match status {
             Status::Running => {
-                info.start_time = Some(now_secs());
+                // A restarted run keeps its first start.
+                info.start_time = info.start_time.or(Some(now_secs()));
                 info.end_time = None;
                 info.error = None;
             }

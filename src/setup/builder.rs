@@ -68,6 +68,7 @@ pub struct MetricLoggerBuilder {
     pub(super) console: bool,
     pub(super) span_fields: bool,
     pub(super) system_metrics: Option<Duration>,
+    pub(super) resume_from: Option<u64>,
     #[cfg(feature = "progress")]
     pub(super) total_steps: Option<u64>,
     pub(super) run_name: Option<String>,
@@ -146,6 +147,7 @@ impl Default for MetricLoggerBuilder {
             console: true,
             span_fields: false,
             system_metrics: None,
+            resume_from: None,
             #[cfg(feature = "progress")]
             total_steps: None,
             run_name: None,
@@ -369,6 +371,43 @@ impl MetricLoggerBuilder {
     pub fn system_metrics(mut self, every: Duration) -> Self {
         self.system_metrics = Some(every);
         self
+    }
+
+    /// This process continues a run restarted from a checkpoint taken at `step` (or
+    /// `TRAINLOG_RESUME_STEP=500`): what an earlier attempt logged at `step` or later is
+    /// orphaned, and every reader is told to drop it.
+    ///
+    /// - JSONL appends to the same `metrics_rank<r>.jsonl` a line
+    ///   `{"step":500,"event":"resume",…}`; [`jsonl::without_orphans`](crate::jsonl::without_orphans),
+    ///   the run API and the command line drop earlier lines at or past that step.
+    /// - TensorBoard writes a new event file into the run directory, starting with a
+    ///   session-start event at `step`, on which TensorBoard drops the earlier points at or
+    ///   past `step` (tensorboardX's `purge_step`). Give a fixed
+    ///   [`run_name`](Self::run_name) (no `{time}`), or it is a new run directory.
+    /// - W&B continues the offline run with the same run id (`WANDB_RUN_ID`; see
+    ///   [`WandbOptions::resume`](crate::sink::WandbOptions::resume)): its history at or past
+    ///   `step` is removed from the run file, which then goes on.
+    ///
+    /// Network backends (HTTP, MLflow, OTel, Prometheus) cannot take points back; they
+    /// receive the resumed points again.
+    pub fn resume_from(mut self, step: u64) -> Self {
+        self.resume_from = Some(step);
+        self
+    }
+
+    /// The resume step: [`resume_from`](Self::resume_from), else `TRAINLOG_RESUME_STEP`.
+    pub(crate) fn resume_step(&self) -> Result<Option<u64>> {
+        if self.resume_from.is_some() {
+            return Ok(self.resume_from);
+        }
+        match crate::env::first_env(&["TRAINLOG_RESUME_STEP"]) {
+            None => Ok(None),
+            Some(text) => text.trim().parse().map(Some).map_err(|_| {
+                Error::Config(format!(
+                    "TRAINLOG_RESUME_STEP=`{text}` is not a step (a non-negative integer)"
+                ))
+            }),
+        }
     }
 
     /// Whether [`init`](Self::init) adds the console layer for metrics (default true).

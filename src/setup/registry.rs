@@ -248,9 +248,11 @@ impl fmt::Display for Backend {
 #[cfg(feature = "jsonl")]
 fn jsonl(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
     let dir = b.output_dir_for("async")?;
-    Ok(Some(Box::new(crate::sink::JsonlSink::in_dir(
-        dir, rank.rank,
-    )?)))
+    let mut sink = crate::sink::JsonlSink::in_dir(dir, rank.rank)?;
+    if let Some(step) = b.resume_step()? {
+        sink = sink.with_resume(step, rank.rank)?;
+    }
+    Ok(Some(Box::new(sink)))
 }
 
 #[cfg(feature = "tensorboard")]
@@ -274,9 +276,21 @@ fn tensorboard(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn
         crate::naming::run_name_template(options.run_name.as_deref(), &[], b.run_name.as_deref())
             .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
     let name = crate::naming::expand_run_name(&template, rank, std::time::SystemTime::now())?;
-    let sink =
-        crate::sink::TensorBoardSink::create(dir.join(name))?.with_experiment(options.experiment);
-    Ok(Some(Box::new(sink)))
+    let resume = b.resume_step()?;
+    let sink = match resume {
+        Some(step) => crate::sink::TensorBoardSink::resume(dir.join(name), step)?,
+        None => crate::sink::TensorBoardSink::create(dir.join(name))?,
+    };
+    if let Some(step) = resume {
+        if template.contains("{time}") || template.contains("{utc_time}") {
+            eprintln!(
+                "trainlog: tensorboard: resuming from step {step} in a new run directory, since \
+                 the run name `{template}` has the time in it; give a fixed run name to continue \
+                 the earlier run"
+            );
+        }
+    }
+    Ok(Some(Box::new(sink.with_experiment(options.experiment))))
 }
 
 fn tensorboard_requested(_b: &MetricLoggerBuilder) -> bool {
@@ -328,10 +342,11 @@ fn mlflow_requested(_b: &MetricLoggerBuilder) -> bool {
 
 #[cfg(feature = "wandb")]
 fn wandb(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
-    let options = b.wandb.clone().unwrap_or_default();
+    let mut options = b.wandb.clone().unwrap_or_default();
     if !runs_on(options.all_ranks, rank) {
         return Ok(None);
     }
+    options.resume_from = b.resume_step()?;
     let sink = crate::sink::WandbSink::new(
         options,
         b.output_dir.as_deref(),

@@ -68,6 +68,20 @@ impl JsonlSink {
         })
     }
 
+    /// Marks the file as resumed from a checkpoint at `step`: writes the line
+    /// `{"timestamp":…,"rank":<rank>,"step":<step>,"event":"resume"}` at once, after which
+    /// readers drop the earlier lines at or past `step`
+    /// ([`jsonl::without_orphans`](crate::jsonl::without_orphans)).
+    pub fn with_resume(mut self, step: u64, rank: u32) -> Result<Self> {
+        let marker = Record::new(rank)
+            .with_step(step)
+            .with_field("event", crate::jsonl::RESUME_EVENT);
+        crate::jsonl::encode_line(self.out.buffer(), &mut self.timestamps, &marker);
+        self.out.end_record();
+        self.out.write_out()?;
+        Ok(self)
+    }
+
     /// Sets how many unwritten bytes are kept for retrying after a write error.
     pub fn with_max_pending(mut self, bytes: usize) -> Self {
         self.out.set_max_pending(bytes);

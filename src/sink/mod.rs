@@ -151,7 +151,7 @@ pub(crate) fn clip(s: &str, max: usize) -> &str {
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::{TensorBoardOptions, TensorBoardSink};
 #[cfg(feature = "wandb")]
-pub use wandb::{WandbOptions, WandbSink};
+pub use wandb::{WandbOptions, WandbResume, WandbSink};
 
 /// How the run ended, as far as the logger can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -420,3 +420,67 @@ fn histograms_are_what_wandb_histogram_writes() {
         .is_none());
     assert_eq!(out["summary"]["layer0/weights"]["_type"], "histogram");
 }
+
+#[test]
+fn resume_allow_continues_the_run_at_the_next_step_must_and_never_refuse() {
+    use trainlog::sink::WandbResume;
+    let dir = tempfile::tempdir().unwrap();
+    let options = || WandbOptions::new().run_id("again001");
+    // `must` with no earlier run, and without a run id, are refused at build.
+    let err = logger(dir.path(), options().resume(WandbResume::Must))
+        .build::<tracing_subscriber::Registry>();
+    assert!(err
+        .unwrap_err()
+        .to_string()
+        .contains("no offline run `again001`"));
+    let guard = run(logger(dir.path(), options()), || {
+        for step in 0..10u64 {
+            info!(target: "metrics", step, loss = step as f64);
+        }
+    });
+    drop(guard);
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    // Damage the end as a kill mid-write would: a few bytes of a record that never
+    // finished are appended.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(&[0x12, 0x34, 0x56]);
+    std::fs::write(&file, &bytes).unwrap();
+    let err = logger(dir.path(), options().resume(WandbResume::Never))
+        .build::<tracing_subscriber::Registry>();
+    assert!(err.unwrap_err().to_string().contains("exists"));
+    // `allow` continues it: records without a step go on at 10, nothing before is lost.
+    let guard = run(
+        logger(dir.path(), options().resume(WandbResume::Allow)),
+        || {
+            for i in 0..5 {
+                info!(target: "metrics", loss = 10.0 + i as f64);
+            }
+        },
+    );
+    drop(guard);
+    let (_, same) = only_run(&dir.path().join("wandb"));
+    assert_eq!(same, file, "the same offline run");
+    let out = read(&file);
+    assert_eq!(out["error"], Json::Null);
+    let steps: Vec<u64> = out["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (0..15).collect::<Vec<_>>());
+    let types: Vec<&str> = out["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "exit").count(),
+        1,
+        "{types:?}"
+    );
+    assert_eq!(types.last(), Some(&"final"));
+    assert_eq!(out["run"]["resumed"], true);
+    assert_eq!(out["summary"]["loss"], 14.0);
+}

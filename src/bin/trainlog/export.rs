@@ -111,6 +111,8 @@ struct RankFile {
     /// The next row and its sort step (a row without a step sorts with the one before).
     head: Option<(u64, Json)>,
     last_step: u64,
+    /// Resume lines (line number, step): the rows they orphan are left out.
+    resumes: Vec<(usize, u64)>,
 }
 
 impl RankFile {
@@ -137,6 +139,9 @@ impl RankFile {
             if row["hparams"] == true || replaced_by_run_json(&row, results) {
                 continue;
             }
+            if trainlog::jsonl::is_resume(&row) || self.orphaned(&row) {
+                continue;
+            }
             if row.get("rank").is_none() {
                 row["rank"] = self.rank.into();
             }
@@ -147,6 +152,16 @@ impl RankFile {
             return Ok(());
         }
         Ok(())
+    }
+
+    /// Whether a later resume line took this row's step back.
+    fn orphaned(&self, row: &Json) -> bool {
+        let Some(step) = row["step"].as_u64() else {
+            return false;
+        };
+        self.resumes
+            .iter()
+            .any(|&(line, from)| line > self.number && from <= step)
     }
 
     fn is_last_line(&mut self) -> bool {
@@ -170,6 +185,7 @@ fn for_each_row(run: &Path, mut f: impl FnMut(&Json) -> Result<(), String>) -> R
     let mut files = Vec::new();
     for (rank, path) in metric_files(run) {
         let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let resumes = trainlog::jsonl::resumes(&path).map_err(|e| e.to_string())?;
         let mut rank_file = RankFile {
             rank,
             path,
@@ -177,6 +193,7 @@ fn for_each_row(run: &Path, mut f: impl FnMut(&Json) -> Result<(), String>) -> R
             number: 0,
             head: None,
             last_step: 0,
+            resumes,
         };
         rank_file.advance(info.as_ref())?;
         files.push(rank_file);

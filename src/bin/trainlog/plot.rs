@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use trainlog::jsonl::{number, read as read_jsonl};
+use trainlog::jsonl::{number, read as read_jsonl, without_orphans};
 
 use crate::args::{PlotArgs, XAxis};
 use crate::chart::{self, XKind};
@@ -28,7 +28,7 @@ pub fn plot(args: &PlotArgs) -> Result<(), String> {
         }
         let mut run_sources = Vec::new();
         for (rank, path) in files {
-            let lines = read_jsonl(&path).map_err(|e| e.to_string())?;
+            let lines = without_orphans(read_jsonl(&path).map_err(|e| e.to_string())?);
             summary.extend(summarize(&lines));
             run_sources.push((name.clone(), rank, lines));
         }

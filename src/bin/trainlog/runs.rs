@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
-use trainlog::jsonl::{fields, number, read as read_jsonl};
+use trainlog::jsonl::{fields, number, read as read_jsonl, without_orphans};
 use trainlog::run::{read_info, read_params, RunInfo};
 
 /// The `metrics_rank<r>.jsonl` files of a run directory, by rank.
@@ -38,7 +38,10 @@ pub fn run_lines(run: &Path) -> Result<Vec<Json>, String> {
     }
     let mut lines = Vec::new();
     for (_, path) in files {
-        lines.extend(read_jsonl(&path).map_err(|e| e.to_string())?);
+        // A resumed run's orphaned lines are not part of it.
+        lines.extend(without_orphans(
+            read_jsonl(&path).map_err(|e| e.to_string())?,
+        ));
     }
     Ok(lines)
 }

@@ -93,11 +93,49 @@ pub struct TensorBoardSink {
 impl TensorBoardSink {
     /// Creates `run_dir` if needed and a new event file in it.
     pub fn create(run_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::create_in(run_dir.as_ref(), 0)
+    }
+
+    /// Continues a run restarted from a checkpoint at `step` (tensorboardX's
+    /// `purge_step`): a new event file in the earlier run's directory `run_dir`, named to
+    /// sort after its files (TensorBoard reads them in name order), starting with a
+    /// session-start event at `step`, on which TensorBoard drops the points of the earlier
+    /// files at `step` or later.
+    pub fn resume(run_dir: impl AsRef<Path>, step: u64) -> Result<Self> {
         let dir = run_dir.as_ref();
+        // The time stamp in the name: after the newest earlier file's.
+        let newest = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_prefix("events.out.tfevents.")?
+                    .split('.')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max();
+        let mut sink = Self::create_in(dir, newest.map_or(0, |secs| secs + 1))?;
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        sink.push_event(&Event {
+            wall_time: crate::time::unix_seconds(SystemTime::now()),
+            step,
+            what: Some(What::SessionLog(SessionLog {
+                status: SESSION_START,
+            })),
+        });
+        sink.out.write_out()?;
+        Ok(sink)
+    }
+
+    /// `create`, the time stamp in the file name at least `min_secs`.
+    fn create_in(dir: &Path, min_secs: u64) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("create TensorBoard run directory", dir, e))?;
         let now = SystemTime::now();
-        let secs = crate::time::unix_duration(now).as_secs();
+        let secs = crate::time::unix_duration(now).as_secs().max(min_secs);
         let host = crate::naming::hostname();
         let pid = std::process::id();
         let (path, file) = loop {

@@ -13,7 +13,7 @@ pub(crate) struct Event {
     pub(crate) wall_time: f64,
     #[prost(int64, tag = "2")]
     pub(crate) step: i64,
-    #[prost(oneof = "What", tags = "3, 5")]
+    #[prost(oneof = "What", tags = "3, 5, 7")]
     pub(crate) what: Option<What>,
 }
 
@@ -24,7 +24,20 @@ pub(crate) enum What {
     FileVersion(String),
     #[prost(message, tag = "5")]
     Summary(Summary),
+    #[prost(message, tag = "7")]
+    SessionLog(SessionLog),
 }
+
+/// `tensorboard.SessionLog`: a `START` tells the reader the job (re)started at the
+/// event's step, and it drops what it read at that step or later.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct SessionLog {
+    /// `SessionStatus`: 1 `START`.
+    #[prost(int32, tag = "1")]
+    pub(crate) status: i32,
+}
+
+pub(crate) const SESSION_START: i32 = 1;
 
 /// `tensorboard.Summary`.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -30,8 +30,10 @@ const LAST: u8 = 4;
 const MAX_TAG: usize = 64;
 
 mod proto;
+mod resume;
 
 use proto::*;
+pub use resume::WandbResume;
 
 /// Settings of the `wandb` backend; unset values come from `WANDB_PROJECT`,
 /// `WANDB_ENTITY`, `WANDB_NAME`, `WANDB_DIR` and `WANDB_RUN_ID`.
@@ -42,6 +44,9 @@ pub struct WandbOptions {
     name: Option<String>,
     dir: Option<PathBuf>,
     run_id: Option<String>,
+    resume: Option<WandbResume>,
+    /// The builder's resume step, set by the registry.
+    pub(crate) resume_from: Option<u64>,
     pub(crate) all_ranks: bool,
 }
 
@@ -79,6 +84,18 @@ impl WandbOptions {
     /// Run id (`WANDB_RUN_ID`, else 8 random characters).
     pub fn run_id(mut self, id: impl Into<String>) -> Self {
         self.run_id = Some(id.into());
+        self
+    }
+
+    /// Whether to continue an earlier offline run with the same run id (`WANDB_RESUME`:
+    /// `allow`, `must`, `never`; default: `allow` when the builder has
+    /// [`resume_from`](crate::MetricLoggerBuilder::resume_from), else a new run directory
+    /// every time). Continuing rewrites the run's `.wandb` file without its history at or
+    /// past the resume step (and without its exit record), then appends to it: W&B's
+    /// reader sees every step once. Needs the run id (`WANDB_RUN_ID` or
+    /// [`run_id`](Self::run_id)).
+    pub fn resume(mut self, resume: WandbResume) -> Self {
+        self.resume = Some(resume);
         self
     }
 }
@@ -146,15 +163,50 @@ impl WandbSink {
             }
         };
         let now = SystemTime::now();
-        let run_id = options
+        let given_id = options
             .run_id
             .clone()
-            .or_else(|| first_env(&["WANDB_RUN_ID"]))
-            .unwrap_or_else(random_id);
+            .or_else(|| first_env(&["WANDB_RUN_ID"]));
+        let run_id = given_id.clone().unwrap_or_else(random_id);
         if run_id.contains(['/', '\\']) || run_id.is_empty() {
             return Err(Error::Config(format!(
                 "W&B run id `{run_id}` must be a plain name"
             )));
+        }
+        let policy = match (options.resume, first_env(&["WANDB_RESUME"])) {
+            (Some(policy), _) => Some(policy),
+            (None, Some(text)) => Some(WandbResume::parse(&text).ok_or_else(|| {
+                Error::Config(format!(
+                    "WANDB_RESUME=`{text}`: expected allow, must, never or auto"
+                ))
+            })?),
+            (None, None) => options.resume_from.map(|_| WandbResume::Allow),
+        };
+        let earlier = match (policy, &given_id) {
+            (Some(_), Some(_)) => resume::find_run_file(&base, &run_id),
+            (Some(_), None) => {
+                eprintln!(
+                    "trainlog: wandb: resuming needs the run id (WANDB_RUN_ID or \
+                     WandbOptions::run_id); starting a new run `{run_id}`"
+                );
+                None
+            }
+            (None, _) => None,
+        };
+        match (policy, &earlier) {
+            (Some(WandbResume::Never), Some(path)) => {
+                return Err(Error::Config(format!(
+                    "W&B run `{run_id}` exists ({}) and resuming is set to never",
+                    path.display()
+                )))
+            }
+            (Some(WandbResume::Must), None) => {
+                return Err(Error::Config(format!(
+                    "W&B resume is set to must, but there is no offline run `{run_id}` under {}",
+                    base.display()
+                )))
+            }
+            _ => {}
         }
         let display = match crate::naming::run_name_template(
             options.name.as_deref(),
@@ -164,23 +216,9 @@ impl WandbSink {
             Some(template) => crate::naming::expand_run_name(&template, rank, now)?,
             None => run_id.clone(),
         };
-        let stamp = crate::naming::expand_run_name("{utc_time}", rank, now)?;
-        let run_dir = base.join(format!("offline-run-{stamp}-{run_id}"));
-        std::fs::create_dir_all(&run_dir)
-            .map_err(|e| Error::io("create W&B run directory", &run_dir, e))?;
-        let path = run_dir.join(format!("run-{run_id}.wandb"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io("create W&B run file", &path, e))?;
         let start = crate::time::unix_duration(now);
-        let mut out = RecordFile::new("wandb", path, file);
-        // Chunks are laid out by file offset: dropping buffered records after a long
-        // write failure would shift every later block, so this file never drops any.
-        out.set_max_pending(usize::MAX);
         let run = RunRecord {
-            run_id,
+            run_id: run_id.clone(),
             entity: options
                 .entity
                 .clone()
@@ -198,16 +236,49 @@ impl WandbSink {
                 seconds: start.as_secs() as i64,
                 nanos: start.subsec_nanos() as i32,
             }),
+            starting_step: 0,
+            resumed: false,
         };
+        if let Some(path) = earlier {
+            let cut = options
+                .resume_from
+                .map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+            return Self::resume(&path, run, cut);
+        }
+        let stamp = crate::naming::expand_run_name("{utc_time}", rank, now)?;
+        let run_dir = base.join(format!("offline-run-{stamp}-{run_id}"));
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| Error::io("create W&B run directory", &run_dir, e))?;
+        let path = run_dir.join(format!("run-{run_id}.wandb"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create W&B run file", &path, e))?;
+        let mut sink = Self::start(RecordFile::new("wandb", path, file), run_dir, run.clone());
+        sink.push(RecordType::Run(run));
+        sink.out.write_out()?;
+        Ok(sink)
+    }
+
+    /// A sink on `out` (an empty file) with the header and header record buffered.
+    fn start(mut out: RecordFile, run_dir: PathBuf, run: RunRecord) -> Self {
+        // Chunks are laid out by file offset: dropping buffered records after a long
+        // write failure would shift every later block, so this file never drops any.
+        out.set_max_pending(usize::MAX);
+        let start = run
+            .start_time
+            .as_ref()
+            .map_or(0.0, |t| t.seconds as f64 + f64::from(t.nanos) / 1e9);
         let mut sink = WandbSink {
             out,
             offset: 0,
             num: 0,
             next_step: 0,
-            start: start.as_secs_f64(),
+            start,
             summary: BTreeMap::new(),
             run_dir,
-            run: run.clone(),
+            run,
         };
         let header = sink.out.buffer();
         header.extend_from_slice(b":W&B");
@@ -216,8 +287,67 @@ impl WandbSink {
         sink.out.end_record();
         sink.offset = CHUNK_HEADER;
         sink.push(RecordType::Header(HeaderRecord {}));
-        sink.push(RecordType::Run(run));
+        sink
+    }
+
+    /// Continues the offline run in `path`: its records are written again into a new file
+    /// without the history at or past `cut` and without the exit record, that file
+    /// replaces the old one (a rename, so a crash meanwhile leaves the old one whole), and
+    /// the run record is sent again marked resumed. Project, name and start time stay
+    /// the earlier attempt's.
+    fn resume(path: &Path, fresh: RunRecord, cut: Option<i64>) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read W&B run file", path, e))?;
+        let (records, complete) = resume::read_records(&bytes);
+        if !complete {
+            eprintln!(
+                "trainlog: wandb: {} ends in a torn or damaged record (the earlier attempt \
+                 was killed); continuing after its last complete record",
+                path.display()
+            );
+        }
+        let kept = resume::kept_records(records, cut);
+        let run_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let temp = path.with_extension("wandb.resume");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| Error::io("create W&B run file", &temp, e))?;
+        let earlier_run = kept.iter().rev().find_map(|r| match r {
+            RecordType::Run(run) => Some(run.clone()),
+            _ => None,
+        });
+        let mut run = earlier_run.unwrap_or(fresh);
+        run.resumed = true;
+        let mut sink = Self::start(RecordFile::new("wandb", temp.clone(), file), run_dir, run);
+        for record in kept {
+            match &record {
+                RecordType::History(h) => {
+                    let step = h.step.as_ref().map_or(0, |s| s.num);
+                    sink.next_step = sink.next_step.max(step.saturating_add(1));
+                    for item in h.item.iter().filter(|i| !i.key.starts_with('_')) {
+                        sink.summary
+                            .insert(item.key.clone(), item.value_json.clone());
+                    }
+                }
+                RecordType::Summary(update) => {
+                    for item in &update.update {
+                        sink.summary
+                            .insert(item.key.clone(), item.value_json.clone());
+                    }
+                }
+                _ => {}
+            }
+            sink.push(record);
+        }
+        sink.run.starting_step = cut.unwrap_or(sink.next_step).min(sink.next_step);
+        sink.next_step = sink.run.starting_step;
+        sink.push(RecordType::Run(sink.run.clone()));
         sink.out.write_out()?;
+        sink.out.sync()?;
+        std::fs::rename(&temp, path).map_err(|e| Error::io("replace W&B run file", path, e))?;
+        sink.out.set_path(path.to_path_buf());
         Ok(sink)
     }
 

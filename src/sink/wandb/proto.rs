@@ -41,8 +41,13 @@ pub(crate) struct RunRecord {
     pub(crate) tags: Vec<String>,
     #[prost(string, tag = "13")]
     pub(crate) host: String,
+    /// The step a resumed run's history goes on from.
+    #[prost(int64, tag = "14")]
+    pub(crate) starting_step: i64,
     #[prost(message, optional, tag = "17")]
     pub(crate) start_time: Option<Timestamp>,
+    #[prost(bool, tag = "18")]
+    pub(crate) resumed: bool,
 }
 
 /// `google.protobuf.Timestamp`.

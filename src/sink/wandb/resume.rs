@@ -1,0 +1,132 @@
+//! Resuming an offline run: finding its file by run id, and reading back the records an
+//! earlier attempt wrote (up to the last complete one: a killed process may leave a torn
+//! chunk at the end).
+
+use std::path::{Path, PathBuf};
+
+use prost::Message as _;
+
+use super::proto::{RecordType, WbRecord};
+use super::{BLOCK, CHUNK_HEADER, FIRST, FULL, LAST, MIDDLE};
+
+/// W&B's `resume` setting (`WANDB_RESUME`), for offline runs with a known run id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WandbResume {
+    /// Continue the run if it exists, else start it (`allow`; `auto` and `true` too).
+    Allow,
+    /// Continue the run; fail at build if it does not exist (`must`).
+    Must,
+    /// Fail at build if the run exists (`never`).
+    Never,
+}
+
+impl WandbResume {
+    /// W&B's words: `allow`, `auto`, `true`, `must`, `never`, `false` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "allow" | "auto" | "true" => Some(WandbResume::Allow),
+            "must" => Some(WandbResume::Must),
+            "never" | "false" => Some(WandbResume::Never),
+            _ => None,
+        }
+    }
+}
+
+/// The newest `offline-run-*-<id>/run-<id>.wandb` under `base` (directory names sort by
+/// their time stamp).
+pub(super) fn find_run_file(base: &Path, run_id: &str) -> Option<PathBuf> {
+    let suffix = format!("-{run_id}");
+    let file = format!("run-{run_id}.wandb");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(base)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("offline-run-") && name.ends_with(&suffix)
+        })
+        .map(|e| e.path().join(&file))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// The records of a `.wandb` file, in order, up to the first chunk that is torn, fails
+/// its checksum or does not fit the FULL/FIRST/MIDDLE/LAST sequence; and whether the
+/// whole file was read.
+pub(super) fn read_records(bytes: &[u8]) -> (Vec<WbRecord>, bool) {
+    let mut records = Vec::new();
+    if bytes.len() < CHUNK_HEADER as usize || &bytes[..4] != b":W&B" {
+        return (records, bytes.is_empty());
+    }
+    let mut pos = CHUNK_HEADER as usize;
+    let mut partial: Option<Vec<u8>> = None;
+    let complete = loop {
+        let left = BLOCK as usize - pos % BLOCK as usize;
+        if left < CHUNK_HEADER as usize {
+            pos += left;
+            continue;
+        }
+        if pos == bytes.len() {
+            break partial.is_none();
+        }
+        let Some(header) = bytes.get(pos..pos + CHUNK_HEADER as usize) else {
+            break false;
+        };
+        let crc = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let len = usize::from(u16::from_le_bytes([header[4], header[5]]));
+        let kind = header[6];
+        let start = pos + CHUNK_HEADER as usize;
+        let Some(data) = bytes.get(start..start + len) else {
+            break false;
+        };
+        let mut hasher = crc32fast::Hasher::new_with_initial(crc32fast::hash(&[kind]));
+        hasher.update(data);
+        if hasher.finalize() != crc {
+            break false;
+        }
+        pos = start + len;
+        let whole = match (kind, partial.take()) {
+            (FULL, None) => data.to_vec(),
+            (FIRST, None) => {
+                partial = Some(data.to_vec());
+                continue;
+            }
+            (MIDDLE, Some(mut p)) => {
+                p.extend_from_slice(data);
+                partial = Some(p);
+                continue;
+            }
+            (LAST, Some(mut p)) => {
+                p.extend_from_slice(data);
+                p
+            }
+            _ => break false,
+        };
+        match WbRecord::decode(whole.as_slice()) {
+            Ok(record) => records.push(record),
+            Err(_) => break false,
+        }
+    };
+    (records, complete)
+}
+
+/// What an earlier attempt leaves to a resumed one: its records without the history at or
+/// past `cut`, without the exit and final records (the run goes on), and without the
+/// header (the rewritten file gets its own).
+pub(super) fn kept_records(records: Vec<WbRecord>, cut: Option<i64>) -> Vec<RecordType> {
+    records
+        .into_iter()
+        .filter_map(|r| r.record_type)
+        .filter(|r| match r {
+            RecordType::History(h) => {
+                let step = h.step.as_ref().map_or(0, |s| s.num);
+                cut.is_none_or(|cut| step < cut)
+            }
+            RecordType::Exit(_) | RecordType::Final(_) | RecordType::Header(_) => false,
+            _ => true,
+        })
+        .collect()
+}
