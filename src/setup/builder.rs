@@ -396,7 +396,7 @@ impl MetricLoggerBuilder {
     }
 
     /// The resume step: [`resume_from`](Self::resume_from), else `TRAINLOG_RESUME_STEP`.
-    pub(crate) fn resume_step(&self) -> Result<Option<u64>> {
+    fn resume_step(&self) -> Result<Option<u64>> {
         if self.resume_from.is_some() {
             return Ok(self.resume_from);
         }
@@ -444,8 +444,10 @@ impl MetricLoggerBuilder {
     }
 
     /// Opens every sink and starts its worker.
-    pub(super) fn start(self) -> Result<(Vec<Feeder>, MetricGuard)> {
+    pub(super) fn start(mut self) -> Result<(Vec<Feeder>, MetricGuard)> {
         let rank = self.rank.unwrap_or_else(RankInfo::from_env);
+        // Resolved once, so every backend sees the same step (and a bad value fails here).
+        self.resume_from = self.resume_step()?;
         // Without an explicit list, a given output directory means JSONL; options set on
         // the builder, or the environment, turn their backends on (InstructLab's
         // auto-detection).

@@ -249,7 +249,7 @@ impl fmt::Display for Backend {
 fn jsonl(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>>> {
     let dir = b.output_dir_for("async")?;
     let mut sink = crate::sink::JsonlSink::in_dir(dir, rank.rank)?;
-    if let Some(step) = b.resume_step()? {
+    if let Some(step) = b.resume_from {
         sink = sink.with_resume(step, rank.rank)?;
     }
     Ok(Some(Box::new(sink)))
@@ -276,7 +276,7 @@ fn tensorboard(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn
         crate::naming::run_name_template(options.run_name.as_deref(), &[], b.run_name.as_deref())
             .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
     let name = crate::naming::expand_run_name(&template, rank, std::time::SystemTime::now())?;
-    let resume = b.resume_step()?;
+    let resume = b.resume_from;
     let sink = match resume {
         Some(step) => crate::sink::TensorBoardSink::resume(dir.join(name), step)?,
         None => crate::sink::TensorBoardSink::create(dir.join(name))?,
@@ -346,7 +346,7 @@ fn wandb(b: &MetricLoggerBuilder, rank: RankInfo) -> Result<Option<Box<dyn Sink>
     if !runs_on(options.all_ranks, rank) {
         return Ok(None);
     }
-    options.resume_from = b.resume_step()?;
+    options.resume_from = b.resume_from;
     let sink = crate::sink::WandbSink::new(
         options,
         b.output_dir.as_deref(),

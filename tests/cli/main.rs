@@ -918,3 +918,46 @@ fn trainlog_system_metrics_adds_system_records_to_the_demo_run() {
     assert!(ok, "{err}");
     assert!(out.contains("system.memory.rss_bytes"), "{out}");
 }
+
+#[test]
+fn a_resumed_runs_orphaned_lines_are_left_out_of_export_and_show() {
+    let dir = tempfile::tempdir().unwrap();
+    // Steps 0..=3 logged, the job killed, restarted from the checkpoint at step 2.
+    let lines = [
+        r#"{"rank":0,"step":0,"loss":1.0}"#,
+        r#"{"rank":0,"step":1,"loss":0.9}"#,
+        r#"{"rank":0,"step":2,"loss":0.8}"#,
+        r#"{"rank":0,"step":3,"loss":0.7}"#,
+        r#"{"rank":0,"step":2,"event":"resume"}"#,
+        r#"{"rank":0,"step":2,"loss":0.85}"#,
+        r#"{"rank":0,"step":3,"loss":0.75}"#,
+        r#"{"rank":0,"step":4,"loss":0.65}"#,
+    ];
+    std::fs::write(
+        dir.path().join("metrics_rank0.jsonl"),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (ok, out, err) = output(cli().args(["export", path, "--format", "jsonl"]));
+    assert!(ok, "{err}");
+    let rows: Vec<(u64, f64)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .map(|r| (r["step"].as_u64().unwrap(), r["loss"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [(0, 1.0), (1, 0.9), (2, 0.85), (3, 0.75), (4, 0.65)],
+        "{out}"
+    );
+    let (ok, out, err) = output(cli().args(["export", path]));
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 6, "header and five rows:\n{out}");
+    let (ok, show, err) = output(cli().args(["show", path, "--json"]));
+    assert!(ok, "{err}");
+    let show: Json = serde_json::from_str(&show).unwrap();
+    assert_eq!(show["steps"], 5, "{show}");
+    assert_eq!(show["metrics"]["loss"]["count"], 5, "{show}");
+    assert_eq!(show["metrics"]["loss"]["last"], 0.65, "{show}");
+}
