@@ -209,14 +209,25 @@ fn main() -> ExitCode {
         }
         if step % args.eval_every == 0 {
             let eval_loss = loss + 0.1 + 0.02 * noise.next();
-            trainlog::log_dict(
-                Some(step),
-                &serde_json::json!({
-                    "loss": loss,
-                    "lr": lr,
-                    "eval": {"loss": eval_loss, "acc": (1.0 - eval_loss / 3.0).clamp(0.0, 1.0)},
-                }),
-            );
+            // A layer's weights, spreading out as it trains, in the same record: binned on
+            // the worker, shown by TensorBoard's Histograms dashboard and W&B as a histogram.
+            let spread = 0.02 + 0.1 * (1.0 - (-(step as f64) / 500.0).exp());
+            let weights: Vec<f32> = (0..1024)
+                .map(|_| (spread * (noise.next() + noise.next() + noise.next())) as f32)
+                .collect();
+            let eval = serde_json::json!({
+                "loss": loss,
+                "lr": lr,
+                "eval": {"loss": eval_loss, "acc": (1.0 - eval_loss / 3.0).clamp(0.0, 1.0)},
+            });
+            match trainlog::flatten("", &eval) {
+                Ok(mut fields) => {
+                    let histogram = trainlog::Histogram::new(&weights);
+                    fields.push(("weights.layer0".into(), histogram.into()));
+                    trainlog::log_fields(Some(step), false, fields);
+                }
+                Err(e) => eprintln!("train_loop: {e}"),
+            }
         } else {
             info!(target: "metrics", step, loss, lr, "grad.norm" = 1.0 + noise.next());
         }

@@ -484,3 +484,44 @@ fn resume_allow_continues_the_run_at_the_next_step_must_and_never_refuse() {
     assert_eq!(out["run"]["resumed"], true);
     assert_eq!(out["summary"]["loss"], 14.0);
 }
+
+#[test]
+fn resume_from_a_step_drops_the_later_history_and_the_summary_it_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || WandbOptions::new().run_id("cut00001");
+    let guard = run(logger(dir.path(), options()), || {
+        for step in 0..10u64 {
+            info!(target: "metrics", step, loss = step as f64);
+            if step >= 7 {
+                info!(target: "metrics", step, diverged = 1u64);
+            }
+        }
+    });
+    drop(guard);
+    let guard = run(logger(dir.path(), options()).resume_from(5), || {
+        for step in 5..8u64 {
+            info!(target: "metrics", step, loss = step as f64 + 0.5);
+        }
+    });
+    drop(guard);
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    let out = read(&file);
+    let history: Vec<(u64, Json)> = out["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["step"].as_u64().unwrap(), h["items"]["loss"].clone()))
+        .collect();
+    let expected: Vec<(u64, Json)> = (0..5u64)
+        .map(|s| (s, json!(s as f64)))
+        .chain((5..8u64).map(|s| (s, json!(s as f64 + 0.5))))
+        .collect();
+    assert_eq!(history, expected);
+    assert_eq!(out["summary"]["loss"], 7.5);
+    assert!(
+        out["summary"].get("diverged").is_none(),
+        "only orphaned steps had it: {}",
+        out["summary"]
+    );
+    assert_eq!(out["run"]["starting_step"], "5");
+}

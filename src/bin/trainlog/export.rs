@@ -11,7 +11,7 @@ use trainlog::jsonl::fields;
 use trainlog::run::{read_info, RunInfo};
 
 use crate::args::{ExportArgs, Format};
-use crate::runs::{is_run, json_number, labels, metric_files};
+use crate::runs::{histogram_stats, is_run, json_number, labels, metric_files};
 
 fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -53,7 +53,8 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
             let mut columns = BTreeSet::new();
             for run in &args.runs {
                 for_each_row(run, |row| {
-                    columns.extend(fields(row).map(|(k, _)| k.clone()));
+                    let row = histogram_stats(row.clone());
+                    columns.extend(fields(&row).map(|(k, _)| k.clone()));
                     Ok(())
                 })?;
             }
@@ -68,6 +69,8 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
             for (run, name) in args.runs.iter().zip(&names) {
                 let name = csv_cell(name);
                 for_each_row(run, |row| {
+                    // A table has no room for bins: a histogram's statistics as columns.
+                    let row = &histogram_stats(row.clone());
                     let mut cells = vec![
                         name.clone(),
                         csv_value(&row["rank"]),

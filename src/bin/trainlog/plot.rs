@@ -7,7 +7,7 @@ use trainlog::jsonl::{number, read as read_jsonl, without_orphans};
 
 use crate::args::{PlotArgs, XAxis};
 use crate::chart::{self, XKind};
-use crate::runs::{key_metrics, labels, line_time, metric_files, summarize};
+use crate::runs::{histogram_stats, key_metrics, labels, line_time, metric_files, summarize};
 
 pub fn plot(args: &PlotArgs) -> Result<(), String> {
     let output = args.output.display().to_string();
@@ -28,7 +28,11 @@ pub fn plot(args: &PlotArgs) -> Result<(), String> {
         }
         let mut run_sources = Vec::new();
         for (rank, path) in files {
-            let lines = without_orphans(read_jsonl(&path).map_err(|e| e.to_string())?);
+            let lines = read_jsonl(&path).map_err(|e| e.to_string())?;
+            let lines: Vec<_> = without_orphans(lines)
+                .into_iter()
+                .map(histogram_stats)
+                .collect();
             summary.extend(summarize(&lines));
             run_sources.push((name.clone(), rank, lines));
         }

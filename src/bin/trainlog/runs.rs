@@ -39,9 +39,8 @@ pub fn run_lines(run: &Path) -> Result<Vec<Json>, String> {
     let mut lines = Vec::new();
     for (_, path) in files {
         // A resumed run's orphaned lines are not part of it.
-        lines.extend(without_orphans(
-            read_jsonl(&path).map_err(|e| e.to_string())?,
-        ));
+        let read = read_jsonl(&path).map_err(|e| e.to_string())?;
+        lines.extend(without_orphans(read).into_iter().map(histogram_stats));
     }
     Ok(lines)
 }
@@ -193,6 +192,34 @@ pub fn flat_params(params: &Json) -> BTreeMap<String, Json> {
         walk("", params, &mut out);
     }
     out
+}
+
+/// `line` with each histogram (an object with `edges` and `counts`, as JSONL writes
+/// `log_histogram`'s values) replaced by its statistics as numeric fields
+/// `<name>.count`, `.min`, `.max`, `.mean` and `.nonfinite`, so that tables, summaries and
+/// charts see numbers. Lines without histograms are returned as they are.
+pub fn histogram_stats(line: Json) -> Json {
+    let is_histogram = |v: &Json| v.get("edges").is_some() && v.get("counts").is_some();
+    let Json::Object(map) = line else { return line };
+    if !map.values().any(is_histogram) {
+        return Json::Object(map);
+    }
+    let mut out = serde_json::Map::with_capacity(map.len() + 4);
+    for (k, v) in map {
+        if !is_histogram(&v) {
+            out.insert(k, v);
+            continue;
+        }
+        for name in ["count", "min", "max", "mean"] {
+            out.insert(format!("{k}.{name}"), v[name].clone());
+        }
+        let nonfinite: u64 = ["nan", "pos_inf", "neg_inf"]
+            .iter()
+            .filter_map(|n| v[*n].as_u64())
+            .sum();
+        out.insert(format!("{k}.nonfinite"), nonfinite.into());
+    }
+    Json::Object(out)
 }
 
 /// A number for JSON output: NaN and ±∞ as the JSONL strings.

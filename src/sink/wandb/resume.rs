@@ -114,19 +114,29 @@ pub(super) fn read_records(bytes: &[u8]) -> (Vec<WbRecord>, bool) {
 }
 
 /// What an earlier attempt leaves to a resumed one: its records without the history at or
-/// past `cut`, without the exit and final records (the run goes on), and without the
-/// header (the rewritten file gets its own).
+/// past `cut`, without the exit and final records and the summary written at close just
+/// before the exit (the run goes on, and its summary is written again at the next close),
+/// and without the header (the rewritten file gets its own).
 pub(super) fn kept_records(records: Vec<WbRecord>, cut: Option<i64>) -> Vec<RecordType> {
-    records
-        .into_iter()
-        .filter_map(|r| r.record_type)
-        .filter(|r| match r {
+    let records: Vec<RecordType> = records.into_iter().filter_map(|r| r.record_type).collect();
+    let closing_summary = |i: usize| {
+        matches!(records[i], RecordType::Summary(_))
+            && matches!(records.get(i + 1), Some(RecordType::Exit(_)))
+    };
+    let keep: Vec<bool> = (0..records.len())
+        .map(|i| match &records[i] {
             RecordType::History(h) => {
                 let step = h.step.as_ref().map_or(0, |s| s.num);
                 cut.is_none_or(|cut| step < cut)
             }
             RecordType::Exit(_) | RecordType::Final(_) | RecordType::Header(_) => false,
+            RecordType::Summary(_) => !closing_summary(i),
             _ => true,
         })
+        .collect();
+    records
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, keep)| keep.then_some(r))
         .collect()
 }
