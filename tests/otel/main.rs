@@ -117,6 +117,21 @@ fn only_point(m: &Json, kind: &str) -> Json {
     points[0].clone()
 }
 
+/// Logs `f`'s events to `receiver` (rank 0, exported when the guard drops).
+fn log_to(receiver: &Receiver, f: impl FnOnce()) {
+    let (layer, guard) = MetricLogger::builder()
+        .rank(0)
+        .otel(
+            OtelOptions::new()
+                .url(receiver.endpoint())
+                .export_interval(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+    drop(guard); // shutdown exports the last values
+}
+
 #[test]
 fn gauges_counters_step_and_resource_attributes_arrive_decoded() {
     let receiver = Receiver::start();
@@ -358,22 +373,12 @@ fn https_endpoint_with_a_private_ca() {
 #[test]
 fn nan_and_infinities_from_log_dict_are_counted_since_the_sdk_drops_them() {
     let receiver = Receiver::start();
-    let (layer, guard) = MetricLogger::builder()
-        .rank(0)
-        .otel(
-            OtelOptions::new()
-                .url(receiver.endpoint())
-                .export_interval(Duration::from_secs(3600)),
-        )
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    log_to(&receiver, || {
         let mut values = std::collections::BTreeMap::new();
         values.insert("loss", f64::NAN);
         values.insert("grad_norm", f64::INFINITY);
         trainlog::log_dict(Some(3), &values);
     });
-    drop(guard);
     let (_, metrics) = last_export(&receiver);
     // The SDK drops non-finite measurements: they are counted, by metric and value.
     let counter = metric(&metrics, "trainlog.non_finite");
@@ -408,16 +413,7 @@ fn nan_and_infinities_from_log_dict_are_counted_since_the_sdk_drops_them() {
 #[test]
 fn histograms_are_histogram_instruments_with_their_first_bins() {
     let receiver = Receiver::start();
-    let (layer, guard) = MetricLogger::builder()
-        .rank(0)
-        .otel(
-            OtelOptions::new()
-                .url(receiver.endpoint())
-                .export_interval(Duration::from_secs(3600)),
-        )
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    log_to(&receiver, || {
         let values: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
         trainlog::log_histogram(1, "weights", &values);
         let mut more = values.clone();
@@ -428,7 +424,6 @@ fn histograms_are_histogram_instruments_with_their_first_bins() {
             info!(target: "metrics", step, "histogram.latency_ms" = 10.0 * step as f64);
         }
     });
-    drop(guard);
     let (_, metrics) = last_export(&receiver);
     let weights = only_point(metric(&metrics, "weights"), "histogram");
     // Both histograms' finite values, in buckets whose bounds are the first one's edges.

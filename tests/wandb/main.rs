@@ -39,6 +39,16 @@ fn only_run(dir: &Path) -> (PathBuf, PathBuf) {
     (runs[0].clone(), file)
 }
 
+/// The step of each history row the reader returned.
+fn history_steps(out: &Json) -> Vec<u64> {
+    out["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["step"].as_u64().unwrap())
+        .collect()
+}
+
 fn logger(dir: &Path, options: WandbOptions) -> MetricLoggerBuilder {
     MetricLogger::builder()
         .output_dir(dir)
@@ -255,12 +265,7 @@ fn sigkill_mid_run_reads_cleanly_up_to_the_last_flush() {
     let (_, file) = only_run(&dir.path().join("wandb"));
     let out = read(&file);
     assert_eq!(out["error"], Json::Null, "{}", out["error"]);
-    let steps: Vec<u64> = out["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["step"].as_u64().unwrap())
-        .collect();
+    let steps = history_steps(&out);
     assert!(
         steps.len() as u64 > last,
         "{} rows, flushed {last}",
@@ -462,13 +467,7 @@ fn resume_allow_continues_the_run_at_the_next_step_must_and_never_refuse() {
     assert_eq!(same, file, "the same offline run");
     let out = read(&file);
     assert_eq!(out["error"], Json::Null);
-    let steps: Vec<u64> = out["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["step"].as_u64().unwrap())
-        .collect();
-    assert_eq!(steps, (0..15).collect::<Vec<_>>());
+    assert_eq!(history_steps(&out), (0..15).collect::<Vec<_>>());
     let types: Vec<&str> = out["types"]
         .as_array()
         .unwrap()
