@@ -385,7 +385,7 @@ impl MetricLoggerBuilder {
     ///   past `step` (tensorboardX's `purge_step`). Give a fixed
     ///   [`run_name`](Self::run_name) (no `{time}`), or it is a new run directory.
     /// - W&B continues the offline run with the same run id (`WANDB_RUN_ID`; see
-    ///   [`WandbOptions::resume`](crate::sink::WandbOptions::resume)): its history at or past
+    ///   `WandbOptions::resume`, feature `wandb`): its history at or past
     ///   `step` is removed from the run file, which then goes on.
     ///
     /// Network backends (HTTP, MLflow, OTel, Prometheus) cannot take points back; they
