@@ -46,34 +46,24 @@ pub(crate) struct Sinks {
 #[derive(Debug)]
 struct SpanFields(Record);
 
-/// The record of `event` with the fields of the spans it is in, outermost first: the
-/// event's own fields come after them, so they win a name both have; a span's step is used
-/// when the event has none (the innermost span's).
-fn with_span_fields<S>(event: &Event<'_>, cx: &Context<'_, S>, rank: u32) -> Record
+/// Captures `event` into `record` after the fields of the spans it is in, outermost
+/// first: the event's own fields come after them, so they win a name both have; a span's
+/// step is used when the event has none (the innermost span's).
+fn capture_with_span_fields<S>(record: &mut Record, event: &Event<'_>, cx: &Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let mut fields = Vec::new();
     let mut step = None;
     if let Some(scope) = cx.event_scope(event) {
         for span in scope.from_root() {
             if let Some(SpanFields(captured)) = span.extensions().get::<SpanFields>() {
-                if fields.is_empty() {
-                    // One allocation for the spans' fields and the event's.
-                    fields.reserve(captured.fields.len() + event.metadata().fields().len() + 4);
-                }
-                fields.extend(captured.fields.iter().cloned());
+                record.fields.extend(captured.fields.iter().cloned());
                 step = captured.step.or(step);
             }
         }
     }
-    if fields.is_empty() && step.is_none() {
-        return Record::from_event(event, rank);
-    }
-    // The event's fields are captured after the spans', into the same vector.
-    let mut record = Record::from_event_after(fields, event, rank);
+    record.capture_event(event);
     record.step = record.step.or(step);
-    record
 }
 
 impl SinkLayer {
@@ -136,17 +126,18 @@ where
         else {
             return;
         };
-        let capture = |event: &Event<'_>| {
+        let fill = |record: &mut Record| {
             if *span_fields {
-                with_span_fields(event, &cx, *rank)
+                capture_with_span_fields(record, event, &cx);
             } else {
-                Record::from_event(event, *rank)
+                record.capture_event(event);
             }
         };
         let event_target = event.metadata().target();
         if *errors && event_target != target {
             // An ERROR event from another target: only for the sinks that take them.
-            let mut record = capture(event);
+            let mut record = Record::new(*rank);
+            fill(&mut record);
             record.error_target = Some(event_target.to_owned());
             let record = Arc::new(record);
             for feeder in feeders.iter().filter(|f| f.errors) {
@@ -154,15 +145,19 @@ where
             }
             return;
         }
-        match feeders.as_slice() {
-            [] => {}
-            [only] => only.send(Arc::new(capture(event))),
-            many => {
-                let record = Arc::new(capture(event));
-                for feeder in many {
-                    feeder.send(record.clone());
-                }
-            }
+        // Each sink gets a record of its own from its pool (see `record::pool`): the
+        // first is filled from the event, the others copied from it.
+        let Some((first, others)) = feeders.split_first() else {
+            return;
+        };
+        // `take` hands out records nothing else references: `make_mut` never copies here.
+        let mut record = first.take(*rank);
+        fill(Arc::make_mut(&mut record));
+        for feeder in others {
+            let mut copy = feeder.take(*rank);
+            Arc::make_mut(&mut copy).copy_from(&record);
+            feeder.send(copy);
         }
+        first.send(record);
     }
 }

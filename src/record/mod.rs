@@ -17,6 +17,7 @@
 mod capture;
 mod histogram;
 mod json_text;
+pub(crate) mod pool;
 mod run_events;
 mod value;
 
@@ -176,6 +177,24 @@ impl Record {
         };
         event.record(&mut capture::Capture(&mut record));
         record
+    }
+
+    /// Captures `event` into this record (after the fields it already has).
+    #[inline]
+    pub(crate) fn capture_event(&mut self, event: &tracing::Event<'_>) {
+        event.record(&mut capture::Capture(self));
+    }
+
+    /// Makes this record a copy of `other`, reusing its field vector's memory.
+    pub(crate) fn copy_from(&mut self, other: &Record) {
+        self.timestamp = other.timestamp;
+        self.rank = other.rank;
+        self.step = other.step;
+        self.hparams = other.hparams;
+        self.message.clone_from(&other.message);
+        self.fields.clear();
+        self.fields.extend(other.fields.iter().cloned());
+        self.error_target.clone_from(&other.error_target);
     }
 
     /// Captures a span's fields as an event's are (the step lifted out), for
