@@ -58,7 +58,7 @@ pub fn rank_of(file_name: &str) -> Option<u32> {
 #[cfg_attr(not(feature = "jsonl"), allow(dead_code))]
 pub(crate) fn encode_line(out: &mut Vec<u8>, ts: &mut TimestampFormatter, r: &Record) {
     out.extend_from_slice(b"{\"timestamp\":\"");
-    out.extend_from_slice(ts.format(r.timestamp).as_bytes());
+    out.extend_from_slice(ts.format_bytes(r.timestamp));
     out.extend_from_slice(b"\",\"rank\":");
     out.extend_from_slice(itoa::Buffer::new().format(r.rank).as_bytes());
     if let Some(step) = r.step {

@@ -136,6 +136,12 @@ pub(crate) struct TimestampFormatter {
 
 impl TimestampFormatter {
     pub(crate) fn format(&mut self, t: SystemTime) -> &str {
+        // Only ASCII digits and separators are written.
+        std::str::from_utf8(self.format_bytes(t)).unwrap_or_default()
+    }
+
+    /// [`format`](Self::format) as bytes, without checking them again (the hot path).
+    pub(crate) fn format_bytes(&mut self, t: SystemTime) -> &[u8] {
         fn put(buf: &mut [u8], mut value: u64) {
             for slot in buf.iter_mut().rev() {
                 *slot = b'0' + (value % 10) as u8;
@@ -157,8 +163,7 @@ impl TimestampFormatter {
             self.secs = Some(secs);
         }
         put(&mut self.buf[20..26], d.subsec_micros().into());
-        // Only ASCII digits and separators were written.
-        std::str::from_utf8(&self.buf).unwrap_or_default()
+        &self.buf
     }
 }
 

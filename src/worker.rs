@@ -50,7 +50,7 @@ enum Handled {
     Stopped,
 }
 
-/// Records made ready for each sink when it starts (about 0.6 MiB): bursts of up to this
+/// Records made ready for each sink when it starts (about 0.4 MiB): bursts of up to this
 /// many events in flight allocate nothing from the first event on.
 const POOL_PREFILL: usize = 1024;
 

@@ -18,7 +18,7 @@ use super::Record;
 const MAX_KEPT_FIELDS: usize = 64;
 
 /// Field capacity of a new record: most metrics events have fewer fields.
-const NEW_FIELDS: usize = 8;
+const NEW_FIELDS: usize = 4;
 
 #[derive(Debug)]
 pub(crate) struct RecordPool {
