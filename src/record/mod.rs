@@ -1,8 +1,9 @@
 //! One captured metrics event: [`Record`], its [`Value`]s, and how a `tracing` event becomes one.
 //!
 //! Capture happens on the caller's thread and does no I/O: the event's fields are copied
-//! into a `Record` (field names are `&'static str` from the callsite, so typical events
-//! allocate only the field vector). Reserved fields are lifted out:
+//! into a `Record` (field names are `&'static str` from the callsite, and the record comes
+//! from its sink's pool with its field vector kept, so typical events allocate nothing).
+//! Reserved fields are lifted out:
 //!
 //! | field | becomes |
 //! |---|---|
