@@ -294,23 +294,9 @@ impl WorkerState {
         // the caller's thread); a polling one costs the caller nothing.
         let mut linger_until: Option<Instant> = None;
         loop {
-            if let Some(until) = linger_until {
-                match rx.try_recv() {
-                    Ok(msg) => {
-                        match self.handle(
-                            msg,
-                            rx,
-                            &mut batch,
-                            &mut dirty,
-                            &mut next_flush,
-                            interval,
-                        ) {
-                            Handled::Stopped => return,
-                            Handled::Wrote => linger_until = Some(Instant::now() + LINGER),
-                            Handled::Control => {}
-                        }
-                        continue;
-                    }
+            let first = match linger_until {
+                Some(until) => match rx.try_recv() {
+                    Ok(msg) => msg,
                     Err(TryRecvError::Empty) => {
                         let now = Instant::now();
                         if now < until && now < next_flush {
@@ -320,23 +306,26 @@ impl WorkerState {
                         }
                         continue;
                     }
-                    Err(TryRecvError::Disconnected) => linger_until = None,
-                }
-            }
-            let first = match rx.recv_deadline(next_flush) {
-                Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) => {
-                    if dirty {
-                        // A failed flush keeps its data: try again next interval.
-                        dirty = self.call("flush", |s| s.flush()).is_err();
+                    Err(TryRecvError::Disconnected) => {
+                        linger_until = None;
+                        continue;
                     }
-                    next_flush = Instant::now() + interval;
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.close(RunOutcome::Completed);
-                    return;
-                }
+                },
+                None => match rx.recv_deadline(next_flush) {
+                    Ok(msg) => msg,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if dirty {
+                            // A failed flush keeps its data: try again next interval.
+                            dirty = self.call("flush", |s| s.flush()).is_err();
+                        }
+                        next_flush = Instant::now() + interval;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let _ = self.close(RunOutcome::Completed);
+                        return;
+                    }
+                },
             };
             match self.handle(first, rx, &mut batch, &mut dirty, &mut next_flush, interval) {
                 Handled::Stopped => return,
@@ -387,7 +376,11 @@ impl WorkerState {
                 *dirty = result.is_err();
                 let _ = ack.send(result);
                 *next_flush = Instant::now() + interval;
-                Handled::Control
+                if wrote {
+                    Handled::Wrote
+                } else {
+                    Handled::Control
+                }
             }
             Some(Msg::Shutdown(outcome)) => {
                 self.shut_down(rx, outcome, batch);
