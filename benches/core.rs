@@ -219,6 +219,31 @@ fn timed_runs(
     total
 }
 
+/// Writes the `N` lines with `serde_json` into a `BufWriter<File>` under `dir`, each line
+/// stamped with the time now (`stamp_each`) or all with one timestamp formatted once.
+fn serde_json_lines(dir: &Path, stamp_each: bool) -> PathBuf {
+    let path = dir.join("serde.jsonl");
+    let mut w = BufWriter::new(File::create(&path).unwrap());
+    let mut ts = trainlog::Record::new(0).timestamp_rfc3339();
+    for i in 0..N {
+        if stamp_each {
+            ts = trainlog::Record::new(0).timestamp_rfc3339();
+        }
+        let line = Line {
+            timestamp: &ts,
+            rank: 0,
+            step: i,
+            loss: 1.0 / (i as f64 + 1.0),
+            lr: 3e-4,
+            acc: 0.5,
+        };
+        serde_json::to_writer(&mut w, &line).unwrap();
+        w.write_all(b"\n").unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
 /// Logs all `N` events through trainlog with `backends` into `dir` from `threads` threads
 /// (each its share), until the guard is done.
 fn log_all_through(dir: &Path, backends: &str, threads: u64) {
@@ -286,51 +311,11 @@ fn end_to_end(c: &mut Criterion) {
     // The limit: `serde_json` into a `BufWriter` on the calling thread, the timestamp
     // formatted once (a constant), so only serialization and writing are timed.
     g.bench_function("baseline_serde_json_bufwriter_const_ts", |b| {
-        b.iter_custom(|iters| {
-            timed_runs(iters, count_lines, |dir| {
-                let path = dir.join("serde.jsonl");
-                let mut w = BufWriter::new(File::create(&path).unwrap());
-                let ts = trainlog::Record::new(0).timestamp_rfc3339();
-                for i in 0..N {
-                    let line = Line {
-                        timestamp: &ts,
-                        rank: 0,
-                        step: i,
-                        loss: 1.0 / (i as f64 + 1.0),
-                        lr: 3e-4,
-                        acc: 0.5,
-                    };
-                    serde_json::to_writer(&mut w, &line).unwrap();
-                    w.write_all(b"\n").unwrap();
-                }
-                w.flush().unwrap();
-                path
-            })
-        })
+        b.iter_custom(|iters| timed_runs(iters, count_lines, |dir| serde_json_lines(dir, false)))
     });
 
     g.bench_function("baseline_serde_json_bufwriter", |b| {
-        b.iter_custom(|iters| {
-            timed_runs(iters, count_lines, |dir| {
-                let path = dir.join("serde.jsonl");
-                let mut w = BufWriter::new(File::create(&path).unwrap());
-                for i in 0..N {
-                    let ts = trainlog::Record::new(0).timestamp_rfc3339();
-                    let line = Line {
-                        timestamp: &ts,
-                        rank: 0,
-                        step: i,
-                        loss: 1.0 / (i as f64 + 1.0),
-                        lr: 3e-4,
-                        acc: 0.5,
-                    };
-                    serde_json::to_writer(&mut w, &line).unwrap();
-                    w.write_all(b"\n").unwrap();
-                }
-                w.flush().unwrap();
-                path
-            })
-        })
+        b.iter_custom(|iters| timed_runs(iters, count_lines, |dir| serde_json_lines(dir, true)))
     });
 
     g.bench_function("baseline_fmt_json_non_blocking_lossless", |b| {
