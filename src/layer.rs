@@ -151,10 +151,12 @@ where
             return;
         };
         // `take` hands out records nothing else references: `make_mut` never copies here.
-        let mut record = first.take(*rank);
+        // The clock is read once, for all of them.
+        let now = std::time::SystemTime::now();
+        let mut record = first.take(*rank, now);
         fill(Arc::make_mut(&mut record));
         for feeder in others {
-            let mut copy = feeder.take(*rank);
+            let mut copy = feeder.take(*rank, now);
             Arc::make_mut(&mut copy).copy_from(&record);
             feeder.send(copy);
         }

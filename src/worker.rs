@@ -112,10 +112,10 @@ pub(crate) struct Feeder {
 }
 
 impl Feeder {
-    /// An empty record for this sink, stamped now: a reused one once the pool is warm.
+    /// An empty record for this sink stamped `at`: a reused one once the pool is warm.
     #[inline]
-    pub(crate) fn take(&self, rank: u32) -> Arc<Record> {
-        self.pool.take(rank)
+    pub(crate) fn take(&self, rank: u32, at: std::time::SystemTime) -> Arc<Record> {
+        self.pool.take(rank, at)
     }
 
     /// Queues a record. Never panics; blocks only under `Overflow::Block` with a full queue.

@@ -162,21 +162,11 @@ impl Record {
 
     /// Captures a `tracing` event (fields, message, step, hparams flag) stamped now.
     pub fn from_event(event: &tracing::Event<'_>, rank: u32) -> Self {
-        let fields = Vec::with_capacity(event.metadata().fields().len());
-        Self::from_event_after(fields, event, rank)
-    }
-
-    /// Like [`from_event`](Self::from_event), the event's fields captured after `fields`.
-    pub(crate) fn from_event_after(
-        fields: Vec<(Key, Value)>,
-        event: &tracing::Event<'_>,
-        rank: u32,
-    ) -> Self {
         let mut record = Record {
-            fields,
+            fields: Vec::with_capacity(event.metadata().fields().len()),
             ..Record::new(rank)
         };
-        event.record(&mut capture::Capture(&mut record));
+        record.capture_event(event);
         record
     }
 

@@ -46,17 +46,22 @@ impl RecordPool {
         Arc::new(record)
     }
 
-    /// An empty record stamped now for `rank`, only referenced by the returned `Arc`.
+    /// An empty record of `rank` stamped `at`, only referenced by the returned `Arc`.
     #[inline]
-    pub(crate) fn take(&self, rank: u32) -> Arc<Record> {
-        while let Some(mut record) = self.free.pop() {
-            if let Some(r) = Arc::get_mut(&mut record) {
-                r.timestamp = SystemTime::now();
+    pub(crate) fn take(&self, rank: u32, at: SystemTime) -> Arc<Record> {
+        let mut record = self.free.pop().unwrap_or_else(|| Self::fresh(rank));
+        match Arc::get_mut(&mut record) {
+            Some(r) => {
+                r.timestamp = at;
                 r.rank = rank;
-                return record;
+                record
             }
+            // Only unreferenced records enter the pool, so this is not reached.
+            None => Arc::new(Record {
+                timestamp: at,
+                ..Record::new(rank)
+            }),
         }
-        Self::fresh(rank)
     }
 
     /// Takes a written record back for reuse, when nothing else references it.
@@ -85,7 +90,7 @@ mod tests {
     #[test]
     fn records_come_back_empty_and_shared_ones_are_not_reused() {
         let pool = RecordPool::new(4, 0);
-        let mut r = pool.take(3);
+        let mut r = pool.take(3, SystemTime::now());
         let p = Arc::as_ptr(&r);
         let rec = Arc::get_mut(&mut r).unwrap();
         rec.step = Some(1);
@@ -93,20 +98,20 @@ mod tests {
         rec.message = Some("m".into());
         rec.fields.push(("loss".into(), 0.5.into()));
         pool.give_back(r);
-        let again = pool.take(5);
+        let again = pool.take(5, SystemTime::now());
         assert_eq!(Arc::as_ptr(&again), p, "reused");
         assert_eq!((again.rank, again.step, again.hparams), (5, None, false));
         assert!(again.fields.is_empty() && again.fields.capacity() >= 1 && again.message.is_none());
         // A record still referenced elsewhere (a sink kept it) is not handed out again.
         let kept = again.clone();
         pool.give_back(again);
-        let fresh = pool.take(0);
+        let fresh = pool.take(0, SystemTime::now());
         assert_ne!(Arc::as_ptr(&fresh), Arc::as_ptr(&kept));
         drop(fresh);
         // Huge ones are dropped.
-        let mut big = pool.take(0);
+        let mut big = pool.take(0, SystemTime::now());
         Arc::get_mut(&mut big).unwrap().fields.reserve(1000);
         pool.give_back(big);
-        assert!(pool.take(0).fields.capacity() < 1000);
+        assert!(pool.take(0, SystemTime::now()).fields.capacity() < 1000);
     }
 }
