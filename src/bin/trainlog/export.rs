@@ -2,6 +2,7 @@
 //! every run, with `run` and `rank` columns, streamed: rows are read and written one at a
 //! time (CSV reads the files twice, first for the column names).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use trainlog::jsonl::fields;
 use trainlog::run::{read_info, RunInfo};
 
 use crate::args::{ExportArgs, Format};
-use crate::runs::{histogram_stats, is_run, json_number, labels, metric_files};
+use crate::runs::{has_histogram, histogram_stats, is_run, json_number, labels, metric_files};
 
 fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -26,6 +27,16 @@ fn csv_value(v: &Json) -> String {
         Json::Null => String::new(),
         Json::String(s) => csv_cell(s),
         other => csv_cell(&other.to_string()),
+    }
+}
+
+/// A row as the CSV table has it: a table has no room for bins, so a histogram becomes
+/// its statistics columns; other rows are not copied.
+fn table_row(row: &Json) -> Cow<'_, Json> {
+    if has_histogram(row) {
+        Cow::Owned(histogram_stats(row.clone()))
+    } else {
+        Cow::Borrowed(row)
     }
 }
 
@@ -53,7 +64,7 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
             let mut columns = BTreeSet::new();
             for run in &args.runs {
                 for_each_row(run, |row| {
-                    let row = histogram_stats(row.clone());
+                    let row = table_row(row);
                     columns.extend(fields(&row).map(|(k, _)| k.clone()));
                     Ok(())
                 })?;
@@ -69,8 +80,7 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
             for (run, name) in args.runs.iter().zip(&names) {
                 let name = csv_cell(name);
                 for_each_row(run, |row| {
-                    // A table has no room for bins: a histogram's statistics as columns.
-                    let row = &histogram_stats(row.clone());
+                    let row = &*table_row(row);
                     let mut cells = vec![
                         name.clone(),
                         csv_value(&row["rank"]),

@@ -199,11 +199,10 @@ pub fn flat_params(params: &Json) -> BTreeMap<String, Json> {
 /// `<name>.count`, `.min`, `.max`, `.mean` and `.nonfinite`, so that tables, summaries and
 /// charts see numbers. Lines without histograms are returned as they are.
 pub fn histogram_stats(line: Json) -> Json {
-    let is_histogram = |v: &Json| v.get("edges").is_some() && v.get("counts").is_some();
-    let Json::Object(map) = line else { return line };
-    if !map.values().any(is_histogram) {
-        return Json::Object(map);
+    if !has_histogram(&line) {
+        return line;
     }
+    let Json::Object(map) = line else { return line };
     let mut out = serde_json::Map::with_capacity(map.len() + 4);
     for (k, v) in map {
         if !is_histogram(&v) {
@@ -220,6 +219,17 @@ pub fn histogram_stats(line: Json) -> Json {
         out.insert(format!("{k}.nonfinite"), nonfinite.into());
     }
     Json::Object(out)
+}
+
+/// Whether a value is a histogram as JSONL writes it (an object with `edges` and `counts`).
+fn is_histogram(v: &Json) -> bool {
+    v.get("edges").is_some() && v.get("counts").is_some()
+}
+
+/// Whether a line holds a histogram (see [`histogram_stats`]).
+pub fn has_histogram(line: &Json) -> bool {
+    line.as_object()
+        .is_some_and(|m| m.values().any(is_histogram))
 }
 
 /// A number for JSON output: NaN and ±∞ as the JSONL strings.
