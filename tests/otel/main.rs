@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 use tracing::info;
 use tracing_subscriber::prelude::*;
 use trainlog::sink::OtelOptions;
-use trainlog::MetricLogger;
+use trainlog::{MetricLogger, MetricLoggerBuilder};
 
 /// A receiver process; it exits when this value (and its stdin) is dropped.
 struct Receiver {
@@ -117,9 +117,10 @@ fn only_point(m: &Json, kind: &str) -> Json {
     points[0].clone()
 }
 
-/// Logs `f`'s events to `receiver` (rank 0, exported when the guard drops).
-fn log_to(receiver: &Receiver, f: impl FnOnce()) {
-    let (layer, guard) = MetricLogger::builder()
+/// Logs `f`'s events to `receiver` through `builder` (rank 0, exported when the guard
+/// drops).
+fn log_to(receiver: &Receiver, builder: MetricLoggerBuilder, f: impl FnOnce()) {
+    let (layer, guard) = builder
         .rank(0)
         .otel(
             OtelOptions::new()
@@ -135,30 +136,23 @@ fn log_to(receiver: &Receiver, f: impl FnOnce()) {
 #[test]
 fn gauges_counters_step_and_resource_attributes_arrive_decoded() {
     let receiver = Receiver::start();
-    let (layer, guard) = MetricLogger::builder()
-        .rank(0)
-        .run_name("otel_run_{rank}")
-        .otel(
-            OtelOptions::new()
-                .url(receiver.endpoint())
-                .export_interval(Duration::from_secs(3600)),
-        )
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        info!(target: "metrics", hparams = true, lr = 3e-4);
-        for step in 0..10u64 {
-            info!(
-                target: "metrics",
-                step,
-                loss = 1.0 / (step + 1) as f64,
-                "eval.acc" = step as f64 / 10.0,
-                "monotonic_counter.tokens" = 512u64,
-                note = "text is not a metric"
-            );
-        }
-    });
-    drop(guard); // shutdown exports the last values
+    log_to(
+        &receiver,
+        MetricLogger::builder().run_name("otel_run_{rank}"),
+        || {
+            info!(target: "metrics", hparams = true, lr = 3e-4);
+            for step in 0..10u64 {
+                info!(
+                    target: "metrics",
+                    step,
+                    loss = 1.0 / (step + 1) as f64,
+                    "eval.acc" = step as f64 / 10.0,
+                    "monotonic_counter.tokens" = 512u64,
+                    note = "text is not a metric"
+                );
+            }
+        },
+    );
     let (resource, metrics) = last_export(&receiver);
     assert_eq!(
         attribute(&resource, "trainlog.run")["stringValue"],
@@ -373,7 +367,7 @@ fn https_endpoint_with_a_private_ca() {
 #[test]
 fn nan_and_infinities_from_log_dict_are_counted_since_the_sdk_drops_them() {
     let receiver = Receiver::start();
-    log_to(&receiver, || {
+    log_to(&receiver, MetricLogger::builder(), || {
         let mut values = std::collections::BTreeMap::new();
         values.insert("loss", f64::NAN);
         values.insert("grad_norm", f64::INFINITY);
@@ -413,7 +407,7 @@ fn nan_and_infinities_from_log_dict_are_counted_since_the_sdk_drops_them() {
 #[test]
 fn histograms_are_histogram_instruments_with_their_first_bins() {
     let receiver = Receiver::start();
-    log_to(&receiver, || {
+    log_to(&receiver, MetricLogger::builder(), || {
         let values: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
         trainlog::log_histogram(1, "weights", &values);
         let mut more = values.clone();

@@ -39,6 +39,16 @@ fn only_run(dir: &Path) -> (PathBuf, PathBuf) {
     (runs[0].clone(), file)
 }
 
+/// The type of each record the reader returned, in file order.
+fn record_types(out: &Json) -> Vec<&str> {
+    out["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect()
+}
+
 /// The step of each history row the reader returned.
 fn history_steps(out: &Json) -> Vec<u64> {
     out["history"]
@@ -113,12 +123,7 @@ fn run_config_history_summary_and_exit_read_back_by_wandb() {
     assert_eq!(out["summary"]["loss"], "NaN");
     assert_eq!(out["summary"]["eval/acc"], 0.5);
     assert_eq!(out["exit_code"], 0);
-    let types: Vec<&str> = out["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
+    let types = record_types(&out);
     assert_eq!(&types[..3], &["header", "run", "config"]);
     assert_eq!(&types[types.len() - 3..], &["summary", "exit", "final"]);
 }
@@ -344,11 +349,7 @@ fn run_tags_update_the_run_and_results_go_to_the_summary_not_the_history() {
     let out = read(&file);
     assert_eq!(out["error"], Json::Null, "{out}");
     // The run record is sent again with each change of the tags; the last one counts.
-    let runs = out["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| *t == "run");
+    let runs = record_types(&out).into_iter().filter(|t| *t == "run");
     assert_eq!(runs.count(), 4);
     assert_eq!(out["run"]["run_id"], "tags1234");
     assert_eq!(out["run"]["project"], "trainlog-tests");
@@ -468,12 +469,7 @@ fn resume_allow_continues_the_run_at_the_next_step_must_and_never_refuse() {
     let out = read(&file);
     assert_eq!(out["error"], Json::Null);
     assert_eq!(history_steps(&out), (0..15).collect::<Vec<_>>());
-    let types: Vec<&str> = out["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
+    let types = record_types(&out);
     assert_eq!(
         types.iter().filter(|t| **t == "exit").count(),
         1,
