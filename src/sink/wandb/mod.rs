@@ -29,78 +29,13 @@ const LAST: u8 = 4;
 /// W&B refuses run tags longer than this (characters).
 const MAX_TAG: usize = 64;
 
+mod options;
 mod proto;
 mod resume;
 
+pub use options::WandbOptions;
 use proto::*;
 pub use resume::WandbResume;
-
-/// Settings of the `wandb` backend; unset values come from `WANDB_PROJECT`,
-/// `WANDB_ENTITY`, `WANDB_NAME`, `WANDB_DIR` and `WANDB_RUN_ID`.
-#[derive(Clone, Debug, Default)]
-pub struct WandbOptions {
-    project: Option<String>,
-    entity: Option<String>,
-    name: Option<String>,
-    dir: Option<PathBuf>,
-    run_id: Option<String>,
-    resume: Option<WandbResume>,
-    /// The builder's resume step, set by the registry.
-    pub(crate) resume_from: Option<u64>,
-    pub(crate) all_ranks: bool,
-}
-
-impl WandbOptions {
-    /// Everything from the environment.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Project (`WANDB_PROJECT`, else `uncategorized`).
-    pub fn project(mut self, project: impl Into<String>) -> Self {
-        self.project = Some(project.into());
-        self
-    }
-
-    /// Entity, i.e. user or team (`WANDB_ENTITY`, else your default entity at sync time).
-    pub fn entity(mut self, entity: impl Into<String>) -> Self {
-        self.entity = Some(entity.into());
-        self
-    }
-
-    /// Display name, a run-name template with trainlog's placeholders (`WANDB_NAME`, else
-    /// the builder's `run_name`, else the run id).
-    pub fn run_name(mut self, template: impl Into<String>) -> Self {
-        self.name = Some(template.into());
-        self
-    }
-
-    /// Directory offline runs go into (`$WANDB_DIR/wandb`, else `<output_dir>/wandb`).
-    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
-        self
-    }
-
-    /// Run id (`WANDB_RUN_ID`, else 8 random characters).
-    pub fn run_id(mut self, id: impl Into<String>) -> Self {
-        self.run_id = Some(id.into());
-        self
-    }
-
-    /// Whether to continue an earlier offline run with the same run id (`WANDB_RESUME`:
-    /// `allow`, `must`, `never`; default: `allow` when the builder has
-    /// [`resume_from`](crate::MetricLoggerBuilder::resume_from), else a new run directory
-    /// every time). Continuing rewrites the run's `.wandb` file without its history at or
-    /// past the resume step (and without its exit record), then appends to it: W&B's
-    /// reader sees every step once. Needs the run id (`WANDB_RUN_ID` or
-    /// [`run_id`](Self::run_id)).
-    pub fn resume(mut self, resume: WandbResume) -> Self {
-        self.resume = Some(resume);
-        self
-    }
-}
-
-all_ranks_setter!(WandbOptions);
 
 /// An id like W&B's: 8 characters of `[a-z0-9]`.
 fn random_id() -> String {
@@ -288,67 +223,6 @@ impl WandbSink {
         sink.offset = CHUNK_HEADER;
         sink.push(RecordType::Header(HeaderRecord {}));
         sink
-    }
-
-    /// Continues the offline run in `path`: its records are written again into a new file
-    /// without the history at or past `cut` and without the exit record, that file
-    /// replaces the old one (a rename, so a crash meanwhile leaves the old one whole), and
-    /// the run record is sent again marked resumed. Project, name and start time stay
-    /// the earlier attempt's.
-    fn resume(path: &Path, fresh: RunRecord, cut: Option<i64>) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("read W&B run file", path, e))?;
-        let (records, complete) = resume::read_records(&bytes);
-        if !complete {
-            eprintln!(
-                "trainlog: wandb: {} ends in a torn or damaged record (the earlier attempt \
-                 was killed); continuing after its last complete record",
-                path.display()
-            );
-        }
-        let kept = resume::kept_records(records, cut);
-        let run_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let temp = path.with_extension("wandb.resume");
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(|e| Error::io("create W&B run file", &temp, e))?;
-        let earlier_run = kept.iter().rev().find_map(|r| match r {
-            RecordType::Run(run) => Some(run.clone()),
-            _ => None,
-        });
-        let mut run = earlier_run.unwrap_or(fresh);
-        run.resumed = true;
-        let mut sink = Self::start(RecordFile::new("wandb", temp.clone(), file), run_dir, run);
-        for record in kept {
-            match &record {
-                RecordType::History(h) => {
-                    let step = h.step.as_ref().map_or(0, |s| s.num);
-                    sink.next_step = sink.next_step.max(step.saturating_add(1));
-                    for item in h.item.iter().filter(|i| !i.key.starts_with('_')) {
-                        sink.summary
-                            .insert(item.key.clone(), item.value_json.clone());
-                    }
-                }
-                RecordType::Summary(update) => {
-                    for item in &update.update {
-                        sink.summary
-                            .insert(item.key.clone(), item.value_json.clone());
-                    }
-                }
-                _ => {}
-            }
-            sink.push(record);
-        }
-        sink.run.starting_step = cut.unwrap_or(sink.next_step).min(sink.next_step);
-        sink.next_step = sink.run.starting_step;
-        sink.push(RecordType::Run(sink.run.clone()));
-        sink.out.write_out()?;
-        sink.out.sync()?;
-        std::fs::rename(&temp, path).map_err(|e| Error::io("replace W&B run file", path, e))?;
-        sink.out.set_path(path.to_path_buf());
-        Ok(sink)
     }
 
     /// The offline run directory (give it to `wandb sync`).

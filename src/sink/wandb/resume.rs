@@ -1,13 +1,16 @@
-//! Resuming an offline run: finding its file by run id, and reading back the records an
+//! Resuming an offline run: finding its file by run id, reading back the records an
 //! earlier attempt wrote (up to the last complete one: a killed process may leave a torn
-//! chunk at the end).
+//! chunk at the end), and continuing the file without the orphaned history.
 
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use prost::Message as _;
 
-use super::proto::{RecordType, WbRecord};
-use super::{BLOCK, CHUNK_HEADER, FIRST, FULL, LAST, MIDDLE};
+use super::proto::{RecordType, RunRecord, WbRecord};
+use super::{WandbSink, BLOCK, CHUNK_HEADER, FIRST, FULL, LAST, MIDDLE};
+use crate::file::RecordFile;
+use crate::{Error, Result};
 
 /// W&B's `resume` setting (`WANDB_RESUME`), for offline runs with a known run id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,4 +142,67 @@ pub(super) fn kept_records(records: Vec<WbRecord>, cut: Option<i64>) -> Vec<Reco
         .zip(keep)
         .filter_map(|(r, keep)| keep.then_some(r))
         .collect()
+}
+
+impl WandbSink {
+    /// Continues the offline run in `path`: its records are written again into a new file
+    /// without the history at or past `cut` and without the exit record, that file
+    /// replaces the old one (a rename, so a crash meanwhile leaves the old one whole), and
+    /// the run record is sent again marked resumed. Project, name and start time stay
+    /// the earlier attempt's.
+    pub(super) fn resume(path: &Path, fresh: RunRecord, cut: Option<i64>) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read W&B run file", path, e))?;
+        let (records, complete) = read_records(&bytes);
+        if !complete {
+            eprintln!(
+                "trainlog: wandb: {} ends in a torn or damaged record (the earlier attempt \
+                 was killed); continuing after its last complete record",
+                path.display()
+            );
+        }
+        let kept = kept_records(records, cut);
+        let run_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let temp = path.with_extension("wandb.resume");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| Error::io("create W&B run file", &temp, e))?;
+        let earlier_run = kept.iter().rev().find_map(|r| match r {
+            RecordType::Run(run) => Some(run.clone()),
+            _ => None,
+        });
+        let mut run = earlier_run.unwrap_or(fresh);
+        run.resumed = true;
+        let mut sink = Self::start(RecordFile::new("wandb", temp.clone(), file), run_dir, run);
+        for record in kept {
+            match &record {
+                RecordType::History(h) => {
+                    let step = h.step.as_ref().map_or(0, |s| s.num);
+                    sink.next_step = sink.next_step.max(step.saturating_add(1));
+                    for item in h.item.iter().filter(|i| !i.key.starts_with('_')) {
+                        sink.summary
+                            .insert(item.key.clone(), item.value_json.clone());
+                    }
+                }
+                RecordType::Summary(update) => {
+                    for item in &update.update {
+                        sink.summary
+                            .insert(item.key.clone(), item.value_json.clone());
+                    }
+                }
+                _ => {}
+            }
+            sink.push(record);
+        }
+        sink.run.starting_step = cut.unwrap_or(sink.next_step).min(sink.next_step);
+        sink.next_step = sink.run.starting_step;
+        sink.push(RecordType::Run(sink.run.clone()));
+        sink.out.write_out()?;
+        sink.out.sync()?;
+        std::fs::rename(&temp, path).map_err(|e| Error::io("replace W&B run file", path, e))?;
+        sink.out.set_path(path.to_path_buf());
+        Ok(sink)
+    }
 }

@@ -1,0 +1,72 @@
+//! [`WandbOptions`]: the `wandb` backend's settings.
+
+use std::path::PathBuf;
+
+use super::WandbResume;
+
+/// Settings of the `wandb` backend; unset values come from `WANDB_PROJECT`,
+/// `WANDB_ENTITY`, `WANDB_NAME`, `WANDB_DIR` and `WANDB_RUN_ID`.
+#[derive(Clone, Debug, Default)]
+pub struct WandbOptions {
+    pub(super) project: Option<String>,
+    pub(super) entity: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) dir: Option<PathBuf>,
+    pub(super) run_id: Option<String>,
+    pub(super) resume: Option<WandbResume>,
+    /// The builder's resume step, set by the registry.
+    pub(crate) resume_from: Option<u64>,
+    pub(crate) all_ranks: bool,
+}
+
+impl WandbOptions {
+    /// Everything from the environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Project (`WANDB_PROJECT`, else `uncategorized`).
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// Entity, i.e. user or team (`WANDB_ENTITY`, else your default entity at sync time).
+    pub fn entity(mut self, entity: impl Into<String>) -> Self {
+        self.entity = Some(entity.into());
+        self
+    }
+
+    /// Display name, a run-name template with trainlog's placeholders (`WANDB_NAME`, else
+    /// the builder's `run_name`, else the run id).
+    pub fn run_name(mut self, template: impl Into<String>) -> Self {
+        self.name = Some(template.into());
+        self
+    }
+
+    /// Directory offline runs go into (`$WANDB_DIR/wandb`, else `<output_dir>/wandb`).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Run id (`WANDB_RUN_ID`, else 8 random characters).
+    pub fn run_id(mut self, id: impl Into<String>) -> Self {
+        self.run_id = Some(id.into());
+        self
+    }
+
+    /// Whether to continue an earlier offline run with the same run id (`WANDB_RESUME`:
+    /// `allow`, `must`, `never`; default: `allow` when the builder has
+    /// [`resume_from`](crate::MetricLoggerBuilder::resume_from), else a new run directory
+    /// every time). Continuing rewrites the run's `.wandb` file without its history at or
+    /// past the resume step (and without its exit record), then appends to it: W&B's
+    /// reader sees every step once. Needs the run id (`WANDB_RUN_ID` or
+    /// [`run_id`](Self::run_id)).
+    pub fn resume(mut self, resume: WandbResume) -> Self {
+        self.resume = Some(resume);
+        self
+    }
+}
+
+all_ranks_setter!(WandbOptions);
