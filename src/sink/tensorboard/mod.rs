@@ -1,7 +1,9 @@
 //! `TensorBoardSink`: TensorBoard event files with scalars, text and hyperparameters.
 
+mod frame;
 mod options;
 mod proto;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;
@@ -13,8 +15,10 @@ use std::time::SystemTime;
 
 use prost::Message as _;
 
+use self::frame::{frame_record, put_varint, varint_len};
 pub use self::options::TensorBoardOptions;
 use self::proto::*;
+use self::values::{hparams_value, markdown_table, text_value};
 use super::{RunOutcome, Sink};
 use crate::file::RecordFile;
 use crate::record::RunEvent;
@@ -461,90 +465,6 @@ impl Sink for TensorBoardSink {
     fn lost(&self) -> u64 {
         self.out.lost()
     }
-}
-
-/// A text summary: Text plugin metadata and a scalar (rank-0) string tensor, which
-/// TensorBoard renders as Markdown.
-fn text_value(tag: String, text: &str) -> SummaryValue {
-    SummaryValue {
-        tag,
-        metadata: Some(plugin_metadata("text", Vec::new())),
-        value: Some(Payload::Tensor(TensorProto {
-            dtype: DT_STRING,
-            tensor_shape: Some(TensorShapeProto { dim: Vec::new() }),
-            float_val: Vec::new(),
-            string_val: vec![text.as_bytes().to_vec()],
-        })),
-    }
-}
-
-/// A Markdown table (the Text plugin renders Markdown) with `|` and line breaks escaped.
-fn markdown_table<'a>(header: [&str; 2], rows: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
-    let mut out = format!("| {} | {} |\n|---|---|\n", header[0], header[1]);
-    for (k, v) in rows {
-        out.push_str(&format!("| {} | {} |\n", cell(k), cell(v)));
-    }
-    out
-}
-
-/// An HParams plugin record: the data in the metadata, an empty float tensor as value.
-fn hparams_value(tag: &str, data: HParamsData) -> SummaryValue {
-    let content = HParamsPluginData {
-        version: 0,
-        data: Some(data),
-    }
-    .encode_to_vec();
-    SummaryValue {
-        tag: tag.into(),
-        metadata: Some(plugin_metadata("hparams", content)),
-        value: Some(Payload::Tensor(TensorProto {
-            dtype: DT_FLOAT,
-            tensor_shape: Some(TensorShapeProto {
-                dim: vec![Dim { size: 0 }],
-            }),
-            float_val: Vec::new(),
-            string_val: Vec::new(),
-        })),
-    }
-}
-
-fn plugin_metadata(plugin: &str, content: Vec<u8>) -> SummaryMetadata {
-    SummaryMetadata {
-        plugin_data: Some(PluginData {
-            plugin_name: plugin.into(),
-            content,
-        }),
-        data_class: DATA_CLASS_TENSOR,
-    }
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// The TFRecord checksum: CRC32C, rotated right by 15 bits, plus a constant.
-fn masked_crc(data: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(data);
-    crc.rotate_right(15).wrapping_add(0xa282_ead8)
-}
-
-/// Appends one TFRecord: length (u64 LE), masked CRC of the length, data, masked CRC of the data.
-fn frame_record(out: &mut Vec<u8>, data: &[u8]) {
-    let len = (data.len() as u64).to_le_bytes();
-    out.reserve(data.len() + 16);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&masked_crc(&len).to_le_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(&masked_crc(data).to_le_bytes());
 }
 
 #[cfg(test)]

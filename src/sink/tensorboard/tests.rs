@@ -1,5 +1,6 @@
 //! Unit tests of the TensorBoard encoding (the real reader's tests are in `tests/`).
 
+use super::frame::masked_crc;
 use super::*;
 
 #[test]
