@@ -2,8 +2,9 @@
 //!
 //! - `filtered_out`: an event no trainlog sink wants vs. a disabled `tracing` event.
 //! - `caller`: cost on the training thread of one enabled metrics event, trainlog's JSONL
-//!   layer vs. `fmt().json()` + `tracing_appender::non_blocking`, with a no-op layer as floor,
-//!   in bursts the queues hold; plus sustained logging faster than the disk (block / drop).
+//!   layer vs. `fmt().json()` + `tracing_appender::non_blocking`, with a no-op layer and a
+//!   layer that only reads the fields as floors, in bursts the queues hold; plus sustained
+//!   logging faster than the disk (block / drop).
 //! - `end_to_end`: 1,000,000 events from the first call until the guard is dropped and every
 //!   line is on disk, vs. `serde_json` into a `BufWriter<File>` (with a constant timestamp:
 //!   the limit; and stamping each line) and vs. `fmt().json()` + lossless `non_blocking`;
@@ -25,6 +26,30 @@ use trainlog::{sink::MemorySink, MetricLogger, Overflow};
 /// A layer that does nothing: the cost of `tracing` dispatch alone.
 struct Noop;
 impl<S: tracing::Subscriber> Layer<S> for Noop {}
+
+/// A layer that reads every field of an event and keeps nothing: the cost of `tracing`'s
+/// visitor (one dynamic call per field), which any layer that captures values pays.
+struct VisitFields;
+
+struct Xor(u64);
+
+impl tracing::field::Visit for Xor {
+    fn record_f64(&mut self, _: &tracing::field::Field, v: f64) {
+        self.0 ^= v.to_bits();
+    }
+    fn record_u64(&mut self, _: &tracing::field::Field, v: u64) {
+        self.0 ^= v;
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl<S: tracing::Subscriber> Layer<S> for VisitFields {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut xor = Xor(0);
+        event.record(&mut xor);
+        black_box(xor.0);
+    }
+}
 
 fn count_lines(path: &Path) -> usize {
     BufReader::new(File::open(path).unwrap()).lines().count()
@@ -103,6 +128,14 @@ fn caller(c: &mut Criterion) {
         let subscriber = tracing_subscriber::registry().with(Noop);
         tracing::subscriber::with_default(subscriber, || {
             g.bench_function("floor_noop_layer", |b| b.iter_custom(|n| bursts(n, |_| ())));
+        });
+    }
+    {
+        let subscriber = tracing_subscriber::registry().with(VisitFields);
+        tracing::subscriber::with_default(subscriber, || {
+            g.bench_function("floor_visit_fields", |b| {
+                b.iter_custom(|n| bursts(n, |_| ()))
+            });
         });
     }
     {

@@ -8,8 +8,11 @@ use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::clock;
 use crate::filter::MetricFilter;
-use crate::worker::Feeder;
+use crate::record::capture::{Capture, Fields};
+use crate::worker::entry::{record_entry, Encoder};
+use crate::worker::{self, Feeder};
 use crate::Record;
 
 /// The layer [`MetricLoggerBuilder::build`](crate::MetricLoggerBuilder::build) returns:
@@ -46,24 +49,32 @@ pub(crate) struct Sinks {
 #[derive(Debug)]
 struct SpanFields(Record);
 
-/// Captures `event` into `record` after the fields of the spans it is in, outermost
+/// Captures `event` into `fields` after the fields of the spans it is in, outermost
 /// first: the event's own fields come after them, so they win a name both have; a span's
 /// step is used when the event has none (the innermost span's).
-fn capture_with_span_fields<S>(record: &mut Record, event: &Event<'_>, cx: &Context<'_, S>)
+fn capture<S, F>(fields: &mut F, event: &Event<'_>, cx: &Context<'_, S>, span_fields: bool)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
+    F: Fields,
 {
-    let mut step = None;
-    if let Some(scope) = cx.event_scope(event) {
-        for span in scope.from_root() {
-            if let Some(SpanFields(captured)) = span.extensions().get::<SpanFields>() {
-                record.fields.extend(captured.fields.iter().cloned());
-                step = captured.step.or(step);
+    if span_fields {
+        let mut step = None;
+        if let Some(scope) = cx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(SpanFields(captured)) = span.extensions().get::<SpanFields>() {
+                    for (name, value) in &captured.fields {
+                        fields.captured(name, value);
+                    }
+                    step = captured.step.or(step);
+                }
             }
         }
+        // The event's own step, if it has one, replaces this.
+        if let Some(step) = step {
+            fields.step(step);
+        }
     }
-    record.capture_event(event);
-    record.step = record.step.or(step);
+    event.record(&mut Capture(fields));
 }
 
 impl SinkLayer {
@@ -126,40 +137,33 @@ where
         else {
             return;
         };
-        let fill = |record: &mut Record| {
-            if *span_fields {
-                capture_with_span_fields(record, event, &cx);
-            } else {
-                record.capture_event(event);
-            }
-        };
         let event_target = event.metadata().target();
         if *errors && event_target != target {
             // An ERROR event from another target: only for the sinks that take them.
             let mut record = Record::new(*rank);
-            fill(&mut record);
+            capture(&mut record, event, &cx, *span_fields);
             record.error_target = Some(event_target.to_owned());
-            let record = Arc::new(record);
-            for feeder in feeders.iter().filter(|f| f.errors) {
-                feeder.send(record.clone());
-            }
+            let takers = feeders.iter().filter(|f| f.errors);
+            worker::publish(
+                takers.clone().count(),
+                takers,
+                &record_entry(record, clock::now()),
+            );
             return;
         }
-        // Each sink gets a record of its own from its pool (see `record::pool`): the
-        // first is filled from the event, the others copied from it.
-        let Some((first, others)) = feeders.split_first() else {
+        // The common case: the event encoded in a few words on the stack, copied into
+        // each sink's queue for this thread (see `worker::entry`). Nothing allocates.
+        let ticks = clock::now();
+        let mut encoder = Encoder::new();
+        capture(&mut encoder, event, &cx, *span_fields);
+        if !encoder.bailed() {
+            worker::publish(feeders.len(), feeders.iter(), encoder.finish(*rank, ticks));
             return;
-        };
-        // `take` hands out records nothing else references: `make_mut` never copies here.
-        // The clock is read once, for all of them.
-        let now = std::time::SystemTime::now();
-        let mut record = first.take(*rank, now);
-        fill(Arc::make_mut(&mut record));
-        for feeder in others {
-            let mut copy = feeder.take(*rank, now);
-            Arc::make_mut(&mut copy).copy_from(&record);
-            feeder.send(copy);
         }
-        first.send(record);
+        drop(encoder);
+        // Too big for that form, or a `log_dict` event (run-time names): a whole record.
+        let mut record = Record::new(*rank);
+        capture(&mut record, event, &cx, *span_fields);
+        worker::publish(feeders.len(), feeders.iter(), &record_entry(record, ticks));
     }
 }

@@ -66,8 +66,9 @@
 //!
 //! ```text
 //! tracing event ─► MetricFilter (per callsite: target, mapping; cached by tracing)
-//!                 └► SinkLayer: capture into a Record (no I/O) ─► one bounded queue per sink
-//!                                                                 └► worker thread ─► Sink::write_batch ─► file
+//!                 └► SinkLayer: encode into a few words (no I/O, no allocation)
+//!                        ─► this thread's bounded queue to each sink
+//!                           └► the sink's worker thread: decode into a Record ─► Sink::write_batch ─► file
 //! ```
 //!
 //! Each sink has its own worker thread, so a slow backend never delays another. Queues
@@ -97,6 +98,7 @@
 #![deny(missing_docs, unsafe_code)]
 #![warn(unreachable_pub, rust_2018_idioms)]
 
+mod clock;
 #[cfg(any(feature = "network", feature = "otel"))]
 mod deliver;
 mod env;

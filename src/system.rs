@@ -8,7 +8,6 @@
 //! installed): `system.gpu.<i>.utilization_percent`, `.memory_used_bytes`,
 //! `.temperature_c`, `.power_watts`. Fields it cannot read are absent, never an error.
 
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,7 +52,6 @@ impl Sampler {
                     if record.fields.is_empty() {
                         continue;
                     }
-                    let record = Arc::new(record);
                     for feeder in &feeders {
                         feeder.send(record.clone());
                     }

@@ -1,12 +1,14 @@
-//! Capture: a `tracing` event's fields copied into a [`Record`] on the caller's thread,
-//! reserved fields (`step`, `hparams`, `message`, `dict`) lifted out.
+//! Capture: a `tracing` event's fields read on the caller's thread, reserved fields
+//! (`step`, `hparams`, `message`, `dict`) lifted out. One visitor, [`Capture`], decides
+//! what each field is; what it is written into is a [`Fields`]: a [`Record`], or the
+//! compact encoding the logging path queues (`worker::entry`).
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use tracing::field::{Field, Visit};
 
-use super::{Record, Value};
+use super::{Key, Record, Value};
 
 /// Strips the `r#` that raw identifiers may leave in a field name.
 fn field_name(field: &Field) -> &'static str {
@@ -14,38 +16,103 @@ fn field_name(field: &Field) -> &'static str {
     name.strip_prefix("r#").unwrap_or(name)
 }
 
-pub(super) struct Capture<'a>(pub(super) &'a mut Record);
+/// A field value that is a number or boolean: what most metrics are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Number {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
 
-impl Capture<'_> {
-    fn push(&mut self, field: &Field, value: Value) {
-        self.0
-            .fields
-            .push((Cow::Borrowed(field_name(field)), value));
+impl From<Number> for Value {
+    #[inline]
+    fn from(n: Number) -> Value {
+        match n {
+            Number::I64(v) => Value::I64(v),
+            Number::U64(v) => Value::U64(v),
+            Number::F64(v) => Value::F64(v),
+            Number::Bool(v) => Value::Bool(v),
+        }
     }
 }
 
-impl Visit for Capture<'_> {
+/// Where [`Capture`] puts what it reads.
+pub(crate) trait Fields {
+    fn step(&mut self, step: u64);
+    fn hparams(&mut self, on: bool);
+    fn number(&mut self, name: &'static str, value: Number);
+    /// A text field, or the message when `name` is `None`.
+    fn text(&mut self, name: Option<&'static str>, text: &str);
+    /// A value recorded with `?x`/`%x`, or the message when `name` is `None`.
+    fn debug(&mut self, name: Option<&'static str>, value: &dyn fmt::Debug) {
+        self.text(name, &format!("{value:?}"));
+    }
+    /// The text of a `dict` field (see [`log_dict`](crate::log_dict)).
+    fn dict(&mut self, field: &Field, text: &str);
+    /// A field captured earlier (an enclosing span's).
+    fn captured(&mut self, name: &Key, value: &Value);
+}
+
+impl Fields for Record {
+    fn step(&mut self, step: u64) {
+        self.step = Some(step);
+    }
+
+    fn hparams(&mut self, on: bool) {
+        self.hparams = on;
+    }
+
+    fn number(&mut self, name: &'static str, value: Number) {
+        self.fields.push((Cow::Borrowed(name), value.into()));
+    }
+
+    fn text(&mut self, name: Option<&'static str>, text: &str) {
+        match name {
+            Some(name) => self
+                .fields
+                .push((Cow::Borrowed(name), Value::Str(text.into()))),
+            None => self.message = Some(text.into()),
+        }
+    }
+
+    fn captured(&mut self, name: &Key, value: &Value) {
+        self.fields.push((name.clone(), value.clone()));
+    }
+
+    fn dict(&mut self, field: &Field, text: &str) {
+        if !crate::log_dict::take_pending(text, &mut self.fields)
+            && self.extend_json_str(text).is_err()
+        {
+            self.text(Some(field_name(field)), text);
+        }
+    }
+}
+
+pub(crate) struct Capture<'a, F: ?Sized>(pub(crate) &'a mut F);
+
+impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if field.name() == "step" && value >= 0.0 && value.fract() == 0.0 && value < 2e19 {
-            self.0.step = Some(value as u64);
+            self.0.step(value as u64);
         } else {
-            self.push(field, Value::F64(value));
+            self.0.number(field_name(field), Number::F64(value));
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if field.name() == "step" && value >= 0 {
-            self.0.step = Some(value as u64);
+            self.0.step(value as u64);
         } else {
-            self.push(field, Value::I64(value));
+            self.0.number(field_name(field), Number::I64(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if field.name() == "step" {
-            self.0.step = Some(value);
+            self.0.step(value);
         } else {
-            self.push(field, Value::U64(value));
+            self.0.number(field_name(field), Number::U64(value));
         }
     }
 
@@ -56,52 +123,42 @@ impl Visit for Capture<'_> {
             self.record_u64(field, v)
         } else {
             // Out of range for every numeric type a sink takes: keep all digits as text.
-            self.push(field, Value::Str(value.to_string()));
+            self.0.text(Some(field_name(field)), &value.to_string());
         }
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
         match u64::try_from(value) {
             Ok(v) => self.record_u64(field, v),
-            Err(_) => self.push(field, Value::Str(value.to_string())),
+            Err(_) => self.0.text(Some(field_name(field)), &value.to_string()),
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         if field.name() == "hparams" {
-            self.0.hparams = value;
+            self.0.hparams(value);
         } else {
-            self.push(field, Value::Bool(value));
+            self.0.number(field_name(field), Number::Bool(value));
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "message" => self.0.message = Some(value.to_owned()),
-            "dict" => {
-                if !crate::log_dict::take_pending(value, &mut self.0.fields)
-                    && self.0.extend_json_str(value).is_err()
-                {
-                    self.push(field, Value::Str(value.to_owned()));
-                }
-            }
-            _ => self.push(field, Value::Str(value.to_owned())),
+            "message" => self.0.text(None, value),
+            "dict" => self.0.dict(field, value),
+            _ => self.0.text(Some(field_name(field)), value),
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.push(field, Value::Str(value.to_string()));
+        self.0.text(Some(field_name(field)), &value.to_string());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut text = String::new();
-        let _ = write!(text, "{value:?}");
-        if field.name() == "message" {
-            self.0.message = Some(text);
-        } else if field.name() == "dict" {
-            self.record_str(field, &text);
-        } else {
-            self.push(field, Value::Str(text));
+        match field.name() {
+            "message" => self.0.debug(None, value),
+            "dict" => self.0.dict(field, &format!("{value:?}")),
+            _ => self.0.debug(Some(field_name(field)), value),
         }
     }
 }

@@ -15,10 +15,9 @@
 //! A `step` that is not a non-negative integer (say `-1` or `0.5`) is kept as an ordinary
 //! field named `step` and the record has no step.
 
-mod capture;
+pub(crate) mod capture;
 mod histogram;
 mod json_text;
-pub(crate) mod pool;
 mod run_events;
 mod value;
 
@@ -176,16 +175,19 @@ impl Record {
         event.record(&mut capture::Capture(self));
     }
 
-    /// Makes this record a copy of `other`, reusing its field vector's memory.
-    pub(crate) fn copy_from(&mut self, other: &Record) {
-        self.timestamp = other.timestamp;
-        self.rank = other.rank;
-        self.step = other.step;
-        self.hparams = other.hparams;
-        self.message.clone_from(&other.message);
+    /// Empties this record for reuse (its field vector's memory kept); false when the
+    /// vector grew beyond what is worth keeping, so one huge `log_dict` does not pin
+    /// its memory.
+    pub(crate) fn clear_for_reuse(&mut self) -> bool {
+        if self.fields.capacity() > 64 {
+            return false;
+        }
         self.fields.clear();
-        self.fields.extend(other.fields.iter().cloned());
-        self.error_target.clone_from(&other.error_target);
+        self.step = None;
+        self.hparams = false;
+        self.message = None;
+        self.error_target = None;
+        true
     }
 
     /// Captures a span's fields as an event's are (the step lifted out), for

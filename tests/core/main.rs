@@ -5,6 +5,7 @@ mod edges;
 mod failure;
 mod filters;
 mod histograms;
+mod lanes;
 mod load;
 mod nonfinite;
 mod props;

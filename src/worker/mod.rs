@@ -1,0 +1,678 @@
+//! The private worker: one thread per sink behind a bounded queue, with batching,
+//! interval and on-demand flushes, overflow policy, error reporting and a bounded shutdown.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+
+use crate::clock::{self, WallClock};
+use crate::sink::{RunOutcome, Sink};
+use crate::{Error, Record, Result};
+
+pub(crate) mod entry;
+mod lane;
+
+use lane::{Lane, LaneReader, LaneSet};
+
+/// What the logging call does when a sink's queue is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Wait for room: nothing is lost, training slows to the sink's pace. The default.
+    #[default]
+    Block,
+    /// Never wait: the record is dropped and counted ([`Stats::dropped`](crate::Stats::dropped)); the total is
+    /// reported when the guard shuts down.
+    Drop,
+}
+
+thread_local! {
+    /// Set on worker threads, so events logged there never block on a queue.
+    static IN_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Most records handed to a sink in one `write_batch` call.
+const MAX_BATCH: usize = 1024;
+
+/// How long a worker keeps polling for records after the last one, and how long it
+/// sleeps between polls: a burst then costs the callers no wake-ups, and a record waits at
+/// most this poll interval longer to be written.
+const LINGER: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_micros(200);
+
+/// What [`WorkerState::handle`] did.
+enum Handled {
+    /// Wrote records (more may follow soon).
+    Wrote,
+    /// Only a control message (a flush).
+    Control,
+    /// Shut down: the worker ends.
+    Stopped,
+}
+
+/// The longest a blocked worker sleeps before looking at its lanes again, should a wake-up
+/// have been missed (a producer reads the parked flag without a fence, to keep the logging
+/// path cheap; see `LaneSet::wake_if_parked`).
+const PARK_MAX: Duration = Duration::from_millis(50);
+
+/// Written records kept for reuse by a worker.
+const MAX_FREE: usize = MAX_BATCH;
+
+/// Messages to a worker besides records (which travel in lanes).
+pub(crate) enum Msg {
+    /// Records arrived while the worker was blocked.
+    Wake,
+    Flush(Sender<Result<()>>),
+    Shutdown(RunOutcome),
+}
+
+/// Counters shared by the guard and the worker: what the worker publishes, and the lanes,
+/// which count what was queued and dropped.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    lanes: Arc<LaneSet>,
+    pub(crate) written: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+    pub(crate) lost: AtomicU64,
+}
+
+/// Aligns its content to a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl Counters {
+    /// Records accepted into the queue (once the worker has ended: that it took).
+    pub(crate) fn queued(&self) -> u64 {
+        self.lanes.counts().0
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lanes.counts().1
+    }
+}
+
+/// The producer's end: what the layer holds for each sink.
+#[derive(Debug, Clone)]
+pub(crate) struct Feeder {
+    /// The sink also takes ERROR events from every target.
+    pub(crate) errors: bool,
+    overflow: Overflow,
+    lanes: Arc<LaneSet>,
+}
+
+impl Feeder {
+    /// Queues one entry (see [`entry`]) on this thread's lane to the sink. With `clone`
+    /// the entry's boxes are copied and `words` keeps its own; otherwise they are handed
+    /// over, or freed when the record is dropped. Never panics; waits only under
+    /// `Overflow::Block` with a full lane.
+    #[inline]
+    pub(crate) fn push(&self, words: &[u64], clone: bool) {
+        let set = &*self.lanes;
+        set.with_lane(|lane| {
+            if !lane.closed() {
+                if lane.try_push(words, clone) {
+                    set.wake_if_parked();
+                    return;
+                }
+                // Only a full lane under `Block` waits; a sink that logs metrics from its
+                // own worker must not wait on a queue only it empties.
+                let waits = self.overflow == Overflow::Block
+                    && !IN_WORKER.try_with(Cell::get).unwrap_or(false);
+                if waits && wait_and_push(set, lane, words, clone) {
+                    return;
+                }
+            }
+            // Full under the drop policy, or the sink is closed: dropped and counted.
+            lane.count_dropped();
+            if !clone {
+                entry::free_boxes(words);
+            }
+        })
+    }
+
+    /// Queues a whole record: those trainlog makes itself, and events the compact form
+    /// cannot hold.
+    pub(crate) fn send(&self, record: Record) {
+        let words = entry::record_entry(record, clock::now());
+        self.push(&words, false);
+    }
+}
+
+/// Queues `words` (one finished entry, which owns its boxes) to each of the `n` `feeders`:
+/// copies for all but the last, which takes the entry's own.
+pub(crate) fn publish<'a>(n: usize, feeders: impl Iterator<Item = &'a Feeder>, words: &[u64]) {
+    if n == 0 {
+        entry::free_boxes(words);
+    }
+    for (i, feeder) in feeders.enumerate() {
+        feeder.push(words, i + 1 < n);
+    }
+}
+
+/// Waits for room in a full lane; false if the sink closed meanwhile.
+#[cold]
+fn wait_and_push(set: &LaneSet, lane: &Lane, words: &[u64], clone: bool) -> bool {
+    let mut round = 0u32;
+    loop {
+        set.wake_if_parked();
+        if round < 64 {
+            std::hint::spin_loop();
+        } else if round < 128 {
+            thread::yield_now();
+        } else {
+            thread::sleep(Duration::from_micros(50));
+        }
+        round = round.saturating_add(1);
+        if lane.closed() {
+            return false;
+        }
+        if lane.try_push(words, clone) {
+            set.wake_if_parked();
+            return true;
+        }
+    }
+}
+
+/// Settings for one worker.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    pub(crate) capacity: usize,
+    pub(crate) overflow: Overflow,
+    pub(crate) flush_interval: Duration,
+}
+
+/// The owner's end: what the guard holds for each sink.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub(crate) name: String,
+    /// How long this sink's close may take, when longer than the shutdown timeout.
+    pub(crate) close_budget: Option<Duration>,
+    tx: Sender<Msg>,
+    done: Receiver<()>,
+    thread: Option<thread::JoinHandle<()>>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Worker {
+    /// Starts a worker thread for `sink`.
+    pub(crate) fn spawn(sink: Box<dyn Sink>, config: &WorkerConfig) -> Result<(Worker, Feeder)> {
+        let name = sink.name().to_owned();
+        let close_budget = sink.close_budget();
+        let errors = sink.wants_errors();
+        // Control messages only: records travel in lanes.
+        let (tx, rx) = bounded(64);
+        let (done_tx, done) = bounded(1);
+        let lanes = Arc::new(LaneSet::new(config.capacity.max(1), tx.clone()));
+        let counters = Arc::new(Counters {
+            lanes: lanes.clone(),
+            written: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        });
+        let mut state = WorkerState {
+            lanes: lanes.clone(),
+            readers: Vec::new(),
+            generation: 0,
+            clock: WallClock::new(),
+            free: Vec::new(),
+            words: Vec::with_capacity(entry::MAX_WORDS),
+            sink,
+            name: name.clone(),
+            counters: counters.clone(),
+            failing: 0,
+            dead: false,
+            accepted: 0,
+            dead_lost: 0,
+            sink_lost: 0,
+        };
+        let interval = config.flush_interval;
+        let thread = thread::Builder::new()
+            .name(format!("trainlog-{name}"))
+            .spawn(move || {
+                IN_WORKER.with(|w| w.set(true));
+                // Counters final, later records dropped: also if the worker itself panics.
+                let finish = Finish(state.lanes.clone());
+                state.run(&rx, interval);
+                drop(finish);
+                let _ = done_tx.send(());
+            })
+            .map_err(|source| Error::Thread {
+                what: format!("the {name} worker"),
+                source,
+            })?;
+        let feeder = Feeder {
+            errors,
+            overflow: config.overflow,
+            lanes,
+        };
+        let worker = Worker {
+            name,
+            close_budget,
+            tx,
+            done,
+            thread: Some(thread),
+            counters,
+        };
+        Ok((worker, feeder))
+    }
+
+    /// Asks the sink to flush and waits for it, at most until `deadline`.
+    /// `timeout` is the allowance `deadline` came from, for the error message.
+    pub(crate) fn flush(&self, deadline: Instant, timeout: Duration) -> Result<()> {
+        let (ack_tx, ack) = bounded(1);
+        let timeout = || Error::Timeout {
+            what: format!("flushing the {} sink", self.name),
+            after: timeout,
+        };
+        self.tx
+            .send_deadline(Msg::Flush(ack_tx), deadline)
+            .map_err(|_| timeout())?;
+        ack.recv_deadline(deadline).map_err(|_| timeout())?
+    }
+
+    /// Sends the shutdown message; [`finish`](Self::finish) waits for it to complete.
+    pub(crate) fn begin_shutdown(&self, outcome: RunOutcome, deadline: Instant) -> bool {
+        self.tx
+            .send_deadline(Msg::Shutdown(outcome), deadline)
+            .is_ok()
+    }
+
+    /// Waits for the worker to drain its queue and close its sink, at most until `deadline`.
+    /// Returns false when the deadline passed (the thread is then left to finish alone).
+    pub(crate) fn finish(&mut self, deadline: Instant) -> bool {
+        if self.done.recv_deadline(deadline).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+            true
+        } else {
+            // Timed out: still working, left to finish alone. Disconnected: the thread
+            // ended without reporting, which only a bug in the worker itself can cause.
+            self.thread.as_ref().is_some_and(|t| t.is_finished())
+        }
+    }
+
+    /// Records accepted but not yet written (an estimate while the worker runs).
+    pub(crate) fn backlog(&self) -> u64 {
+        self.counters.lanes.backlog()
+    }
+}
+
+/// Marks the lanes finished when the worker thread ends, however it ends.
+struct Finish(Arc<LaneSet>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+struct WorkerState {
+    lanes: Arc<LaneSet>,
+    /// The worker's position in each lane.
+    readers: Vec<(Arc<Lane>, LaneReader)>,
+    /// The lane set's generation when lanes were last looked for.
+    generation: u64,
+    clock: WallClock,
+    /// Written records kept for reuse.
+    free: Vec<Arc<Record>>,
+    /// The entry being decoded.
+    words: Vec<u64>,
+    sink: Box<dyn Sink>,
+    name: String,
+    counters: Arc<Counters>,
+    /// Consecutive failed sink calls; the first one of a streak is reported.
+    failing: u64,
+    /// The sink panicked: records are counted as lost from then on.
+    dead: bool,
+    /// Records the sink took (`write_batch` returned, with or without an error: a sink
+    /// keeps what it could not write yet and reports what it gives up on as lost).
+    accepted: u64,
+    /// Records lost because the sink is dead, and the sink's own count when last asked.
+    dead_lost: u64,
+    sink_lost: u64,
+}
+
+impl WorkerState {
+    fn run(&mut self, rx: &Receiver<Msg>, interval: Duration) {
+        let mut batch: Vec<Arc<Record>> = Vec::with_capacity(MAX_BATCH);
+        let mut next_flush = Instant::now() + interval;
+        let mut dirty = false;
+        // While records keep coming, the worker polls its lanes instead of blocking, so a
+        // burst costs the callers no wake-ups.
+        let mut linger_until: Option<Instant> = None;
+        loop {
+            let control = match rx.try_recv() {
+                Ok(msg) => Some(msg),
+                Err(TryRecvError::Empty) => None,
+                // Not reached while the lane set (which holds a sender) lives.
+                Err(TryRecvError::Disconnected) => Some(Msg::Shutdown(RunOutcome::Completed)),
+            };
+            if let Some(msg) = control {
+                match self.control(msg, rx, &mut batch, &mut dirty, &mut next_flush, interval) {
+                    Handled::Stopped => return,
+                    Handled::Wrote => linger_until = Some(Instant::now() + LINGER),
+                    Handled::Control => {}
+                }
+                continue;
+            }
+            if self.drain(&mut batch, true) > 0 {
+                self.write_out(&mut batch);
+                dirty = true;
+                // Under steady traffic the worker never blocks: flush on schedule here.
+                let now = Instant::now();
+                if now >= next_flush {
+                    dirty = self.call("flush", |s| s.flush()).is_err();
+                    next_flush = now + interval;
+                }
+                linger_until = Some(now + LINGER);
+                continue;
+            }
+            let now = Instant::now();
+            if let Some(until) = linger_until {
+                if now < until && now < next_flush {
+                    thread::sleep(POLL);
+                    continue;
+                }
+                linger_until = None;
+            }
+            // Block until a producer wakes us, a control message or the flush schedule.
+            self.lanes.set_parked(true);
+            if self.has_records() {
+                self.lanes.set_parked(false);
+                continue;
+            }
+            let received = rx.recv_deadline(next_flush.min(now + PARK_MAX));
+            self.lanes.set_parked(false);
+            match received {
+                Ok(Msg::Wake) => {}
+                Ok(msg) => {
+                    match self.control(msg, rx, &mut batch, &mut dirty, &mut next_flush, interval) {
+                        Handled::Stopped => return,
+                        Handled::Wrote => linger_until = Some(Instant::now() + LINGER),
+                        Handled::Control => {}
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    if now >= next_flush {
+                        if dirty {
+                            // A failed flush keeps its data: try again next interval.
+                            dirty = self.call("flush", |s| s.flush()).is_err();
+                        }
+                        next_flush = now + interval;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.shut_down(rx, RunOutcome::Completed, &mut batch);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles a control message.
+    fn control(
+        &mut self,
+        msg: Msg,
+        rx: &Receiver<Msg>,
+        batch: &mut Vec<Arc<Record>>,
+        dirty: &mut bool,
+        next_flush: &mut Instant,
+        interval: Duration,
+    ) -> Handled {
+        match msg {
+            Msg::Wake => Handled::Control,
+            Msg::Flush(ack) => {
+                // Everything logged before the flush was asked for is in the lanes now.
+                let wrote = self.drain_all(batch);
+                let result = self.call("flush", |s| s.flush());
+                *dirty = result.is_err();
+                let _ = ack.send(result);
+                *next_flush = Instant::now() + interval;
+                if wrote {
+                    Handled::Wrote
+                } else {
+                    Handled::Control
+                }
+            }
+            Msg::Shutdown(outcome) => {
+                self.shut_down(rx, outcome, batch);
+                Handled::Stopped
+            }
+        }
+    }
+
+    /// Looks for lanes of new threads and for records published since the last look.
+    fn has_records(&mut self) -> bool {
+        self.lanes
+            .new_lanes(&mut self.generation, &mut self.readers);
+        let mut any = false;
+        for (lane, reader) in &mut self.readers {
+            reader.refresh(lane);
+            any |= !reader.is_empty();
+        }
+        any
+    }
+
+    /// Decodes up to a batch of records from the lanes, oldest first across lanes (each
+    /// lane is in its thread's order). With `refresh`, records published since the last
+    /// refresh are included; without, only those visible then. Returns how many.
+    fn drain(&mut self, batch: &mut Vec<Arc<Record>>, refresh: bool) -> usize {
+        if refresh {
+            self.has_records();
+        }
+        self.clock.refresh();
+        // With one lane holding records (one thread logging) there is nothing to merge.
+        let mut with_records = self
+            .readers
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, (lane, reader))| reader.peek_ticks(lane).map(|_| i));
+        let only = match (with_records.next(), with_records.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        };
+        while batch.len() < MAX_BATCH {
+            let i = match only {
+                Some(i) => i,
+                None => {
+                    let mut oldest: Option<(usize, u64)> = None;
+                    for (i, (lane, reader)) in self.readers.iter_mut().enumerate() {
+                        if let Some(ticks) = reader.peek_ticks(lane) {
+                            if oldest.is_none_or(|(_, t)| ticks < t) {
+                                oldest = Some((i, ticks));
+                            }
+                        }
+                    }
+                    let Some((i, _)) = oldest else { break };
+                    i
+                }
+            };
+            let (lane, reader) = &mut self.readers[i];
+            if !reader.next(lane, &mut self.words) {
+                break;
+            }
+            // Only unshared records are kept for reuse, so `get_mut` finds them unique.
+            let mut record = match self.free.pop() {
+                Some(r) if Arc::strong_count(&r) == 1 => r,
+                _ => Arc::new(Record {
+                    fields: Vec::with_capacity(4),
+                    ..Record::new(0)
+                }),
+            };
+            let empty = Arc::make_mut(&mut record);
+            // SAFETY: the words are a whole entry read once from its lane; its boxes are
+            // taken here and nowhere else.
+            #[allow(unsafe_code)]
+            match unsafe { entry::decode(&self.words, empty) } {
+                entry::Decoded::Fields { ticks } => {
+                    empty.timestamp = self.clock.to_wall(ticks);
+                    batch.push(record);
+                }
+                entry::Decoded::Record(mut whole, ticks) => {
+                    // Stamped like the compact entries, so a thread's records keep their
+                    // order in time whichever form they took.
+                    whole.timestamp = self.clock.to_wall(ticks);
+                    self.free.push(record);
+                    batch.push(Arc::new(*whole));
+                }
+            }
+        }
+        for (lane, reader) in &self.readers {
+            reader.release(lane);
+        }
+        if !self.lanes.is_closed() {
+            self.lanes.count_taken(batch.len() as u64);
+        }
+        self.lanes.retire_finished(&mut self.readers);
+        batch.len()
+    }
+
+    /// Writes every record visible now (a flush or shutdown); true if there were any.
+    fn drain_all(&mut self, batch: &mut Vec<Arc<Record>>) -> bool {
+        self.has_records();
+        let mut wrote = false;
+        while self.drain(batch, false) > 0 {
+            self.write_out(batch);
+            wrote = true;
+        }
+        wrote
+    }
+
+    /// Writes the batch and keeps its records for reuse.
+    fn write_out(&mut self, batch: &mut Vec<Arc<Record>>) {
+        self.write(batch);
+        for mut record in batch.drain(..) {
+            // A record a sink kept (a clone of the `Arc`) is simply not reused.
+            if let Some(r) = Arc::get_mut(&mut record) {
+                // Values are dropped here; huge field vectors are not kept.
+                if self.free.len() < MAX_FREE && r.clear_for_reuse() {
+                    self.free.push(record);
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[Arc<Record>]) {
+        if !self.dead {
+            let _ = self.call("write", |s| s.write_batch(batch));
+        }
+        if self.dead {
+            // The sink panicked on this batch, or earlier: the records are gone with it.
+            self.dead_lost += batch.len() as u64;
+        } else {
+            self.accepted += batch.len() as u64;
+        }
+        self.update_counters();
+    }
+
+    /// Writes what was queued before the shutdown message was handled, closes the sink,
+    /// then refuses later records (counted as dropped) and answers flushes queued behind.
+    fn shut_down(&mut self, rx: &Receiver<Msg>, outcome: RunOutcome, batch: &mut Vec<Arc<Record>>) {
+        self.drain_all(batch);
+        let closed = self.close(outcome);
+        self.lanes.close();
+        // Records that raced the close: freed, not written (the counters call them dropped).
+        self.has_records();
+        for (lane, reader) in &mut self.readers {
+            while reader.next(lane, &mut self.words) {
+                entry::free_boxes(&self.words);
+            }
+            reader.release(lane);
+        }
+        for msg in rx.try_iter() {
+            if let Msg::Flush(ack) = msg {
+                let _ = ack.send(
+                    closed
+                        .as_ref()
+                        .map_err(|e| Error::Sink {
+                            sink: self.name.clone(),
+                            message: e.to_string(),
+                        })
+                        .copied(),
+                );
+            }
+        }
+    }
+
+    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
+        let flushed = self.call("flush", |s| s.flush());
+        let closed = self.call("close", |s| s.close(outcome));
+        flushed.and(closed)
+    }
+
+    /// Calls the sink, turning errors and panics into a report and counters.
+    fn call(&mut self, what: &str, f: impl FnOnce(&mut dyn Sink) -> Result<()>) -> Result<()> {
+        if self.dead {
+            return Err(self.dead_error());
+        }
+        let sink = &mut *self.sink;
+        let result = match catch_unwind(AssertUnwindSafe(|| f(sink))) {
+            Ok(result) => result,
+            Err(panic) => {
+                self.dead = true;
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                eprintln!(
+                    "trainlog: the {} sink panicked during {what} ({msg}); its further records are counted as lost",
+                    self.name
+                );
+                Err(self.dead_error())
+            }
+        };
+        if !self.dead {
+            self.sink_lost = self.sink.lost();
+        }
+        self.update_counters();
+        match &result {
+            Ok(()) if self.failing > 0 => {
+                eprintln!(
+                    "trainlog: the {} sink recovered after {} failed attempts",
+                    self.name, self.failing
+                );
+                self.failing = 0;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Relaxed);
+                if self.failing == 0 && !self.dead {
+                    let next = if what == "close" {
+                        ""
+                    } else {
+                        "; will retry (further failures are counted, not printed)"
+                    };
+                    eprintln!("trainlog: {what} failed: {e}{next}");
+                }
+                self.failing += 1;
+            }
+        }
+        result
+    }
+
+    /// Publishes `written` and `lost`: what the sink took and has not given up on counts
+    /// as written (it may still sit in the sink's retry buffer), so that once the queue is
+    /// drained `queued == written + lost` holds exactly.
+    fn update_counters(&self) {
+        let c = &self.counters;
+        c.written
+            .store(self.accepted.saturating_sub(self.sink_lost), Relaxed);
+        c.lost.store(self.sink_lost + self.dead_lost, Relaxed);
+    }
+
+    fn dead_error(&self) -> Error {
+        Error::Sink {
+            sink: self.name.clone(),
+            message: "the sink panicked earlier and is disabled".into(),
+        }
+    }
+}
