@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use crate::clock::{self, WallClock};
+use crate::clock::WallClock;
 use crate::sink::{RunOutcome, Sink};
 use crate::{Error, Record, Result};
 
+mod drain;
 pub(crate) mod entry;
+mod feed;
 mod lane;
 
+pub(crate) use feed::{publish, Feeder};
 use lane::{Lane, LaneReader, LaneSet};
 
 /// What the logging call does when a sink's queue is full.
@@ -97,88 +100,6 @@ impl Counters {
     }
 }
 
-/// The producer's end: what the layer holds for each sink.
-#[derive(Debug, Clone)]
-pub(crate) struct Feeder {
-    /// The sink also takes ERROR events from every target.
-    pub(crate) errors: bool,
-    overflow: Overflow,
-    lanes: Arc<LaneSet>,
-}
-
-impl Feeder {
-    /// Queues one entry (see [`entry`]) on this thread's lane to the sink. With `clone`
-    /// the entry's boxes are copied and `words` keeps its own; otherwise they are handed
-    /// over, or freed when the record is dropped. Never panics; waits only under
-    /// `Overflow::Block` with a full lane.
-    #[inline]
-    pub(crate) fn push(&self, words: &[u64], clone: bool) {
-        let set = &*self.lanes;
-        set.with_lane(|lane| {
-            if !lane.closed() {
-                if lane.try_push(words, clone) {
-                    set.wake_if_parked();
-                    return;
-                }
-                // Only a full lane under `Block` waits; a sink that logs metrics from its
-                // own worker must not wait on a queue only it empties.
-                let waits = self.overflow == Overflow::Block
-                    && !IN_WORKER.try_with(Cell::get).unwrap_or(false);
-                if waits && wait_and_push(set, lane, words, clone) {
-                    return;
-                }
-            }
-            // Full under the drop policy, or the sink is closed: dropped and counted.
-            lane.count_dropped();
-            if !clone {
-                entry::free_boxes(words);
-            }
-        })
-    }
-
-    /// Queues a whole record: those trainlog makes itself, and events the compact form
-    /// cannot hold.
-    pub(crate) fn send(&self, record: Record) {
-        let words = entry::record_entry(record, clock::now());
-        self.push(&words, false);
-    }
-}
-
-/// Queues `words` (one finished entry, which owns its boxes) to each of the `n` `feeders`:
-/// copies for all but the last, which takes the entry's own.
-pub(crate) fn publish<'a>(n: usize, feeders: impl Iterator<Item = &'a Feeder>, words: &[u64]) {
-    if n == 0 {
-        entry::free_boxes(words);
-    }
-    for (i, feeder) in feeders.enumerate() {
-        feeder.push(words, i + 1 < n);
-    }
-}
-
-/// Waits for room in a full lane; false if the sink closed meanwhile.
-#[cold]
-fn wait_and_push(set: &LaneSet, lane: &Lane, words: &[u64], clone: bool) -> bool {
-    let mut round = 0u32;
-    loop {
-        set.wake_if_parked();
-        if round < 64 {
-            std::hint::spin_loop();
-        } else if round < 128 {
-            thread::yield_now();
-        } else {
-            thread::sleep(Duration::from_micros(50));
-        }
-        round = round.saturating_add(1);
-        if lane.closed() {
-            return false;
-        }
-        if lane.try_push(words, clone) {
-            set.wake_if_parked();
-            return true;
-        }
-    }
-}
-
 /// Settings for one worker.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerConfig {
@@ -246,11 +167,7 @@ impl Worker {
                 what: format!("the {name} worker"),
                 source,
             })?;
-        let feeder = Feeder {
-            errors,
-            overflow: config.overflow,
-            lanes,
-        };
+        let feeder = Feeder::new(errors, config.overflow, lanes);
         let worker = Worker {
             name,
             close_budget,
@@ -445,117 +362,6 @@ impl WorkerState {
             Msg::Shutdown(outcome) => {
                 self.shut_down(rx, outcome, batch);
                 Handled::Stopped
-            }
-        }
-    }
-
-    /// Looks for lanes of new threads and for records published since the last look.
-    fn has_records(&mut self) -> bool {
-        self.lanes
-            .new_lanes(&mut self.generation, &mut self.readers);
-        let mut any = false;
-        for (lane, reader) in &mut self.readers {
-            reader.refresh(lane);
-            any |= !reader.is_empty();
-        }
-        any
-    }
-
-    /// Decodes up to a batch of records from the lanes, oldest first across lanes (each
-    /// lane is in its thread's order). With `refresh`, records published since the last
-    /// refresh are included; without, only those visible then. Returns how many.
-    fn drain(&mut self, batch: &mut Vec<Arc<Record>>, refresh: bool) -> usize {
-        if refresh {
-            self.has_records();
-        }
-        self.clock.refresh();
-        // With one lane holding records (one thread logging) there is nothing to merge.
-        let mut with_records = self
-            .readers
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, (lane, reader))| reader.peek_ticks(lane).map(|_| i));
-        let only = match (with_records.next(), with_records.next()) {
-            (Some(i), None) => Some(i),
-            _ => None,
-        };
-        while batch.len() < MAX_BATCH {
-            let i = match only {
-                Some(i) => i,
-                None => {
-                    let mut oldest: Option<(usize, u64)> = None;
-                    for (i, (lane, reader)) in self.readers.iter_mut().enumerate() {
-                        if let Some(ticks) = reader.peek_ticks(lane) {
-                            if oldest.is_none_or(|(_, t)| ticks < t) {
-                                oldest = Some((i, ticks));
-                            }
-                        }
-                    }
-                    let Some((i, _)) = oldest else { break };
-                    i
-                }
-            };
-            let (lane, reader) = &mut self.readers[i];
-            if !reader.next(lane, &mut self.words) {
-                break;
-            }
-            // Only unshared records are kept for reuse, so `get_mut` finds them unique.
-            let mut record = match self.free.pop() {
-                Some(r) if Arc::strong_count(&r) == 1 => r,
-                _ => Arc::new(Record {
-                    fields: Vec::with_capacity(4),
-                    ..Record::new(0)
-                }),
-            };
-            let empty = Arc::make_mut(&mut record);
-            // SAFETY: the words are a whole entry read once from its lane; its boxes are
-            // taken here and nowhere else.
-            #[allow(unsafe_code)]
-            match unsafe { entry::decode(&self.words, empty) } {
-                entry::Decoded::Fields { ticks } => {
-                    empty.timestamp = self.clock.to_wall(ticks);
-                    batch.push(record);
-                }
-                entry::Decoded::Record(mut whole, ticks) => {
-                    // Stamped like the compact entries, so a thread's records keep their
-                    // order in time whichever form they took.
-                    whole.timestamp = self.clock.to_wall(ticks);
-                    self.free.push(record);
-                    batch.push(Arc::new(*whole));
-                }
-            }
-        }
-        for (lane, reader) in &self.readers {
-            reader.release(lane);
-        }
-        if !self.lanes.is_closed() {
-            self.lanes.count_taken(batch.len() as u64);
-        }
-        self.lanes.retire_finished(&mut self.readers);
-        batch.len()
-    }
-
-    /// Writes every record visible now (a flush or shutdown); true if there were any.
-    fn drain_all(&mut self, batch: &mut Vec<Arc<Record>>) -> bool {
-        self.has_records();
-        let mut wrote = false;
-        while self.drain(batch, false) > 0 {
-            self.write_out(batch);
-            wrote = true;
-        }
-        wrote
-    }
-
-    /// Writes the batch and keeps its records for reuse.
-    fn write_out(&mut self, batch: &mut Vec<Arc<Record>>) {
-        self.write(batch);
-        for mut record in batch.drain(..) {
-            // A record a sink kept (a clone of the `Arc`) is simply not reused.
-            if let Some(r) = Arc::get_mut(&mut record) {
-                // Values are dropped here; huge field vectors are not kept.
-                if self.free.len() < MAX_FREE && r.clear_for_reuse() {
-                    self.free.push(record);
-                }
             }
         }
     }
