@@ -301,18 +301,20 @@ impl LaneSet {
             let Ok(mut mine) = cell.try_borrow_mut() else {
                 return None;
             };
-            let lane = match mine.0.iter().find(|(id, _)| *id == self.id) {
-                Some((_, lane)) => lane.clone(),
+            let index = match mine.0.iter().position(|(id, _)| *id == self.id) {
+                Some(index) => index,
                 None => {
                     // A new sink: forget the lanes of sinks that have closed.
                     mine.0.retain(|(_, lane)| !lane.closed());
                     let lane = self.add_lane(self.lane_words);
-                    mine.0.push((self.id, lane.clone()));
-                    lane
+                    mine.0.push((self.id, lane));
+                    mine.0.len() - 1
                 }
             };
-            drop(mine);
-            f.take().map(|f| f(&lane))
+            // Called with the list borrowed (no reference count touched per event): `f`
+            // only copies into the lane and never logs; should it ever, the nested call
+            // finds the list borrowed and takes the path below.
+            f.take().map(|f| f(&mine.0[index].1))
         });
         match done {
             Ok(Some(r)) => r,
