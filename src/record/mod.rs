@@ -1,9 +1,9 @@
 //! One captured metrics event: [`Record`], its [`Value`]s, and how a `tracing` event becomes one.
 //!
-//! Capture happens on the caller's thread and does no I/O: the event's fields are copied
-//! into a `Record` (field names are `&'static str` from the callsite, and the record comes
-//! from its sink's pool with its field vector kept, so typical events allocate nothing).
-//! Reserved fields are lifted out:
+//! Capture happens on the caller's thread and does no I/O: the event's fields are read
+//! into a compact encoding (field names stay `&'static str` from the callsite) that each
+//! sink's worker turns into a `Record`, reusing records it has written, so typical events
+//! allocate nothing. Reserved fields are lifted out:
 //!
 //! | field | becomes |
 //! |---|---|

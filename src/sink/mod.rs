@@ -174,7 +174,8 @@ pub trait Sink: Send + 'static {
     /// A short name for messages and statistics, e.g. `"jsonl"`.
     fn name(&self) -> &str;
 
-    /// Takes a batch of records, in the order they were logged. The records are reused
+    /// Takes a batch of records in the order they were logged (each thread's in its own
+    /// order, records of several threads merged by their timestamps). The records are reused
     /// for later events once the call returns, unless the sink keeps a clone of the `Arc`
     /// (as [`MemorySink`] does): keeping one is allowed, it just costs an allocation later.
     fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()>;
