@@ -9,6 +9,7 @@
 //!   line is on disk, vs. `serde_json` into a `BufWriter<File>` (with a constant timestamp:
 //!   the limit; and stamping each line) and vs. `fmt().json()` + lossless `non_blocking`;
 //!   the same from 8 threads; and the TensorBoard sink (3 scalars per event) beside JSONL.
+//! - `clock`: `SystemTime::now()` beside the CPU's time-stamp counter.
 //!
 //! Run: `cargo bench --bench core` (figures are recorded in the README).
 
@@ -402,5 +403,18 @@ fn end_to_end(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, filtered_out, caller, end_to_end);
+/// What a timestamp costs the caller: the system clock, and the CPU's time-stamp counter
+/// trainlog reads instead where it is invariant.
+fn clock(c: &mut Criterion) {
+    let mut g = c.benchmark_group("clock");
+    g.bench_function("system_time_now", |b| b.iter(std::time::SystemTime::now));
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: RDTSC exists on every x86-64 processor and has no memory effects.
+    g.bench_function("rdtsc", |b| {
+        b.iter(|| unsafe { std::arch::x86_64::_rdtsc() })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, filtered_out, caller, end_to_end, clock);
 criterion_main!(benches);
