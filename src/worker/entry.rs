@@ -168,13 +168,7 @@ impl Drop for Encoder {
     fn drop(&mut self) {
         if self.owns_boxes {
             // Abandoned half way (bailed): free what was boxed.
-            let _ = self.finish(0, 0);
-            let words: Vec<u64> = self.words[..self.len]
-                .iter()
-                // SAFETY: as in `finish`, every word below `len` is written.
-                .map(|w| unsafe { w.assume_init() })
-                .collect();
-            free_boxes(&words);
+            free_boxes(self.finish(0, 0));
         }
     }
 }
