@@ -138,9 +138,12 @@ impl MetricGuard {
             .iter()
             .map(|w| {
                 let c = &w.counters;
+                // One reading of both, so a worker ending in between cannot count a
+                // record in each.
+                let (queued, dropped) = c.queued_dropped();
                 let stats = Stats {
-                    queued: c.queued(),
-                    dropped: c.dropped(),
+                    queued,
+                    dropped,
                     written: c.written.load(Relaxed),
                     write_errors: c.write_errors.load(Relaxed),
                     lost: c.lost.load(Relaxed),

@@ -48,7 +48,7 @@ const MAX_BATCH: usize = 1024;
 const LINGER: Duration = Duration::from_millis(20);
 const POLL: Duration = Duration::from_micros(200);
 
-/// What [`WorkerState::handle`] did.
+/// What [`WorkerState::control`] did.
 enum Handled {
     /// Wrote records (more may follow soon).
     Wrote,
@@ -90,13 +90,10 @@ pub(crate) struct Counters {
 pub(crate) struct Padded<T>(pub(crate) T);
 
 impl Counters {
-    /// Records accepted into the queue (once the worker has ended: that it took).
-    pub(crate) fn queued(&self) -> u64 {
-        self.lanes.counts().0
-    }
-
-    pub(crate) fn dropped(&self) -> u64 {
-        self.lanes.counts().1
+    /// (queued, dropped), read together: records accepted into the queue (once the worker
+    /// has ended: that it took), and records dropped.
+    pub(crate) fn queued_dropped(&self) -> (u64, u64) {
+        self.lanes.counts()
     }
 }
 
@@ -265,70 +262,64 @@ impl WorkerState {
         // burst costs the callers no wake-ups.
         let mut linger_until: Option<Instant> = None;
         loop {
-            let control = match rx.try_recv() {
+            let mut control = match rx.try_recv() {
                 Ok(msg) => Some(msg),
                 Err(TryRecvError::Empty) => None,
                 // Not reached while the lane set (which holds a sender) lives.
                 Err(TryRecvError::Disconnected) => Some(Msg::Shutdown(RunOutcome::Completed)),
             };
+            if control.is_none() {
+                if self.drain(&mut batch, true) > 0 {
+                    self.write_out(&mut batch);
+                    dirty = true;
+                    // Under steady traffic the worker never blocks: flush on schedule here.
+                    let now = Instant::now();
+                    if now >= next_flush {
+                        dirty = self.call("flush", |s| s.flush()).is_err();
+                        next_flush = now + interval;
+                    }
+                    linger_until = Some(now + LINGER);
+                    continue;
+                }
+                let now = Instant::now();
+                if let Some(until) = linger_until {
+                    if now < until && now < next_flush {
+                        thread::sleep(POLL);
+                        continue;
+                    }
+                    linger_until = None;
+                }
+                // Block until a producer wakes us, a control message or the flush schedule.
+                self.lanes.set_parked(true);
+                if self.has_records() {
+                    self.lanes.set_parked(false);
+                    continue;
+                }
+                let received = rx.recv_deadline(next_flush.min(now + PARK_MAX));
+                self.lanes.set_parked(false);
+                control = match received {
+                    Ok(msg) => Some(msg),
+                    Err(RecvTimeoutError::Timeout) => {
+                        let now = Instant::now();
+                        if now >= next_flush {
+                            if dirty {
+                                // A failed flush keeps its data: try again next interval.
+                                dirty = self.call("flush", |s| s.flush()).is_err();
+                            }
+                            next_flush = now + interval;
+                        }
+                        None
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        Some(Msg::Shutdown(RunOutcome::Completed))
+                    }
+                };
+            }
             if let Some(msg) = control {
                 match self.control(msg, rx, &mut batch, &mut dirty, &mut next_flush, interval) {
                     Handled::Stopped => return,
                     Handled::Wrote => linger_until = Some(Instant::now() + LINGER),
                     Handled::Control => {}
-                }
-                continue;
-            }
-            if self.drain(&mut batch, true) > 0 {
-                self.write_out(&mut batch);
-                dirty = true;
-                // Under steady traffic the worker never blocks: flush on schedule here.
-                let now = Instant::now();
-                if now >= next_flush {
-                    dirty = self.call("flush", |s| s.flush()).is_err();
-                    next_flush = now + interval;
-                }
-                linger_until = Some(now + LINGER);
-                continue;
-            }
-            let now = Instant::now();
-            if let Some(until) = linger_until {
-                if now < until && now < next_flush {
-                    thread::sleep(POLL);
-                    continue;
-                }
-                linger_until = None;
-            }
-            // Block until a producer wakes us, a control message or the flush schedule.
-            self.lanes.set_parked(true);
-            if self.has_records() {
-                self.lanes.set_parked(false);
-                continue;
-            }
-            let received = rx.recv_deadline(next_flush.min(now + PARK_MAX));
-            self.lanes.set_parked(false);
-            match received {
-                Ok(Msg::Wake) => {}
-                Ok(msg) => {
-                    match self.control(msg, rx, &mut batch, &mut dirty, &mut next_flush, interval) {
-                        Handled::Stopped => return,
-                        Handled::Wrote => linger_until = Some(Instant::now() + LINGER),
-                        Handled::Control => {}
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let now = Instant::now();
-                    if now >= next_flush {
-                        if dirty {
-                            // A failed flush keeps its data: try again next interval.
-                            dirty = self.call("flush", |s| s.flush()).is_err();
-                        }
-                        next_flush = now + interval;
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.shut_down(rx, RunOutcome::Completed, &mut batch);
-                    return;
                 }
             }
         }
