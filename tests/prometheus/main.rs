@@ -22,6 +22,31 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// Builds a logger listening on a free port, trying another when a test running beside
+/// took the port between `free_addr` finding it and the endpoint binding it.
+fn build_on_free_port(
+    run_name: &str,
+) -> (
+    SocketAddr,
+    trainlog::MetricLayer<tracing_subscriber::Registry>,
+    trainlog::MetricGuard,
+) {
+    for _ in 0..10 {
+        let addr = free_addr();
+        match MetricLogger::builder()
+            .rank(0)
+            .run_name(run_name)
+            .prometheus(PrometheusOptions::new().listen(addr))
+            .build()
+        {
+            Ok((layer, guard)) => return (addr, layer, guard),
+            Err(e) if e.to_string().contains("Address already in use") => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no free port after 10 tries");
+}
+
 /// GETs /metrics, optionally asking for OpenMetrics; returns the content type and body.
 fn scrape(addr: SocketAddr, openmetrics: bool) -> (String, String) {
     let mut request = reqwest::blocking::Client::new().get(format!("http://{addr}/metrics"));
@@ -70,13 +95,7 @@ fn sample<'a>(families: &'a Json, family: &str) -> &'a Json {
 
 #[test]
 fn scraped_while_logging_the_values_are_the_last_ones_logged() {
-    let addr = free_addr();
-    let (layer, guard) = MetricLogger::builder()
-        .rank(0)
-        .run_name("sft_{rank}")
-        .prometheus(PrometheusOptions::new().listen(addr))
-        .build()
-        .unwrap();
+    let (addr, layer, guard) = build_on_free_port("sft_{rank}");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, || {
         for step in 0..10u64 {
@@ -210,13 +229,7 @@ fn a_real_prometheus_server_scrapes_the_endpoint_and_answers_promql() {
             return;
         }
     };
-    let addr = free_addr();
-    let (layer, guard) = MetricLogger::builder()
-        .rank(0)
-        .run_name("promql")
-        .prometheus(PrometheusOptions::new().listen(addr))
-        .build()
-        .unwrap();
+    let (addr, layer, guard) = build_on_free_port("promql");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, || {
         for step in 0..=20u64 {
