@@ -266,7 +266,7 @@ fn ingest_server() -> (String, Arc<AtomicU64>) {
             let mut body = Vec::new();
             let _ = request.as_reader().read_to_end(&mut body);
             // Metrics records only (the run's start and end messages are not counted).
-            let is_record = |m: &serde_json::Value| m.to_string().contains("\"loss\"");
+            let is_record = |m: &serde_json::Value| m["data"].get("loss").is_some();
             let n = match serde_json::from_slice::<serde_json::Value>(&body) {
                 Ok(serde_json::Value::Array(items)) => {
                     items.iter().filter(|m| is_record(m)).count() as u64

@@ -309,6 +309,39 @@ fn exit_is_not_held_by_a_dead_server_and_the_next_start_sends_the_spool() {
     assert_eq!(server.duplicates(), 0);
 }
 
+/// During a burst the sender writes its offset file at most every 100 ms, but always
+/// before it waits to retry or stops: a server that fails mid-burst leaves an offset
+/// that names exactly the acknowledged messages, so the next start sends none twice.
+#[test]
+fn the_offset_names_every_acknowledged_message_when_the_server_fails_mid_burst() {
+    let server = TestServer::start(Faults {
+        fail_from: Some(8),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&server.url(), "offset").stall_timeout(Duration::from_millis(500));
+    let guard = log_steps(logger(dir.path(), opts), 0..2000);
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    let stored = server.stored().len();
+    assert!(
+        (8..2000).contains(&stored),
+        "8 batches were acknowledged: {stored} messages, {stats:?}"
+    );
+    assert!(server.requests().iter().any(|r| r.status == 503));
+
+    let spool = spool_file(dir.path(), "http_spool");
+    let text = std::fs::read_to_string(&spool).unwrap();
+    // The session line, the run's start, 2,000 records and the run's end.
+    assert_eq!(text.lines().count(), 2003);
+    // Acknowledged: the session line and the messages the server stored.
+    let acked: usize = text.lines().take(1 + stored).map(|l| l.len() + 1).sum();
+    let offset = std::fs::read_to_string(spool.with_extension("offset")).unwrap();
+    let saved: usize = offset.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(saved, acked, "offset file: {offset}");
+}
+
 #[test]
 fn configuration_errors_name_what_to_set_and_secrets_stay_hidden() {
     let dir = tempfile::tempdir().unwrap();

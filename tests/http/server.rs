@@ -25,6 +25,8 @@ pub struct Faults {
     pub token: Option<String>,
     /// Every request answers 302 with this `Location`.
     pub redirect_to: Option<String>,
+    /// Requests from the Nth on (0-based) answer 503, unstored: a server that goes away.
+    pub fail_from: Option<usize>,
 }
 
 /// One request as the server saw it.
@@ -147,6 +149,8 @@ fn handle(mut request: tiny_http::Request, faults: &Faults, state: &Mutex<State>
         (401, false, false, false)
     } else if n < faults.fail_first {
         (500, false, false, false)
+    } else if faults.fail_from.is_some_and(|from| n >= from) {
+        (503, false, false, false)
     } else if n < faults.fail_first + faults.throttle_first {
         (429, true, false, false)
     } else if n < faults.fail_first + faults.throttle_first + faults.stall_first {

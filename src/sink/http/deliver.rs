@@ -1,6 +1,7 @@
 //! The HTTP deliverer: POSTs batches of spooled messages on the spool's sender thread, to
 //! the server the current session names.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -100,9 +101,11 @@ impl Deliver for HttpDeliver {
     }
 
     fn records_in(&self, line: &[u8]) -> u64 {
-        let message: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
-        match message["event_type"].as_str() {
-            Some("training_started" | "training_finished") => 0,
+        match serde_json::from_slice::<Head<'_>>(line) {
+            Ok(Head {
+                event_type: Some(kind),
+                ..
+            }) if kind == "training_started" || kind == "training_finished" => 0,
             _ => 1,
         }
     }
@@ -130,10 +133,22 @@ impl Deliver for HttpDeliver {
     }
 }
 
+/// The two fields of a spooled message the sender reads. Deserialized borrowing from the
+/// line, the rest skipped without building values: the sender reads every line it
+/// delivers, and parsing each into a `serde_json::Value` was a tenth of its time.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    message_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    event_type: Option<Cow<'a, str>>,
+}
+
 /// The `message_id` of a spooled message (for the batch's idempotency key).
 fn message_id(line: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(line)
+    serde_json::from_slice::<Head<'_>>(line)
         .ok()
-        .and_then(|m| m["message_id"].as_str().map(str::to_owned))
+        .and_then(|m| m.message_id)
+        .map(Cow::into_owned)
         .unwrap_or_default()
 }
