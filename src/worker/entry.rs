@@ -25,6 +25,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tracing::field::Field;
 
@@ -311,11 +312,20 @@ fn each_box(words: &[u64], mut f: impl FnMut(usize, Boxed)) {
     }
 }
 
-/// Writes `words` (one entry) through `put(index, word)`; with `clone`, each box is
+/// Copies `words` (one entry) into `dst` (exactly as long); with `clone`, each box is
 /// replaced by a copy the written entry owns, so `words` keeps its own.
-pub(crate) fn write_entry(words: &[u64], clone: bool, mut put: impl FnMut(usize, u64)) {
-    for (i, w) in words.iter().enumerate() {
-        put(i, *w);
+///
+/// One block copy rather than a store per word: only the producer writes these words,
+/// and the worker reads none of them before the release store that publishes them.
+#[inline]
+pub(crate) fn write_entry(words: &[u64], clone: bool, dst: &[AtomicU64]) {
+    assert_eq!(words.len(), dst.len(), "an entry is copied whole");
+    // SAFETY: `dst` has room for `words.len()` u64s (checked above; AtomicU64 has u64's
+    // layout), the two do not overlap (`words` is not atomic memory), and no other thread
+    // accesses `dst` until the entry is published (see `Lane::try_push`), so plain writes
+    // through the `UnsafeCell` inside AtomicU64 race with nothing.
+    unsafe {
+        std::ptr::copy_nonoverlapping(words.as_ptr(), AtomicU64::as_ptr(&dst[0]), words.len());
     }
     if clone {
         each_box(words, |i, kind| {
@@ -331,7 +341,7 @@ pub(crate) fn write_entry(words: &[u64], clone: bool, mut put: impl FnMut(usize,
                     }
                 }
             };
-            put(i, copy);
+            dst[i].store(copy, Relaxed);
         });
     }
 }

@@ -148,7 +148,7 @@ impl Lane {
             self.ring[offset].store(header.encode(), Relaxed);
         }
         let start = (head + pad) & self.mask;
-        entry::write_entry(words, clone, |i, w| self.ring[start + i].store(w, Relaxed));
+        entry::write_entry(words, clone, &self.ring[start..start + words.len()]);
         p.head.store(head + need, Release);
         p.queued.store(queued + 1, Relaxed);
         true

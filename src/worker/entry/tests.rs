@@ -29,8 +29,9 @@ fn fields_texts_and_boxes_survive_the_trip_and_copies_own_their_boxes() {
     );
     assert!(!e.bailed());
     let words = e.finish(5, 99).to_vec();
-    let mut copy = vec![0; words.len()];
-    write_entry(&words, true, |i, w| copy[i] = w);
+    let ring: Vec<AtomicU64> = words.iter().map(|_| AtomicU64::new(0)).collect();
+    write_entry(&words, true, &ring);
+    let copy: Vec<u64> = ring.iter().map(|w| w.load(Relaxed)).collect();
     for w in [&words, &copy] {
         let r = roundtrip(w);
         assert_eq!((r.rank, r.step, r.hparams), (5, Some(7), false));
