@@ -7,7 +7,7 @@
 //! Each lane holds at most the queue capacity in records and a ring of
 //! [`lane_words`] words, whichever is reached first.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -295,7 +295,23 @@ impl LaneSet {
 
     /// Runs `f` with this thread's lane to this sink, made on first use.
     #[inline]
+    #[allow(unsafe_code)]
     pub(crate) fn with_lane<R>(&self, f: impl FnOnce(&Lane) -> R) -> R {
+        // The common case, one sink logged to again: the lane remembered from last time,
+        // without the registration check and borrow of the list's thread-local.
+        if let Ok((id, lane)) = LAST_LANE.try_with(Cell::get) {
+            if id == self.id {
+                // SAFETY: `LAST_LANE` names a lane this thread's `THREAD_LANES` holds an
+                // `Arc` to: it is set only next to one, and cleared before the list drops
+                // or forgets a lane.
+                return f(unsafe { &*lane });
+            }
+        }
+        self.with_lane_slow(f)
+    }
+
+    #[cold]
+    fn with_lane_slow<R>(&self, f: impl FnOnce(&Lane) -> R) -> R {
         let mut f = Some(f);
         let done = THREAD_LANES.try_with(|cell| {
             let Ok(mut mine) = cell.try_borrow_mut() else {
@@ -305,6 +321,7 @@ impl LaneSet {
                 Some(index) => index,
                 None => {
                     // A new sink: forget the lanes of sinks that have closed.
+                    let _ = LAST_LANE.try_with(|last| last.set((0, std::ptr::null())));
                     mine.0.retain(|(_, lane)| !lane.closed());
                     let lane = self.add_lane(self.lane_words);
                     mine.0.push((self.id, lane));
@@ -314,7 +331,9 @@ impl LaneSet {
             // Called with the list borrowed (no reference count touched per event): `f`
             // only copies into the lane and never logs; should it ever, the nested call
             // finds the list borrowed and takes the path below.
-            f.take().map(|f| f(&mine.0[index].1))
+            let lane = &mine.0[index].1;
+            let _ = LAST_LANE.try_with(|last| last.set((self.id, Arc::as_ptr(lane))));
+            f.take().map(|f| f(lane))
         });
         match done {
             Ok(Some(r)) => r,
@@ -438,6 +457,7 @@ struct ThreadLanes(Vec<(u64, Arc<Lane>)>);
 
 impl Drop for ThreadLanes {
     fn drop(&mut self) {
+        let _ = LAST_LANE.try_with(|last| last.set((0, std::ptr::null())));
         for (_, lane) in &self.0 {
             lane.flags.0.producer_gone.store(true, Release);
         }
@@ -446,4 +466,7 @@ impl Drop for ThreadLanes {
 
 thread_local! {
     static THREAD_LANES: RefCell<ThreadLanes> = const { RefCell::new(ThreadLanes(Vec::new())) };
+    /// The lane this thread used last (sink id 0 and null: none), held by
+    /// `THREAD_LANES`. No destructor, so reading it needs no registration check.
+    static LAST_LANE: Cell<(u64, *const Lane)> = const { Cell::new((0, std::ptr::null())) };
 }

@@ -150,3 +150,49 @@ fn records_logged_after_shutdown_are_counted_as_dropped() {
     });
     assert_eq!(memory.len(), 1);
 }
+
+/// A thread remembers the lane it used last: switching between loggers, a logger that
+/// closes while the thread still holds its lane, and a logger built after that each get
+/// exactly their own records.
+#[test]
+fn one_thread_switching_between_loggers_feeds_each_its_own_records() {
+    let (a, b) = (MemorySink::new(), MemorySink::new());
+    let (dispatch_a, guard_a) = dispatch(MetricLogger::builder().sink(a.clone()));
+    let (dispatch_b, guard_b) = dispatch(MetricLogger::builder().sink(b.clone()));
+    for step in 0..1000u64 {
+        let to = if step % 3 == 0 {
+            &dispatch_a
+        } else {
+            &dispatch_b
+        };
+        tracing::dispatcher::with_default(to, || info!(target: "metrics", step, loss = 1.0));
+    }
+    let stats_a = guard_a.shutdown(RunOutcome::Completed).unwrap();
+    assert_eq!((stats_a.written, stats_a.dropped), (334, 0), "{stats_a:?}");
+    // `a` is closed; this thread still holds its lane. Logging to it drops and counts
+    // nothing it could not count; `b` and a new logger `c` go on as before.
+    let c = MemorySink::new();
+    let (dispatch_c, guard_c) = dispatch(MetricLogger::builder().sink(c.clone()));
+    for step in 1000..1300u64 {
+        let to = [&dispatch_a, &dispatch_b, &dispatch_c][step as usize % 3];
+        tracing::dispatcher::with_default(to, || info!(target: "metrics", step, loss = 1.0));
+    }
+    let stats_b = guard_b.shutdown(RunOutcome::Completed).unwrap();
+    let stats_c = guard_c.shutdown(RunOutcome::Completed).unwrap();
+    assert_eq!((stats_b.written, stats_b.dropped), (766, 0), "{stats_b:?}");
+    assert_eq!((stats_c.written, stats_c.dropped), (100, 0), "{stats_c:?}");
+    let steps = |m: &MemorySink| {
+        m.records()
+            .iter()
+            .map(|r| r.step.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(a.len(), 334);
+    assert!(steps(&a).iter().all(|s| s % 3 == 0 && *s < 1000));
+    assert!(steps(&c).iter().all(|s| s % 3 == 2 && *s >= 1000));
+    let want_b: Vec<u64> = (0..1000)
+        .filter(|s| s % 3 != 0)
+        .chain((1000..1300).filter(|s| s % 3 == 1))
+        .collect();
+    assert_eq!(steps(&b), want_b);
+}
