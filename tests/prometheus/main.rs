@@ -31,15 +31,24 @@ fn build_on_free_port(
     trainlog::MetricLayer<tracing_subscriber::Registry>,
     trainlog::MetricGuard,
 ) {
-    for _ in 0..10 {
-        let addr = free_addr();
-        match MetricLogger::builder()
+    let (addr, (layer, guard)) = retry_on_used_port(|addr| {
+        MetricLogger::builder()
             .rank(0)
             .run_name(run_name)
             .prometheus(PrometheusOptions::new().listen(addr))
             .build()
-        {
-            Ok((layer, guard)) => return (addr, layer, guard),
+    });
+    (addr, layer, guard)
+}
+
+/// Calls `build` with free addresses until one is not taken meanwhile (10 tries).
+fn retry_on_used_port<T>(
+    mut build: impl FnMut(SocketAddr) -> trainlog::Result<T>,
+) -> (SocketAddr, T) {
+    for _ in 0..10 {
+        let addr = free_addr();
+        match build(addr) {
+            Ok(built) => return (addr, built),
             Err(e) if e.to_string().contains("Address already in use") => continue,
             Err(e) => panic!("{e}"),
         }
@@ -195,17 +204,17 @@ fn an_address_in_use_fails_build_naming_it_and_other_ranks_do_not_listen() {
 
 #[test]
 fn with_all_ranks_each_rank_listens_on_port_plus_local_rank() {
-    let base = free_addr();
     let info = trainlog::RankInfo {
         rank: 5,
         local_rank: 1,
         world_size: 8,
     };
-    let (layer, guard) = MetricLogger::builder()
-        .rank_info(info)
-        .prometheus(PrometheusOptions::new().listen(base).all_ranks(true))
-        .build()
-        .unwrap();
+    let (base, (layer, guard)) = retry_on_used_port(|base| {
+        MetricLogger::builder()
+            .rank_info(info)
+            .prometheus(PrometheusOptions::new().listen(base).all_ranks(true))
+            .build()
+    });
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, || {
         info!(target: "metrics", step = 1u64, loss = 0.25);
@@ -243,7 +252,7 @@ fn a_real_prometheus_server_scrapes_the_endpoint_and_answers_promql() {
         }
     });
     guard.flush().unwrap();
-    let prometheus = server::Prometheus::start(&binary, &addr.to_string(), free_addr().port());
+    let prometheus = server::Prometheus::start_on_free_port(&binary, &addr.to_string());
     let loss = prometheus.query("trainlog_loss");
     assert_eq!(loss.len(), 1, "{loss:?}");
     assert_eq!(loss[0].1, "0.75");

@@ -60,8 +60,48 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
+    /// Starts a server scraping `target` (host:port) every second, on a free port: when a
+    /// test running beside takes the port between finding it and the server binding it,
+    /// the server exits saying so, and another port is tried.
+    pub fn start_on_free_port(binary: &Path, target: &str) -> Prometheus {
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut server = Prometheus::start(binary, target, port);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    let log = server.log();
+                    assert!(
+                        log.contains("address already in use"),
+                        "the server exited: {log}"
+                    );
+                    break;
+                }
+                let ready = reqwest::blocking::Client::new()
+                    .get(format!("{}/-/ready", server.url))
+                    .timeout(Duration::from_secs(1))
+                    .send()
+                    .is_ok_and(|r| r.status().is_success());
+                if ready {
+                    return server;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the server is not ready after 30 s: {}",
+                    server.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!("no free port for the server after 5 tries");
+    }
+
     /// Starts a server scraping `target` (host:port) every second.
-    pub fn start(binary: &Path, target: &str, port: u16) -> Prometheus {
+    fn start(binary: &Path, target: &str, port: u16) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
