@@ -74,6 +74,8 @@ pub struct WandbSink {
     run_dir: PathBuf,
     /// The run record, sent again with new tags.
     run: RunRecord,
+    /// Where records are encoded before being cut into chunks, kept between records.
+    encoded: Vec<u8>,
 }
 
 impl WandbSink {
@@ -212,6 +214,7 @@ impl WandbSink {
             next_step: 0,
             start,
             summary: BTreeMap::new(),
+            encoded: Vec::new(),
             run_dir,
             run,
         };
@@ -236,14 +239,38 @@ impl WandbSink {
     }
 
     /// Appends one record, split into chunks at block boundaries.
+    /// Keeps an item's value for the closing summary (updated in place: the same keys
+    /// come back in every row).
+    fn remember(&mut self, item: &Item) {
+        match self.summary.get_mut(&item.key) {
+            Some(value) => value.clone_from(&item.value_json),
+            None => {
+                self.summary
+                    .insert(item.key.clone(), item.value_json.clone());
+            }
+        }
+    }
+
     fn push(&mut self, record_type: RecordType) {
         self.num += 1;
-        let data = WbRecord {
+        let record = WbRecord {
             num: self.num,
             record_type: Some(record_type),
+        };
+        // Encoded into a buffer kept between records.
+        let mut data = std::mem::take(&mut self.encoded);
+        data.clear();
+        if record.encode(&mut data).is_err() {
+            // Unreachable: a Vec grows as needed.
+            data = record.encode_to_vec();
         }
-        .encode_to_vec();
-        let mut rest = data.as_slice();
+        self.write_chunks(&data);
+        self.encoded = data;
+    }
+
+    /// Appends one encoded record as LevelDB-log chunks (split across 32 KiB blocks).
+    fn write_chunks(&mut self, data: &[u8]) {
+        let mut rest = data;
         let mut first = true;
         loop {
             let in_block = self.offset % BLOCK;
@@ -317,8 +344,7 @@ impl WandbSink {
             });
         }
         for item in &update {
-            self.summary
-                .insert(item.key.clone(), item.value_json.clone());
+            self.remember(item);
         }
         self.push(RecordType::Summary(SummaryRecord { update }));
     }
@@ -334,35 +360,43 @@ impl WandbSink {
         // Keys stay unique in the row: `a.b` and `a/b` both become `a/b`, and a field
         // may be called `_step`; the later one gets a free `field.` name.
         let reserved = |k: &str| !r.hparams && matches!(k, "_step" | "_timestamp" | "_runtime");
-        let mut used = std::collections::HashSet::new();
-        let items: Vec<Item> = r
-            .unique_fields()
-            .map(|(k, v)| {
-                let mut key = if r.hparams {
-                    k.to_owned()
-                } else {
-                    k.replace('.', "/")
-                };
-                if reserved(&key) || used.contains(&key) {
-                    key = crate::json::free_name(&key, |c| reserved(c) || used.contains(c));
-                }
-                used.insert(key.clone());
-                Item {
-                    key,
-                    value_json: value_json(v),
-                }
-            })
-            .collect();
+        // Names taken so far: a scan of the row for the usual dozen fields, a set (built
+        // only then) for wide rows.
+        let mut wide: Option<std::collections::HashSet<String>> = None;
+        let mut items: Vec<Item> = Vec::with_capacity(r.fields.len() + 3);
+        for (k, v) in r.unique_fields() {
+            let mut key = if r.hparams || !k.contains('.') {
+                k.to_owned()
+            } else {
+                k.replace('.', "/")
+            };
+            if items.len() == 32 {
+                wide = Some(items.iter().map(|i| i.key.clone()).collect());
+            }
+            let used = |c: &str| match &wide {
+                Some(set) => set.contains(c),
+                None => items.iter().any(|i| i.key == c),
+            };
+            if reserved(&key) || used(&key) {
+                key = crate::json::free_name(&key, |c| reserved(c) || used(c));
+            }
+            if let Some(set) = &mut wide {
+                set.insert(key.clone());
+            }
+            items.push(Item {
+                key,
+                value_json: value_json(v),
+            });
+        }
         if r.hparams {
             self.push(RecordType::Config(ConfigRecord { update: items }));
             return;
         }
         // A histogram's NaN and ±∞ values (never binned) are counted beside it.
-        let mut items = items;
         for (k, h) in r.histograms() {
             let n = h.summary().nonfinite();
             let key = format!("{}/nonfinite", k.replace('.', "/"));
-            if n > 0 && !used.contains(&key) {
+            if n > 0 && !items.iter().any(|i| i.key == key) {
                 items.push(Item {
                     key,
                     value_json: n.to_string(),
@@ -389,8 +423,7 @@ impl WandbSink {
             },
         ];
         for item in &items {
-            self.summary
-                .insert(item.key.clone(), item.value_json.clone());
+            self.remember(item);
         }
         row.extend(items);
         self.push(RecordType::History(HistoryRecord {
