@@ -520,3 +520,48 @@ fn resume_from_a_step_drops_the_later_history_and_the_summary_it_made() {
     );
     assert_eq!(out["run"]["starting_step"], "5");
 }
+
+/// Keys stay unique in a history row: `a.b` and `a/b` both map to `a/b`, a field may be
+/// called `_step`; the later one gets a free `field.` name. Checked in a narrow row and in
+/// a wide one (over 32 fields, where the writer keeps the names in a set).
+#[test]
+fn colliding_keys_get_free_names_in_narrow_and_wide_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = run(
+        logger(dir.path(), WandbOptions::new().run_id("keys0001")),
+        || {
+            info!(target: "metrics", step = 0u64, "a.b" = 1u64, "a/b" = 2u64, _step = 7u64);
+            let mut wide = serde_json::Map::new();
+            for i in 0..40 {
+                wide.insert(format!("k.{i}"), json!(i));
+            }
+            // The map is sorted by name: `k/…` comes after every `k.…`, so these two collide
+            // with fields already in the row.
+            wide.insert("k/3".into(), json!(103));
+            wide.insert("k/39".into(), json!(139));
+            wide.insert("_runtime".into(), json!(-1));
+            trainlog::log_dict(Some(1), &wide);
+        },
+    );
+    drop(guard);
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    let out = read(&file);
+    assert_eq!(out["error"], Json::Null, "{out}");
+    let history = out["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{out}");
+    let narrow = &history[0]["items"];
+    assert_eq!(narrow["_step"], 0);
+    assert_eq!(narrow["a/b"], 1);
+    assert_eq!(narrow["field.a/b"], 2);
+    assert_eq!(narrow["field._step"], 7);
+    let wide = history[1]["items"].as_object().unwrap();
+    for i in 0..40 {
+        assert_eq!(wide[&format!("k/{i}")], i, "k/{i}");
+    }
+    assert_eq!(wide["field.k/3"], 103);
+    assert_eq!(wide["field.k/39"], 139);
+    assert_eq!(wide["field._runtime"], -1);
+    assert!(wide["_runtime"].as_f64().unwrap() >= 0.0);
+    // The three row keys, the 40 fields and the three renamed ones: nothing collapsed.
+    assert_eq!(wide.len(), 46, "{wide:?}");
+}
