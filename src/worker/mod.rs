@@ -284,7 +284,8 @@ impl WorkerState {
                         // Caught up: let the producers get ahead before reading again. A
                         // worker reading right behind a producer takes each cache line of
                         // the ring it is still writing, and the producer stalls taking it
-                        // back (measured: about 40 of the caller's 105 ns per event).
+                        // back (caller/trainlog_jsonl 113 -> 107 ns with this, a sink that
+                        // discards records 102 -> 89 ns: medians of alternating runs).
                         thread::sleep(POLL);
                     }
                     continue;
