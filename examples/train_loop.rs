@@ -238,7 +238,7 @@ fn main() -> ExitCode {
             sink,
             records = stats.queued,
             dropped = stats.dropped,
-            seconds = elapsed.as_secs_f64(),
+            seconds = (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
             "training done"
         );
     }

@@ -154,9 +154,17 @@ impl Progress {
     fn with_target(total: u64, target: ProgressDrawTarget) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total), target);
         let style = ProgressStyle::with_template(
-            "{percent:>3}%|{bar:25}| {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}",
+            "{percent:>3}%|{bar:25}| {pos}/{len} [{elapsed_precise}<{eta_precise}, {rate}] {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        // indicatif's `{per_sec}` prints four decimals (`29,520.3091/s`); one, as the
+        // plain lines do.
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1} steps/s", state.per_sec());
+            },
+        )
         .progress_chars("█▉▊▋▌▍▎▏ ");
         bar.set_style(style);
         Progress {
