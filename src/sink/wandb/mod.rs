@@ -238,7 +238,6 @@ impl WandbSink {
         self.out.path()
     }
 
-    /// Appends one record, split into chunks at block boundaries.
     /// Keeps an item's value for the closing summary (updated in place: the same keys
     /// come back in every row).
     fn remember(&mut self, item: &Item) {
@@ -251,6 +250,7 @@ impl WandbSink {
         }
     }
 
+    /// Appends one record, split into chunks at block boundaries.
     fn push(&mut self, record_type: RecordType) {
         self.num += 1;
         let record = WbRecord {
@@ -265,7 +265,10 @@ impl WandbSink {
             data = record.encode_to_vec();
         }
         self.write_chunks(&data);
-        self.encoded = data;
+        // Kept for the next record, unless one huge record made it large.
+        if data.capacity() <= 1 << 20 {
+            self.encoded = data;
+        }
     }
 
     /// Appends one encoded record as LevelDB-log chunks (split across 32 KiB blocks).
