@@ -275,10 +275,7 @@ impl WorkerState {
                     dirty = true;
                     // Under steady traffic the worker never blocks: flush on schedule here.
                     let now = Instant::now();
-                    if now >= next_flush {
-                        dirty = self.call("flush", |s| s.flush()).is_err();
-                        next_flush = now + interval;
-                    }
+                    self.flush_if_due(now, &mut dirty, &mut next_flush, interval);
                     linger_until = Some(now + LINGER);
                     if taken < MAX_BATCH {
                         // Caught up: let the producers get ahead before reading again. A
@@ -309,14 +306,7 @@ impl WorkerState {
                 control = match received {
                     Ok(msg) => Some(msg),
                     Err(RecvTimeoutError::Timeout) => {
-                        let now = Instant::now();
-                        if now >= next_flush {
-                            if dirty {
-                                // A failed flush keeps its data: try again next interval.
-                                dirty = self.call("flush", |s| s.flush()).is_err();
-                            }
-                            next_flush = now + interval;
-                        }
+                        self.flush_if_due(Instant::now(), &mut dirty, &mut next_flush, interval);
                         None
                     }
                     Err(RecvTimeoutError::Disconnected) => {
@@ -332,6 +322,25 @@ impl WorkerState {
                 }
             }
         }
+    }
+
+    /// Flushes the sink when the flush interval is up and something was written since the
+    /// last flush. A failed flush keeps its data (`dirty` stays set): tried again next
+    /// interval.
+    fn flush_if_due(
+        &mut self,
+        now: Instant,
+        dirty: &mut bool,
+        next_flush: &mut Instant,
+        interval: Duration,
+    ) {
+        if now < *next_flush {
+            return;
+        }
+        if *dirty {
+            *dirty = self.call("flush", |s| s.flush()).is_err();
+        }
+        *next_flush = now + interval;
     }
 
     /// Handles a control message.
