@@ -65,11 +65,7 @@ impl Prometheus {
     /// the server exits saying so, and another port is tried.
     pub fn start_on_free_port(binary: &Path, target: &str) -> Prometheus {
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = crate::free_addr().port();
             let mut server = Prometheus::start(binary, target, port);
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
