@@ -8,6 +8,7 @@ use tracing::info;
 use trainlog::sink::RunOutcome;
 use trainlog::{Error, MetricLogger};
 
+use crate::skip::skip;
 use crate::support::{dispatch, read_jsonl, with_logger};
 
 #[test]
@@ -56,10 +57,11 @@ impl Tmpfs {
         Ok(Tmpfs { dir })
     }
 
-    /// Mounts one, or prints why the test is skipped (mounting needs root).
-    fn mount_or_skip(size: &str) -> Option<Tmpfs> {
+    /// Mounts one, or reports the test `test` as skipped (mounting needs root); under
+    /// `CI=true` that is a failure.
+    fn mount_or_skip(test: &str, size: &str) -> Option<Tmpfs> {
         Tmpfs::mount(size)
-            .map_err(|why| eprintln!("skipped: a tmpfs is needed for this test ({why})"))
+            .map_err(|why| skip(test, &format!("a tmpfs is needed (run as root): {why}")))
             .ok()
     }
 
@@ -111,7 +113,10 @@ fn log_records(dispatch: &tracing::Dispatch) {
 
 #[test]
 fn disk_still_full_at_exit_counts_reports_and_fails_shutdown() {
-    let Some(fs) = Tmpfs::mount_or_skip("2m") else {
+    let Some(fs) = Tmpfs::mount_or_skip(
+        "disk_still_full_at_exit_counts_reports_and_fails_shutdown",
+        "2m",
+    ) else {
         return;
     };
     fill(fs.path(), 200 * 1024);
@@ -139,7 +144,10 @@ fn disk_still_full_at_exit_counts_reports_and_fails_shutdown() {
 
 #[test]
 fn after_a_recovered_full_disk_every_record_is_written_and_counted() {
-    let Some(fs) = Tmpfs::mount_or_skip("2m") else {
+    let Some(fs) = Tmpfs::mount_or_skip(
+        "after_a_recovered_full_disk_every_record_is_written_and_counted",
+        "2m",
+    ) else {
         return;
     };
     let filler = fill(fs.path(), 200 * 1024);

@@ -9,6 +9,8 @@ mod lanes;
 mod load;
 mod nonfinite;
 mod props;
+#[path = "../support/skip.rs"]
+mod skip;
 mod spans;
 mod support;
 mod system;

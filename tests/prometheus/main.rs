@@ -4,6 +4,8 @@
 #[path = "../support/python.rs"]
 mod python;
 mod server;
+#[path = "../support/skip.rs"]
+mod skip;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -234,7 +236,10 @@ fn a_real_prometheus_server_scrapes_the_endpoint_and_answers_promql() {
     let binary = match server::binary() {
         Ok(binary) => binary,
         Err(why) => {
-            eprintln!("skipped: no Prometheus server on this machine: {why}");
+            skip::skip(
+                "a_real_prometheus_server_scrapes_the_endpoint_and_answers_promql",
+                &format!("no Prometheus server on this machine: {why}"),
+            );
             return;
         }
     };

@@ -35,9 +35,17 @@ pub fn binary() -> Result<PathBuf, String> {
             ))
         }
     };
-    run(Command::new("apt-get")
-        .args(["download", "prometheus"])
-        .current_dir(&download))?;
+    let download_deb = || {
+        run(Command::new("apt-get")
+            .args(["download", "prometheus"])
+            .current_dir(&download))
+    };
+    if let Err(first) = download_deb() {
+        // A fresh machine may have no package lists yet; as root, fetch them and retry.
+        run(Command::new("apt-get").args(["update", "-qq"]))
+            .map_err(|why| format!("{first}; then {why} (`apt-get update` needs root)"))?;
+        download_deb()?;
+    }
     let deb = std::fs::read_dir(&download)
         .map_err(|e| e.to_string())?
         .flatten()
