@@ -17,6 +17,8 @@
 //! ```
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
@@ -209,6 +211,54 @@ pub struct MetricFilter {
     /// Spans of every target pass, so their fields can go on the records logged inside
     /// them (see `MetricLoggerBuilder::span_fields`).
     pub(crate) spans: bool,
+    /// Notes that a metrics event was asked about, so the guard can tell a filter in
+    /// front of the layer that swallows every event (see [`Arrivals`]).
+    pub(crate) arrivals: Option<Arc<Arrivals>>,
+}
+
+/// What reached a logger, for the warning at close when a subscriber-wide filter muted
+/// every metric: whether this filter was asked about a metrics callsite or event (one
+/// was logged under a dispatcher that has the layer), and whether the layer then
+/// received one. Each flag is stored once; afterwards an event only reads it.
+#[derive(Debug, Default)]
+pub(crate) struct Arrivals {
+    pub(crate) asked: AtomicBool,
+    pub(crate) received: AtomicBool,
+}
+
+impl Arrivals {
+    /// Sets `flag` unless it is set (a read on the hot path, a write once).
+    pub(crate) fn mark(flag: &AtomicBool) {
+        if !flag.load(Ordering::Relaxed) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Why no metrics event reached the layer, if something says one was hidden: a
+    /// metrics event was logged but another layer's filter refused it, or the
+    /// subscriber's maximum level hides `info!` events. `None` when events did arrive or
+    /// nothing suggests any was logged.
+    pub(crate) fn muted(&self, target: &str) -> Option<String> {
+        if self.received.load(Ordering::Relaxed) {
+            return None;
+        }
+        let why = if self.asked.load(Ordering::Relaxed) {
+            format!("events on target `{target}` were logged but a filter in front of the metrics layer refused them")
+        } else if LevelFilter::current() < LevelFilter::INFO {
+            format!(
+                "the subscriber's maximum level is {}, which hides `info!(target: \"{target}\", ..)` events",
+                LevelFilter::current()
+            )
+        } else {
+            return None;
+        };
+        Some(format!(
+            "no metrics event reached trainlog: {why}. A filter added with \
+             `.with(filter)` (e.g. `EnvFilter::new(\"warn\")`) filters every layer: pass it \
+             through `trainlog::filter::keep_metrics(filter)`, or give it to the layer it is \
+             meant for with `.with_filter(..)`"
+        ))
+    }
 }
 
 impl MetricFilter {
@@ -220,7 +270,7 @@ impl MetricFilter {
             return self.spans;
         }
         meta.is_event()
-            && if meta.target() == self.target {
+            && if meta.target() == self.target || crate::log_dict::is_emitted(meta) {
                 callsite_is_mapping(meta)
             } else {
                 self.errors && *meta.level() == tracing::Level::ERROR
@@ -230,11 +280,25 @@ impl MetricFilter {
 
 impl<S> Filter<S> for MetricFilter {
     fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        self.pass(meta)
+        let pass = self.pass(meta);
+        if pass && meta.is_event() {
+            if let Some(arrivals) = &self.arrivals {
+                Arrivals::mark(&arrivals.asked);
+            }
+        }
+        pass
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        interest(self.pass(meta))
+        let pass = self.pass(meta);
+        // A global filter that refuses the callsite (`EnvFilter::new("info,metrics=off")`)
+        // stops the event before `enabled` is asked: note it here too.
+        if pass && meta.is_event() {
+            if let Some(arrivals) = &self.arrivals {
+                Arrivals::mark(&arrivals.asked);
+            }
+        }
+        interest(pass)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {

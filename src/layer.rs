@@ -9,7 +9,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::clock;
-use crate::filter::MetricFilter;
+use crate::filter::{Arrivals, MetricFilter};
 use crate::record::capture::{Capture, Fields};
 use crate::worker::entry::{record_entry, Encoder};
 use crate::worker::{self, Feeder};
@@ -42,6 +42,8 @@ pub(crate) struct Sinks {
     pub(crate) errors: bool,
     /// Put the fields of enclosing spans on each record (`MetricLoggerBuilder::span_fields`).
     pub(crate) span_fields: bool,
+    /// Told that an event arrived (for the guard's warning about muted metrics).
+    pub(crate) arrivals: Arc<Arrivals>,
 }
 
 /// A span's fields as captured, kept in the span's extensions (`span_fields` only), the
@@ -133,12 +135,14 @@ where
             target,
             errors,
             span_fields,
+            arrivals,
         }) = self.sinks.get()
         else {
             return;
         };
+        Arrivals::mark(&arrivals.received);
         let event_target = event.metadata().target();
-        if *errors && event_target != target {
+        if *errors && event_target != target && !crate::log_dict::is_emitted(event.metadata()) {
             // An ERROR event from another target: only for the sinks that take them.
             let mut record = Record::new(*rank);
             capture(&mut record, event, &cx, *span_fields);

@@ -70,6 +70,15 @@ pub fn log_fields(step: Option<u64>, hparams: bool, fields: Vec<(Key, Value)>) {
     emit(step, hparams, fields);
 }
 
+/// Whether `meta` is one of the events [`emit`] logs (`log_dict`, `log_hparams`,
+/// `log_histogram`, `log_fields`, the run API's records). Their target is `metrics`, as
+/// a `tracing` callsite's target is fixed when it is compiled; every trainlog logger
+/// takes them whatever its own target (`MetricLoggerBuilder::target`), so they follow
+/// the logger instead of being dropped by one configured for another target.
+pub(crate) fn is_emitted(meta: &tracing::Metadata<'_>) -> bool {
+    meta.module_path() == Some(module_path!()) && meta.target() == crate::filter::METRICS_TARGET
+}
+
 /// Emits one metrics event for `fields` (a `log_dict`, `log_hparams` or run-API record).
 pub(crate) fn emit(step: Option<u64>, hparams: bool, fields: Vec<(Key, Value)>) {
     let mut text = Vec::with_capacity(16 * fields.len() + 2);

@@ -228,6 +228,12 @@ impl MetricLoggerBuilder {
     }
 
     /// The `tracing` target metrics events use (default `metrics`).
+    ///
+    /// trainlog's own calls ([`log_dict`](crate::log_dict), [`log_hparams`](crate::log_hparams),
+    /// [`log_histogram`](crate::log_histogram), [`log_fields`](crate::log_fields) and the
+    /// run API) log on target `metrics` (a `tracing` target is fixed at compile time), and
+    /// every trainlog logger takes them whatever its target: with `.target("train")` they
+    /// are recorded too. Other layers see them on `metrics`.
     pub fn target(mut self, target: impl Into<Cow<'static, str>>) -> Self {
         self.target = target.into();
         self
@@ -428,13 +434,15 @@ impl MetricLoggerBuilder {
     {
         let target = self.target.clone();
         let span_fields = self.span_fields;
-        let (feeders, guard) = self.start()?;
+        let (feeders, mut guard) = self.start()?;
         let errors = feeders.iter().any(|f| f.errors);
+        let arrivals = guard.watch_arrivals(&target);
         let filter = MetricFilter {
             target: target.clone(),
             active: !feeders.is_empty(),
             errors,
             spans: span_fields,
+            arrivals: Some(arrivals.clone()),
         };
         let layer = SinkLayer::new(Sinks {
             feeders,
@@ -442,6 +450,7 @@ impl MetricLoggerBuilder {
             target,
             errors,
             span_fields,
+            arrivals,
         })
         .with_filter(filter);
         Ok((layer, guard))

@@ -2,8 +2,10 @@
 //! counts what happened (like tracing-appender's `WorkerGuard`).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::filter::Arrivals;
 use crate::rank::RankInfo;
 use crate::sink::RunOutcome;
 use crate::worker::Worker;
@@ -58,6 +60,8 @@ pub struct MetricGuard {
     /// The progress display `init` shows (`total_steps`), finished when the guard closes.
     #[cfg(feature = "progress")]
     progress: Option<crate::progress::Progress>,
+    /// What reached the layer, and its target: checked at close (see `warn_if_muted`).
+    arrivals: Option<(Arc<Arrivals>, String)>,
 }
 
 impl fmt::Debug for MetricGuard {
@@ -85,6 +89,30 @@ impl MetricGuard {
             #[cfg(feature = "progress")]
             progress: None,
             sampler: None,
+            arrivals: None,
+        }
+    }
+
+    /// The arrivals the layer and its filter report to; checked when the guard closes.
+    pub(super) fn watch_arrivals(&mut self, target: &str) -> Arc<Arrivals> {
+        let arrivals = Arc::new(Arrivals::default());
+        self.arrivals = Some((arrivals.clone(), target.to_owned()));
+        arrivals
+    }
+
+    /// Says once on stderr when no metrics event reached the layer although one was
+    /// logged, or the subscriber's level hides them: a global filter muting every metric
+    /// would otherwise pass unnoticed (0 records, exit 0).
+    fn warn_if_muted(&self) {
+        if self.workers.is_empty() {
+            return;
+        }
+        if let Some(why) = self
+            .arrivals
+            .as_ref()
+            .and_then(|(arrivals, target)| arrivals.muted(target))
+        {
+            eprintln!("trainlog: {why}");
         }
     }
 
@@ -177,6 +205,7 @@ impl MetricGuard {
         if std::mem::replace(&mut self.shut_down, true) {
             return Ok(());
         }
+        self.warn_if_muted();
         // No sample may arrive after the sinks close.
         if let Some(mut sampler) = self.sampler.take() {
             sampler.stop();

@@ -90,6 +90,8 @@ fn install(
         // keeps their fields only when asked).
         errors: true,
         spans: true,
+        // This subscriber's filters are per layer: none can hide metrics from the sinks.
+        arrivals: None,
     });
     tracing_subscriber::registry()
         .with(files)
@@ -208,6 +210,7 @@ impl MetricLoggerBuilder {
         };
         let rank = guard.rank().rank;
         let target = METRICS_TARGET.into();
+        let arrivals = guard.watch_arrivals(METRICS_TARGET);
         installed
             .sinks
             .set(Sinks {
@@ -217,6 +220,7 @@ impl MetricLoggerBuilder {
                 // The installed filter lets ERROR events and spans through (see `install`).
                 errors: true,
                 span_fields,
+                arrivals,
             })
             .map_err(|_| {
                 Error::AlreadyInitialized(

@@ -70,6 +70,60 @@ fn custom_target_is_honoured() {
 }
 
 #[test]
+fn trainlogs_own_calls_follow_a_custom_target() {
+    let memory = MemorySink::new();
+    let guard = with_logger(
+        MetricLogger::builder().sink(memory.clone()).target("train"),
+        || {
+            info!(target: "train", step = 1, loss = 0.5);
+            trainlog::log_dict(Some(2), &serde_json::json!({"eval": {"acc": 0.9}}));
+            trainlog::log_histogram(3, "weights", &[1.0f32, 2.0]);
+            trainlog::log_hparams(&serde_json::json!({"lr": 0.1}));
+            trainlog::log_fields(Some(4), false, vec![("x".into(), trainlog::Value::U64(7))]);
+        },
+    );
+    guard.flush().unwrap();
+    let records = memory.records();
+    let steps: Vec<_> = records.iter().map(|r| r.step).collect();
+    assert_eq!(steps, vec![Some(1), Some(2), Some(3), None, Some(4)]);
+    assert!(records[1].get("eval.acc").is_some(), "{records:?}");
+    assert!(records[2].get("weights").is_some(), "{records:?}");
+    assert!(records[3].hparams, "{records:?}");
+    // A sink that also takes other targets' ERROR events gets them as metrics records,
+    // not as errors of target `metrics`.
+    let memory = MemorySink::new();
+    let guard = with_logger(
+        MetricLogger::builder()
+            .sink(ErrorsToo(memory.clone()))
+            .target("train"),
+        || trainlog::log_dict(Some(5), &serde_json::json!({"loss": 0.25})),
+    );
+    guard.flush().unwrap();
+    let records = memory.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].step, Some(5));
+    assert_eq!(
+        records[0].error_target, None,
+        "not taken for an error event"
+    );
+}
+
+/// A memory sink that asks for ERROR events of every target too.
+struct ErrorsToo(MemorySink);
+
+impl trainlog::sink::Sink for ErrorsToo {
+    fn name(&self) -> &str {
+        "errors-too"
+    }
+    fn write_batch(&mut self, batch: &[std::sync::Arc<trainlog::Record>]) -> trainlog::Result<()> {
+        self.0.write_batch(batch)
+    }
+    fn wants_errors(&self) -> bool {
+        true
+    }
+}
+
+#[test]
 fn metrics_layer_does_not_hide_events_from_the_users_other_layers() {
     let out = Captured::default();
     let (metrics, guard) = MetricLogger::builder()

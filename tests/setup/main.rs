@@ -198,6 +198,66 @@ fn console_is_rank0_only_but_jsonl_is_written_on_every_rank() {
 }
 
 #[test]
+#[ignore = "run in a child process by a_global_filter_that_mutes_metrics_is_reported_once_at_close"]
+fn child_global_filter() {
+    use tracing_subscriber::{prelude::*, EnvFilter};
+    let Some(dir) = child_dir() else { return };
+    let (metrics, guard) = trainlog::MetricLogger::builder()
+        .output_dir(&dir)
+        .rank(0)
+        .build()
+        .unwrap();
+    let filter = match std::env::var("TRAINLOG_FILTER").unwrap().as_str() {
+        "level" => EnvFilter::new("warn"),
+        "target" => EnvFilter::new("info,metrics=off"),
+        "kept" => trainlog::filter::keep_metrics(EnvFilter::new("warn")),
+        other => panic!("{other}"),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(metrics)
+        .init();
+    for step in 0..3u64 {
+        info!(target: "metrics", step, loss = 0.5);
+    }
+    let stats = guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
+    println!("queued {}", stats.queued);
+}
+
+#[test]
+fn a_global_filter_that_mutes_metrics_is_reported_once_at_close() {
+    for (kind, why) in [
+        ("level", "the subscriber's maximum level is warn"),
+        (
+            "target",
+            "events on target `metrics` were logged but a filter in front of the metrics layer refused them",
+        ),
+    ] {
+        let (stdout, stderr, dir) = run_child("child_global_filter", &[("TRAINLOG_FILTER", kind)]);
+        assert!(stdout.contains("queued 0"), "{kind}: {stdout}");
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("trainlog: no metrics event reached trainlog"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{kind}: {stderr}");
+        assert!(warnings[0].contains(why), "{kind}: {stderr}");
+        assert!(
+            warnings[0].contains("trainlog::filter::keep_metrics(filter)"),
+            "{kind}: {stderr}"
+        );
+        let written = std::fs::read_to_string(trainlog::jsonl_path(dir.path(), 0)).unwrap_or_default();
+        assert_eq!(written, "", "{kind}");
+    }
+    // Through keep_metrics every record arrives, and nothing is said.
+    let (stdout, stderr, dir) = run_child("child_global_filter", &[("TRAINLOG_FILTER", "kept")]);
+    assert!(stdout.contains("queued 3"), "{stdout}");
+    assert!(!stderr.contains("no metrics event"), "{stderr}");
+    assert_eq!(jsonl(dir.path(), 0).len(), 3);
+}
+
+#[test]
 fn rust_log_overrides_the_root_level() {
     let (_stdout, stderr, _dir) = run_child("child_root_then_metrics", &[("RUST_LOG", "warn")]);
     assert!(!stderr.contains("hello from the root logger"), "{stderr}");
