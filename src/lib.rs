@@ -139,6 +139,6 @@ pub use setup::{setup_metric_logger, setup_root_logger};
 #[cfg(feature = "logfiles")]
 pub use setup::{setup_root_logger_with_files, LogFiles, LogFilesGuard, Rotation};
 #[cfg(feature = "network")]
-pub use setup::{sync_spools, SyncReport};
+pub use setup::{sync_spools, Delivered, SyncReport};
 pub use setup::{Backend, MetricGuard, MetricLogger, MetricLoggerBuilder, Stats};
 pub use worker::Overflow;

@@ -24,7 +24,7 @@ pub use logfiles::{LogFiles, LogFilesGuard, Rotation};
 pub(crate) use registry::known_names;
 pub use registry::Backend;
 #[cfg(feature = "network")]
-pub use sync::{sync_spools, SyncReport};
+pub use sync::{sync_spools, Delivered, SyncReport};
 
 /// Path of the JSONL file a rank writes under `output_dir`.
 ///

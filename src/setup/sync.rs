@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::deliver::spool::Delivered;
 use crate::deliver::spool::SpoolOptions;
 use crate::{Error, Result};
 
@@ -15,10 +16,13 @@ pub struct SyncReport {
     /// The spool file (`.../http_spool/<host>_<port>-<hash>_rank0.jsonl`, or under
     /// `mlflow_spool`).
     pub spool: PathBuf,
-    /// Records delivered, per destination (URLs shown without credentials).
-    pub delivered: Vec<(String, u64)>,
-    /// Records the destination refused for good; they are in the spool's dead-letter file.
+    /// What was delivered, per destination (URLs shown without credentials): messages,
+    /// as the far side counts them, and the user's records among them.
+    pub delivered: Vec<Delivered>,
+    /// Messages the destination refused for good; they are in the spool's dead-letter file.
     pub refused: u64,
+    /// The user's records among the refused messages.
+    pub refused_records: u64,
     /// Messages still spooled because delivery stopped (server unreachable, no progress).
     pub pending: u64,
     /// Why delivery stopped early, if it did.
@@ -116,6 +120,7 @@ fn sync_one(path: &Path) -> SyncReport {
         spool: path.to_path_buf(),
         delivered: Vec::new(),
         refused: 0,
+        refused_records: 0,
         pending: 0,
         error: None,
     };
@@ -123,7 +128,8 @@ fn sync_one(path: &Path) -> SyncReport {
         Ok(mut spool) => {
             let (closed, result) = spool.close("run `trainlog sync` again later");
             report.delivered = closed.delivered;
-            report.refused = closed.rejected;
+            report.refused = closed.rejected_messages;
+            report.refused_records = closed.rejected;
             report.pending = closed.pending;
             report.error = result.err().map(|e| e.to_string());
         }

@@ -1,5 +1,7 @@
 //! The http backend against a real HTTP server on 127.0.0.1 with injected faults.
 
+#[path = "../support/child.rs"]
+mod child;
 #[path = "../support/run_api.rs"]
 mod run_api;
 mod server;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use server::{free_port, Faults, TestServer};
-use spool::{dead_file, spool_file, spool_files};
+use spool::{dead_file, lines, spool_file, spool_files, tear, the_dead_letters_of, the_spool_of};
 use tracing::info;
 use tracing_subscriber::prelude::*;
 use trainlog::sink::HttpOptions;
@@ -74,7 +76,7 @@ fn every_record_arrives_once_in_order_in_batches() {
     });
     let dir = tempfile::tempdir().unwrap();
     let guard = log_steps(logger(dir.path(), options(&server.url(), "r1")), 0..500);
-    let spool = spool_file(dir.path(), "http_spool");
+    let spool = the_spool_of(dir.path(), "http_spool", &server.url());
     assert!(spool.exists());
     drop(guard);
     assert_exact(&server, 0..500);
@@ -225,6 +227,52 @@ fn records_spool_while_the_server_is_down_and_arrive_when_it_is_up() {
     drop(guard);
     assert_exact(&server, 0..300);
     assert_eq!(server.duplicates(), 0);
+}
+
+#[test]
+fn a_torn_spool_tail_is_cut_by_the_next_logger_and_nothing_is_sent_twice_or_lost() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/ingest");
+    let dir = tempfile::tempdir().unwrap();
+    // The server is down at exit: everything stays spooled; then a crash mid-write.
+    let opts = options(&url, "torn").stall_timeout(Duration::from_millis(300));
+    drop(log_steps(logger(dir.path(), opts), 0..100));
+    let spool = the_spool_of(dir.path(), "http_spool", &url);
+    let half = tear(&spool);
+    let server = TestServer::start_on(port, Faults::default());
+    drop(log_steps(
+        logger(dir.path(), options(&url, "torn")),
+        100..150,
+    ));
+    // Both loggers' messages, each once; the half line never left the machine.
+    let stored = server.stored();
+    assert_eq!(logged_steps(&stored), (0..150).collect::<Vec<_>>());
+    assert_eq!(server.duplicates(), 0);
+    assert!(server.requests().iter().all(|r| r.status == 200));
+    assert!(!stored.iter().any(|m| m["step"] == 99999), "{half}");
+    assert!(spool_files(dir.path(), "http_spool").is_empty());
+}
+
+#[test]
+fn a_torn_dead_letter_tail_is_cut_before_the_next_refusals_are_appended() {
+    let server = TestServer::start(Faults {
+        token: Some("right".into()),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |steps| {
+        let opts = options(&server.url(), "dead").token("wrong");
+        let _ = log_steps(logger(dir.path(), opts), steps)
+            .shutdown(trainlog::sink::RunOutcome::Completed);
+    };
+    refused(0..10);
+    let dead = the_dead_letters_of(dir.path(), "http_spool", &server.url());
+    tear(&dead);
+    refused(10..20);
+    // Every line whole (`lines` panics on a broken one), each refusal there once.
+    let dead = lines(&dead);
+    assert_eq!(logged_steps(&dead), (0..20).collect::<Vec<_>>());
+    assert_eq!(dead.len(), 24, "two runs of a start, 10 records and an end");
 }
 
 #[test]
@@ -700,7 +748,15 @@ fn sync_sends_a_leftover_spool_exactly_once() {
     let report = &reports[0];
     assert_eq!(report.error, None);
     assert_eq!(report.pending, 0);
-    assert_eq!(report.delivered, vec![(url.clone(), 120)]);
+    // Counted as the server counts them: the run's start and end are messages too.
+    assert_eq!(
+        report.delivered,
+        vec![trainlog::Delivered {
+            target: url.clone(),
+            messages: 122,
+            records: 120
+        }]
+    );
     assert_exact(&server, 0..120);
     assert!(spool_files(&run_dir, "http_spool").is_empty());
     // Again: nothing left, nothing sent.
@@ -751,7 +807,7 @@ fn trainlog_sync_command_reports_per_destination_and_the_token_comes_from_the_en
     let (ok, out, err) = cli(Some("t0ken"));
     assert!(ok, "{out}\n{err}");
     assert!(
-        out.contains(&format!("{url}: 40 records delivered")),
+        out.contains(&format!("{url}: 42 messages (40 records) delivered")),
         "{out}"
     );
     // Off a terminal the wait is one plain line, and the end says that everything went.
@@ -833,4 +889,83 @@ fn run_tags_and_results_arrive_as_their_own_event_types() {
         result["data"],
         serde_json::json!({"final_accuracy": 0.945, "metadata.dataset": "test"})
     );
+}
+
+#[test]
+#[ignore = "run in a child process by the give-up and credentials tests"]
+fn child_logs_to_a_url() {
+    if !child::is_child("child_logs_to_a_url") {
+        return;
+    }
+    let dir = child::var("CHILD_DIR");
+    let opts = options(&child::var("CHILD_URL"), "child").stall_timeout(Duration::from_millis(300));
+    drop(log_steps(logger(Path::new(&dir), opts), 0..50));
+}
+
+#[test]
+fn the_give_up_message_says_how_many_messages_stay_where_and_how_to_send_them() {
+    let url = format!("http://127.0.0.1:{}/ingest", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let dir_text = dir.path().to_str().unwrap();
+    let out = child::run(
+        "child_logs_to_a_url",
+        &[("CHILD_DIR", dir_text), ("CHILD_URL", &url)],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    let spool = the_spool_of(dir.path(), "http_spool", &url);
+    // A session line (where the messages go), then the run's start, 50 records and the
+    // run's end: 52 messages, as the server would count them.
+    let spooled = lines(&spool);
+    assert_eq!(spooled.len(), 53);
+    assert!(spooled[0].get("session").is_some(), "{}", spooled[0]);
+    let expected = format!(
+        "trainlog: close failed: http sink: nothing was delivered for 300ms; 52 messages stay in {}; \
+         send them with `trainlog sync {dir_text}`, or start a logger with the same output directory",
+        spool.display()
+    );
+    let said = out.trainlog_lines();
+    assert!(
+        said.contains(&expected.as_str()),
+        "expected\n{expected}\nin\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_refusal_from_a_url_with_credentials_is_reported_without_them() {
+    let server = TestServer::start(Faults {
+        token: Some("right".into()),
+        ..Faults::default()
+    });
+    let url = format!(
+        "http://alice:pa55w0rd@127.0.0.1:{}/ingest?token=s3cr3t&run=7",
+        server.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = child::run(
+        "child_logs_to_a_url",
+        &[
+            ("CHILD_DIR", dir.path().to_str().unwrap()),
+            ("CHILD_URL", &url),
+        ],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    assert!(server.requests().iter().all(|r| r.status == 401));
+    let said = out.trainlog_lines().join("\n");
+    assert!(
+        said.contains("401"),
+        "the refusal is reported: {}",
+        out.stderr
+    );
+    for secret in ["pa55w0rd", "s3cr3t", "t0ken"] {
+        assert!(!out.stderr.contains(secret), "{secret} in:\n{}", out.stderr);
+        assert!(!out.stdout.contains(secret), "{secret} in:\n{}", out.stdout);
+    }
+    // What the spool keeps on disk holds no secret either.
+    for entry in std::fs::read_dir(dir.path().join("http_spool")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for secret in ["pa55w0rd", "s3cr3t", "t0ken"] {
+            assert!(!text.contains(secret), "{secret} in the spool: {text}");
+        }
+    }
 }

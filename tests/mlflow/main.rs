@@ -18,7 +18,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use spool::{dead_file, spool_files};
+use spool::{dead_file, lines, spool_files, tear, the_spool_of};
 use tracing::info;
 use tracing_subscriber::prelude::*;
 use trainlog::sink::MlflowOptions;
@@ -399,7 +399,9 @@ fn a_server_down_at_exit_gets_the_spool_from_the_next_logger_and_a_fixed_run_nam
         "exit held for {:?}",
         started.elapsed()
     );
-    assert_eq!(spool_files(dir.path(), "mlflow_spool").len(), 1);
+    let spool = the_spool_of(dir.path(), "mlflow_spool", &proxy.url());
+    // A crash in the middle of a write: the next logger cuts the half line first.
+    tear(&spool);
     proxy.start();
     let guard = run(logger(dir.path(), options()), || {
         for step in 50..80u64 {
@@ -606,6 +608,23 @@ fn basic_auth_is_sent_and_a_wrong_password_is_refused_not_retried() {
     assert_eq!(stats.queued, stats.written + stats.lost, "{stats:?}");
     let dead = std::fs::read_to_string(dead_file(dir.path(), "mlflow_spool")).unwrap();
     assert!(dead.contains("\"loss\""), "{dead}");
+    // A crash left half a line at the end of the dead letters: the next refusal is
+    // appended after the cut, every line whole (`lines` panics on a broken one).
+    let dead = dead_file(dir.path(), "mlflow_spool");
+    let before = lines(&dead).len();
+    tear(&dead);
+    let guard = run(logger(dir.path(), options("wrong", "refused")), || {
+        info!(target: "metrics", step = 1, loss = 2.0);
+    });
+    let _ = guard.shutdown(trainlog::sink::RunOutcome::Completed);
+    let after = lines(&dead);
+    assert_eq!(after.len(), 2 * before, "{after:?}");
+    let losses: Vec<String> = after
+        .iter()
+        .map(|l| l.to_string())
+        .filter(|l| l.contains("\"loss\""))
+        .collect();
+    assert_eq!(losses.len(), 2, "{after:?}");
 }
 
 /// Runs in a child process with a controlled environment (see the next test).

@@ -5,7 +5,8 @@ Usage: python read_wandb.py RUN_FILE
 Output: {"error": str|null, "types": [record type, ...], "run": {...}, "config": {key: value},
          "history": [{"step": n, "items": {key: value}}], "summary": {key: value},
          "exit_code": int|null}
-Non-finite numbers are given as the strings "NaN", "Infinity", "-Infinity".
+A non-finite float is given as {"float": "NaN"}, {"float": "Infinity"} or
+{"float": "-Infinity"}, so it cannot be mistaken for a string "NaN" (which stays a string).
 """
 
 import json
@@ -20,7 +21,7 @@ from wandb.sdk.internal import datastore
 
 def clean(v):
     if isinstance(v, float) and not math.isfinite(v):
-        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+        return {"float": "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")}
     if isinstance(v, dict):
         return {k: clean(x) for k, x in v.items()}
     if isinstance(v, list):

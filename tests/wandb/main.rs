@@ -87,7 +87,7 @@ fn run_config_history_summary_and_exit_read_back_by_wandb() {
         for step in 0..100u64 {
             info!(target: "metrics", step, loss = step as f64 / 4.0, "eval.acc" = 0.5, note = "ok");
         }
-        info!(target: "metrics", step = 100, loss = f64::NAN);
+        info!(target: "metrics", step = 100, loss = f64::NAN, up = f64::INFINITY, down = f64::NEG_INFINITY, text = "NaN");
     });
     drop(guard);
     let (run_dir, file) = only_run(&dir.path().join("wandb"));
@@ -119,8 +119,14 @@ fn run_config_history_summary_and_exit_read_back_by_wandb() {
         assert!(items["_timestamp"].as_f64().unwrap() > 1.7e9);
         assert!(items["_runtime"].as_f64().unwrap() >= 0.0);
     }
-    assert_eq!(history[100]["items"]["loss"], "NaN");
-    assert_eq!(out["summary"]["loss"], "NaN");
+    // Non-finite floats arrive as floats (not the text "NaN", which stays text).
+    let last = &history[100]["items"];
+    assert_eq!(last["loss"], json!({"float": "NaN"}), "{last}");
+    assert_eq!(last["up"], json!({"float": "Infinity"}), "{last}");
+    assert_eq!(last["down"], json!({"float": "-Infinity"}), "{last}");
+    assert_eq!(last["text"], "NaN", "{last}");
+    assert_eq!(out["summary"]["loss"], json!({"float": "NaN"}));
+    assert_eq!(out["summary"]["down"], json!({"float": "-Infinity"}));
     assert_eq!(out["summary"]["eval/acc"], 0.5);
     assert_eq!(out["exit_code"], 0);
     let types = record_types(&out);
@@ -366,7 +372,7 @@ fn run_tags_update_the_run_and_results_go_to_the_summary_not_the_history() {
         out["summary"]["final_accuracy/metadata"],
         json!({"dataset": "test"})
     );
-    assert_eq!(out["summary"]["final_loss"], "NaN");
+    assert_eq!(out["summary"]["final_loss"], json!({"float": "NaN"}));
     assert_eq!(out["summary"]["loss"], 0.1);
     let history = out["history"].as_array().unwrap();
     assert_eq!(history.len(), 10, "results and tags are not history rows");

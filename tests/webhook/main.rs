@@ -11,7 +11,12 @@ use tracing_subscriber::prelude::*;
 use trainlog::sink::WebhookOptions;
 use trainlog::{MetricGuard, MetricLogger, MetricLoggerBuilder};
 
-/// An incoming webhook: stores the `text` of every message it accepts.
+#[path = "../support/spool.rs"]
+mod spool;
+use spool::{lines, tear, the_dead_letters_of, the_spool_of};
+
+/// An incoming webhook: stores the `text` of every message it gets (or the body, for a
+/// request that is not a message).
 struct Hook {
     port: u16,
     texts: Arc<Mutex<Vec<String>>>,
@@ -24,6 +29,11 @@ impl Hook {
     }
 
     fn start_on(port: u16) -> Hook {
+        Self::answering(port, 200)
+    }
+
+    /// A hook that answers every message with `status` (and stores it all the same).
+    fn answering(port: u16, status: u16) -> Hook {
         let server = tiny_http::Server::http(("127.0.0.1", port)).unwrap();
         let port = server.server_addr().to_ip().unwrap().port();
         let texts = Arc::new(Mutex::new(Vec::new()));
@@ -35,11 +45,22 @@ impl Hook {
                     if let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(50)) {
                         let mut body = String::new();
                         let _ = request.as_reader().read_to_string(&mut body);
+                        // Anything but a message with a text is kept as what it was, so a
+                        // broken line sent from a spool shows up in the test.
                         let json: Json = serde_json::from_str(&body).unwrap_or_default();
-                        if let Some(text) = json["text"].as_str() {
-                            texts.lock().unwrap().push(text.to_owned());
-                        }
-                        let _ = request.respond(tiny_http::Response::from_string("ok"));
+                        let text = match json["text"].as_str() {
+                            Some(text) => text.to_owned(),
+                            None => format!("not a message: {body}"),
+                        };
+                        texts.lock().unwrap().push(text);
+                        let _ = request.respond(
+                            tiny_http::Response::from_string(if status == 200 {
+                                "ok"
+                            } else {
+                                "no_service"
+                            })
+                            .with_status_code(status),
+                        );
                     }
                 }
             });
@@ -262,4 +283,66 @@ fn alerts_wait_in_the_spool_while_the_hook_is_down_and_trainlog_sync_sends_them(
     let texts = hook.texts();
     assert_eq!(texts.len(), 1, "{texts:?}");
     assert!(texts[0].starts_with("✅ run `sft-7` finished"), "{texts:?}");
+}
+
+#[test]
+fn a_torn_spool_tail_is_cut_by_the_next_logger_and_each_alert_arrives_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/services/T000/B000/s3cr3t");
+    let dir = tempfile::tempdir().unwrap();
+    let options = || {
+        WebhookOptions::new()
+            .url(&url)
+            .stall_timeout(Duration::from_millis(300))
+    };
+    // The hook is down: the first run's alert stays spooled; then a crash mid-write.
+    let _ = run(logger(dir.path(), options()), || {
+        info!(target: "metrics", step = 1u64, loss = 0.5);
+    })
+    .shutdown(trainlog::sink::RunOutcome::Completed);
+    let spool = the_spool_of(dir.path(), "webhook_spool", &url);
+    tear(&spool);
+    let hook = Hook::start_on(port);
+    run(logger(dir.path(), options()), || {
+        info!(target: "metrics", step = 2u64, loss = 0.25);
+    })
+    .shutdown(trainlog::sink::RunOutcome::Completed)
+    .unwrap();
+    let texts = hook.texts();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[0].contains("at step 1: loss=0.500"), "{texts:?}");
+    assert!(texts[1].contains("at step 2: loss=0.250"), "{texts:?}");
+    assert!(!spool.exists(), "delivered in full");
+}
+
+#[test]
+fn a_torn_dead_letter_tail_is_cut_before_the_next_refusal_is_appended() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A hook that was deleted: Slack answers 404 no_service, for good.
+    let hook = Hook::answering(port, 404);
+    let url = format!("http://127.0.0.1:{port}/services/T000/B000/s3cr3t");
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |step: u64| {
+        let _ = run(logger(dir.path(), WebhookOptions::new().url(&url)), || {
+            info!(target: "metrics", step, loss = 0.5);
+        })
+        .shutdown(trainlog::sink::RunOutcome::Completed);
+    };
+    refused(1);
+    let dead = the_dead_letters_of(dir.path(), "webhook_spool", &url);
+    assert_eq!(lines(&dead).len(), 1);
+    tear(&dead);
+    refused(2);
+    // Both refusals, each a whole line (`lines` panics on a broken one).
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(hook.texts().len(), 2, "each refused once, not retried");
 }

@@ -13,17 +13,22 @@ pub fn sync(args: &SyncArgs) -> Result<(), String> {
         println!("no spools under {dir}: nothing to send");
         return Ok(());
     }
-    let mut per_destination: BTreeMap<String, u64> = BTreeMap::new();
+    // Counted in messages, as the far side counts them and as the loggers' own reports
+    // do, with the user's records among them.
+    let mut per_destination: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut failed = 0;
     for report in &reports {
-        for (target, n) in &report.delivered {
-            *per_destination.entry(target.clone()).or_default() += n;
+        for d in &report.delivered {
+            let total = per_destination.entry(d.target.clone()).or_default();
+            total.0 += d.messages;
+            total.1 += d.records;
         }
         if report.refused > 0 {
             println!(
-                "{}: {} records refused for good (kept in {})",
+                "{}: {} messages ({} records) refused for good, kept in {}",
                 report.spool.display(),
                 report.refused,
+                report.refused_records,
                 report.spool.with_extension("dead.jsonl").display()
             );
         }
@@ -36,8 +41,8 @@ pub fn sync(args: &SyncArgs) -> Result<(), String> {
             );
         }
     }
-    for (target, n) in &per_destination {
-        println!("{target}: {n} records delivered");
+    for (target, (messages, records)) in &per_destination {
+        println!("{target}: {messages} messages ({records} records) delivered");
     }
     if per_destination.is_empty() && failed == 0 {
         println!("{} spools checked: nothing left to send", reports.len());

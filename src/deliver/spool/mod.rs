@@ -15,7 +15,7 @@ mod progress;
 mod sender;
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -101,8 +101,11 @@ pub(crate) struct SpoolOptions {
 struct State {
     /// Bytes of the spool file that are complete on disk.
     spooled: u64,
-    /// Lines complete on disk and not acknowledged when the spool was opened, plus the
-    /// lines written since; and the lines acknowledged (delivered or refused) since.
+    /// Messages (lines but session lines, which only say where the next ones go: the far
+    /// side never sees them) complete on disk and not acknowledged when the spool was
+    /// opened, plus the messages written since; and those acknowledged (delivered or
+    /// refused) since. Every count shown to a person is of messages, as the far side
+    /// counts them (a run's start and end included).
     lines: u64,
     acked_lines: u64,
     /// When the far side last acknowledged a batch (or answered a call, see [`Pulse`]).
@@ -115,11 +118,13 @@ struct State {
     stopped: bool,
     /// The spool was delivered completely when the sender stopped.
     drained: bool,
-    /// Records in the messages the server refused for good (now in the dead-letter file).
+    /// Records in the messages the server refused for good (now in the dead-letter file),
+    /// and those messages.
     rejected: u64,
-    /// Where lines go now, and records delivered per destination.
+    rejected_messages: u64,
+    /// Where lines go now, and what was delivered per destination.
     target: String,
-    delivered: Vec<(String, u64)>,
+    delivered: Vec<Delivered>,
 }
 
 #[derive(Debug, Default)]
@@ -156,14 +161,27 @@ impl Pulse {
     }
 }
 
+/// Messages delivered to one destination, and the user's records among them (the rest
+/// are the sink's own: a run's start and end, heartbeats, continuation lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Where they went (a URL without credentials).
+    pub target: String,
+    /// Messages delivered.
+    pub messages: u64,
+    /// Records of the user's among them.
+    pub records: u64,
+}
+
 /// What a closed spool delivered, and what it left.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Closed {
-    /// Records delivered per destination.
-    pub(crate) delivered: Vec<(String, u64)>,
-    /// Lines refused for good (in the dead-letter file).
+    /// What was delivered, per destination.
+    pub(crate) delivered: Vec<Delivered>,
+    /// Messages refused for good (in the dead-letter file), and the records in them.
+    pub(crate) rejected_messages: u64,
     pub(crate) rejected: u64,
-    /// Lines still spooled (0 when the spool was delivered and deleted).
+    /// Messages still spooled (0 when the spool was delivered and deleted).
     pub(crate) pending: u64,
 }
 
@@ -239,6 +257,8 @@ impl Spool {
         out.extend_from_slice(b"}\n");
         spool.file.end_record();
         spool.publish()?;
+        // A session line is not a message (see `State::lines`).
+        spool.shared.lock().lines -= 1;
         Ok(spool)
     }
 
@@ -270,7 +290,7 @@ impl Spool {
             .filter(|&at| at < sent)
             .and_then(|at| session_line_at(spool_path, at).map(|s| (at, s)));
         let unsent_lines =
-            count_lines(spool_path, sent).map_err(|e| Error::io("read", spool_path, e))?;
+            count_messages(spool_path, sent).map_err(|e| Error::io("read", spool_path, e))?;
         if sent < spooled && knows_destination {
             // (`trainlog sync` reports for itself.)
             eprintln!(
@@ -403,6 +423,7 @@ impl Spool {
         let pending = state.lines.saturating_sub(state.acked_lines);
         let closed = Closed {
             delivered: state.delivered.clone(),
+            rejected_messages: state.rejected_messages,
             rejected: state.rejected,
             pending: if drained { 0 } else { pending },
         };
@@ -470,16 +491,19 @@ fn session_line_at(path: &Path, offset: u64) -> Option<serde_json::Value> {
         .map(|v| v["session"].clone())
 }
 
-/// Complete lines in `path` after byte `from`.
-fn count_lines(path: &Path, from: u64) -> std::io::Result<u64> {
-    let mut file = File::open(path)?;
+/// Complete lines in `path` after byte `from` that are messages (not session lines).
+fn count_messages(path: &Path, from: u64) -> std::io::Result<u64> {
+    let mut file = std::io::BufReader::with_capacity(64 * 1024, File::open(path)?);
     file.seek(SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut lines = 0;
+    let mut line = Vec::new();
+    let mut messages = 0;
     loop {
-        match file.read(&mut buf)? {
-            0 => return Ok(lines),
-            n => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+        line.clear();
+        if std::io::BufRead::read_until(&mut file, b'\n', &mut line)? == 0 {
+            return Ok(messages);
+        }
+        if line.ends_with(b"\n") && !is_session(&line) {
+            messages += 1;
         }
     }
 }

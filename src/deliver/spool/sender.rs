@@ -201,7 +201,8 @@ impl<D: Deliver> Sender<D> {
                         );
                     }
                     backoff.reset();
-                    self.ack(window, count, records);
+                    self.ack(window, count, count as u64);
+                    self.credit(count as u64, records);
                     last_sent = Instant::now();
                     if window.lines.is_empty() && window.read >= spooled {
                         first_waiting = None;
@@ -220,8 +221,12 @@ impl<D: Deliver> Sender<D> {
                         );
                     }
                     self.dead_letter(window, count);
-                    self.shared.lock().rejected += records;
-                    self.ack(window, count, 0);
+                    {
+                        let mut state = self.shared.lock();
+                        state.rejected += records;
+                        state.rejected_messages += count as u64;
+                    }
+                    self.ack(window, count, count as u64);
                 }
                 Verdict::Retry { after } => {
                     if backoff.failures() == 0 {
@@ -305,9 +310,9 @@ impl<D: Deliver> Sender<D> {
         Ok(buf.len())
     }
 
-    /// Drops the first `count` lines from the window, records the new offset, and counts
-    /// the `records` they carried as delivered to the current destination.
-    fn ack(&self, window: &mut Window, count: usize, records: u64) {
+    /// Drops the first `count` lines from the window (`messages` of them messages, the
+    /// rest session lines) and records the new offset.
+    fn ack(&self, window: &mut Window, count: usize, messages: u64) {
         for line in window.lines.drain(..count) {
             window.acked += line.len() as u64 + 1;
         }
@@ -319,13 +324,26 @@ impl<D: Deliver> Sender<D> {
             self.save_offset(window);
         }
         let mut state = self.shared.lock();
-        state.acked_lines += count as u64;
+        state.acked_lines += messages;
         state.last_ack = Some(Instant::now());
-        if records > 0 {
+    }
+
+    /// Counts `messages` carrying `records` of the user's as delivered to the current
+    /// destination.
+    fn credit(&self, messages: u64, records: u64) {
+        let mut state = self.shared.lock();
+        {
             let target = state.target.clone();
-            match state.delivered.iter_mut().find(|(t, _)| *t == target) {
-                Some((_, n)) => *n += records,
-                None => state.delivered.push((target, records)),
+            match state.delivered.iter_mut().find(|d| d.target == target) {
+                Some(d) => {
+                    d.messages += messages;
+                    d.records += records;
+                }
+                None => state.delivered.push(super::Delivered {
+                    target,
+                    messages,
+                    records,
+                }),
             }
         }
     }
