@@ -183,13 +183,39 @@ fn main() -> ExitCode {
         steps = args.steps,
     );
 
+    // Rank 0 keeps the run's status in `run.json` beside the metrics (the run API), so
+    // `trainlog ls` tells a failed run from a completed one.
+    let run = if rank == 0 {
+        match trainlog::run::Run::builder().dir(&args.output_dir).create() {
+            Ok(run) => Some(run),
+            Err(e) => {
+                eprintln!("train_loop: no run status: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mark = |what: Result<(), trainlog::Error>| {
+        if let Err(e) = what {
+            eprintln!("train_loop: run status: {e}");
+        }
+    };
+    if let Some(run) = &run {
+        mark(run.start());
+    }
     let started = Instant::now();
     let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ (rank as u64 + 1));
     for step in 0..args.steps {
         if args.fail_at == Some(step) {
-            // The failure path: the guard drops while panicking, so every sink closes the
-            // run as failed, and the process exits with a non-zero code.
-            panic!("simulated failure at step {step} (--fail-at)");
+            // The failure path: the run is marked failed, the guard drops while panicking,
+            // so every sink closes the run as failed, and the process exits with a non-zero
+            // code.
+            let why = format!("simulated failure at step {step} (--fail-at)");
+            if let Some(run) = &run {
+                mark(run.fail(why.clone()));
+            }
+            panic!("{why}");
         }
         if args.step_ms > 0 {
             // A simulated step time, to watch the progress bar, `trainlog tail -f` or the
@@ -243,6 +269,9 @@ fn main() -> ExitCode {
         );
     }
     progress.finish();
+    if let Some(run) = &run {
+        mark(run.complete());
+    }
     drop(guard);
     ExitCode::SUCCESS
 }

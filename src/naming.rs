@@ -102,3 +102,26 @@ pub fn hostname() -> String {
         clean
     }
 }
+
+/// A run id no other process picks: `run_<UTC time>_<host>_<pid>_<random>`, e.g.
+/// `run_20261206_041500_gpu-07_31337_9f3a`. Two jobs started in the same second, on one
+/// machine or on two, get different ids (the default used to be `run_<unix seconds>`,
+/// which two such jobs shared, and a server then saw each step twice under it).
+pub(crate) fn unique_run_id(now: std::time::SystemTime) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // std's RandomState is seeded from the OS's randomness once per process, and each
+    // new one differs: enough for a random part without a dependency.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        now.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    format!(
+        "run_{}_{}_{}_{:04x}",
+        crate::time::compact(now),
+        hostname(),
+        std::process::id(),
+        hasher.finish() as u16
+    )
+}

@@ -108,6 +108,8 @@ pub struct RunBuilder {
     namespace: String,
     workspace: String,
     prefix: String,
+    /// A directory given as is (`dir`), instead of root/namespace/workspace/prefix.
+    exact: Option<PathBuf>,
 }
 
 impl Default for RunBuilder {
@@ -117,6 +119,7 @@ impl Default for RunBuilder {
             namespace: "default".into(),
             workspace: "default".into(),
             prefix: format!("run_{}", now_secs() as u64),
+            exact: None,
         }
     }
 }
@@ -160,19 +163,46 @@ impl RunBuilder {
         self
     }
 
+    /// The run's directory, exactly (say a training script's `--output-dir`), instead of
+    /// `<root>/<namespace>/<workspace>/<prefix>`; the run is named after its last part.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let run = trainlog::run::Run::builder().dir(dir.path().join("sft-3")).create()?;
+    /// assert_eq!(run.name(), "sft-3");
+    /// assert!(dir.path().join("sft-3/run.json").is_file());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.exact = Some(dir.into());
+        self
+    }
+
     /// Creates the run directory and `run.json` (status `created`), or opens the run if it
     /// exists (its files are appended to).
     pub fn create(self) -> Result<Run> {
-        check_part("namespace", &self.namespace)?;
-        check_part("workspace", &self.workspace)?;
-        check_part("prefix", &self.prefix)?;
-        let dir = self
-            .root
-            .join(&self.namespace)
-            .join(&self.workspace)
-            .join(&self.prefix);
+        let (dir, name) = match self.exact {
+            Some(dir) => {
+                let name = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| dir.display().to_string());
+                (dir, name)
+            }
+            None => {
+                check_part("namespace", &self.namespace)?;
+                check_part("workspace", &self.workspace)?;
+                check_part("prefix", &self.prefix)?;
+                let dir = self
+                    .root
+                    .join(&self.namespace)
+                    .join(&self.workspace)
+                    .join(&self.prefix);
+                let name = format!("{}/{}/{}", self.namespace, self.workspace, self.prefix);
+                (dir, name)
+            }
+        };
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create run directory", &dir, e))?;
-        let name = format!("{}/{}/{}", self.namespace, self.workspace, self.prefix);
         let info = match read_info(&dir) {
             Ok(info) => info,
             Err(_) => {

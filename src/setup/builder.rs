@@ -475,10 +475,14 @@ impl MetricLoggerBuilder {
             }
         }
         if backends.is_empty() && self.custom.is_empty() {
-            return Err(Error::Config(
+            let what = if self.backends_set {
+                // `.backends("")`: setting the output directory would not help.
+                "nothing to log to: `.backends(..)` was given an empty list; name a backend \
+                 (e.g. `\"async\"` for JSONL in the output directory) or add a `.sink(..)`"
+            } else {
                 "nothing to log to: set `.output_dir(..)`, `.backends(..)` or add a `.sink(..)`"
-                    .into(),
-            ));
+            };
+            return Err(Error::Config(what.into()));
         }
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         for backend in &backends {

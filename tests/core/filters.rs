@@ -268,3 +268,26 @@ fn a_global_env_filter_mutes_metrics_unless_it_keeps_them() {
         assert_eq!(memory.len(), expected, "keep_metrics: {keep}");
     }
 }
+
+#[test]
+fn an_empty_backend_list_says_so_instead_of_asking_for_an_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = MetricLogger::builder()
+        .output_dir(dir.path())
+        .backends("")
+        .unwrap()
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, trainlog::Error::Config(_)), "{err:?}");
+    assert!(
+        text.contains("`.backends(..)` was given an empty list"),
+        "{text}"
+    );
+    assert!(!text.contains("set `.output_dir(..)`"), "{text}");
+    // Without anything set, the old advice stands.
+    let err = MetricLogger::builder()
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err();
+    assert!(err.to_string().contains("set `.output_dir(..)`"), "{err}");
+}

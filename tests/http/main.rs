@@ -969,3 +969,46 @@ fn a_refusal_from_a_url_with_credentials_is_reported_without_them() {
         }
     }
 }
+
+#[test]
+fn default_run_ids_differ_between_loggers_started_in_the_same_second() {
+    let server = TestServer::start(Faults::default());
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let guards: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let opts = HttpOptions::new().url(server.url());
+            let builder = MetricLogger::builder()
+                .output_dir(dir.path())
+                .backends("http")
+                .unwrap()
+                .rank(0)
+                .http(opts);
+            log_steps(builder, 0..1)
+        })
+        .collect();
+    drop(guards);
+    let mut ids: Vec<String> = server
+        .stored()
+        .iter()
+        .filter(|m| m["event_type"] == "log")
+        .map(|m| m["run_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let pid = std::process::id().to_string();
+    for id in &ids {
+        // run_<YYYYMMDD_HHMMSS>_<host>_<pid>_<4 hex digits>
+        let parts: Vec<&str> = id.split('_').collect();
+        assert_eq!(parts[0], "run", "{id}");
+        assert_eq!(parts[1].len(), 8, "{id}");
+        assert_eq!(parts[2].len(), 6, "{id}");
+        assert_eq!(parts[parts.len() - 2], pid, "{id}");
+        let random = parts[parts.len() - 1];
+        assert!(
+            random.len() == 4 && random.chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "two loggers, two run ids: {ids:?}");
+}

@@ -28,7 +28,11 @@ pub fn ls(args: &LsArgs) -> Result<(), String> {
     }
     let mut rows = Vec::new();
     for run in find_runs(root) {
-        let name = run.strip_prefix(root).unwrap_or(&run).display().to_string();
+        let mut name = run.strip_prefix(root).unwrap_or(&run).display().to_string();
+        if name.is_empty() {
+            // DIR is itself a run: name it as given.
+            name = root.display().to_string();
+        }
         let row = match RunData::load(&run) {
             Ok(data) => {
                 let summary = data.summary();

@@ -100,7 +100,7 @@ impl HttpOptions {
         self
     }
 
-    /// `run_id` of every message (default: `TRAINLOG_RUN_ID`, else `run_<unix seconds>`).
+    /// `run_id` of every message (default: `TRAINLOG_RUN_ID`, else `run_<UTC time>_<host>_<pid>_<random>`, unique per process).
     /// Starting again with the same id sends what the previous process left spooled.
     pub fn run_id(mut self, id: impl Into<String>) -> Self {
         self.run_id = Some(id.into());
@@ -189,12 +189,13 @@ impl HttpSink {
             .clone()
             .or_else(|| first_env(&TOKEN_VARS).map(Secret));
         let parsed = check_url(&url, token.is_some(), options.allow_insecure)?;
-        let now = crate::time::unix_duration(SystemTime::now());
+        let started = SystemTime::now();
+        let now = crate::time::unix_duration(started);
         let run_id = options
             .run_id
             .clone()
             .or_else(|| first_env(&["TRAINLOG_RUN_ID"]))
-            .unwrap_or_else(|| format!("run_{}", now.as_secs()));
+            .unwrap_or_else(|| crate::naming::unique_run_id(started));
         if run_id.is_empty() || run_id.contains(['/', '\\']) {
             return Err(Error::Config(format!(
                 "run id `{run_id}` must be non-empty and without path separators"
