@@ -93,6 +93,15 @@ pub enum Error {
         /// The operating system's error.
         source: io::Error,
     },
+    /// Another logger (in this process or another) is appending to the same file: two
+    /// jobs given the same output directory and rank, or one started twice. Refused, so
+    /// their records never mix; give each its own output directory or rank.
+    InUse {
+        /// The file (a JSONL file or a spool).
+        path: PathBuf,
+        /// Who holds it: pid, host and since when.
+        holder: String,
+    },
     /// A sink failed to write, flush or close.
     Sink {
         /// The sink's name.
@@ -151,6 +160,13 @@ impl fmt::Display for Error {
             Error::Json { what, source } => write!(f, "{what}: {source}"),
             Error::SinkIo { sink, message, .. } => write!(f, "{sink} sink: {message}"),
             Error::Sink { sink, message } => write!(f, "{sink} sink: {message}"),
+            Error::InUse { path, holder } => write!(
+                f,
+                "{} is being written by another trainlog logger ({holder}); two loggers \
+                 appending to one file would mix their records, so this one is refused: give \
+                 each job its own output directory or rank (RANK), or stop the other",
+                path.display()
+            ),
         }
     }
 }

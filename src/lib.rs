@@ -111,6 +111,8 @@ pub mod format;
 mod json;
 pub mod jsonl;
 mod layer;
+#[cfg(any(feature = "jsonl", feature = "network"))]
+mod lock;
 mod log_dict;
 pub mod naming;
 #[cfg(feature = "progress")]

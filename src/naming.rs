@@ -107,6 +107,7 @@ pub fn hostname() -> String {
 /// `run_20261206_041500_gpu-07_31337_9f3a`. Two jobs started in the same second, on one
 /// machine or on two, get different ids (the default used to be `run_<unix seconds>`,
 /// which two such jobs shared, and a server then saw each step twice under it).
+#[cfg(feature = "http")]
 pub(crate) fn unique_run_id(now: std::time::SystemTime) -> String {
     use std::hash::{BuildHasher, Hasher};
     // std's RandomState is seeded from the OS's randomness once per process, and each

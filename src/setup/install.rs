@@ -180,6 +180,13 @@ impl MetricLoggerBuilder {
             ));
         }
         let existing = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Said before any sink opens its files (a second JSONL sink would find the
+        // first one's lock instead).
+        if existing.as_ref().is_some_and(|i| i.sinks.get().is_some()) {
+            return Err(Error::AlreadyInitialized(
+                "the metric logger is already set up in this process".into(),
+            ));
+        }
         let console = self.console;
         let span_fields = self.span_fields;
         #[cfg(feature = "progress")]

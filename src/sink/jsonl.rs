@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{RunOutcome, Sink};
 use crate::file::{RecordFile, DEFAULT_MAX_PENDING};
+use crate::lock::FileLock;
 use crate::time::TimestampFormatter;
 use crate::{Error, Record, Result};
 
@@ -40,6 +41,8 @@ const WRITE_THRESHOLD: usize = 256 * 1024;
 pub struct JsonlSink {
     out: RecordFile,
     timestamps: TimestampFormatter,
+    /// This sink is the file's only writer (see `crate::lock`).
+    _lock: FileLock,
 }
 
 impl JsonlSink {
@@ -61,10 +64,19 @@ impl JsonlSink {
 
     /// Opens (creating if needed) `path` for appending. A torn last line left by a crash
     /// is cut first, so the file stays valid JSON lines.
+    ///
+    /// One writer per file: the sink holds an advisory lock on `<path>.lock` (`flock`,
+    /// released when it closes or the process ends), and while another logger holds it
+    /// this fails with [`Error::InUse`] naming the holder.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        // Before the file is touched: the torn-tail cut must never cut another writer's
+        // line in progress.
+        let lock = FileLock::take(&path)?;
         Ok(JsonlSink {
-            out: RecordFile::append_lines("jsonl", path.into())?,
+            out: RecordFile::append_lines("jsonl", path)?,
             timestamps: TimestampFormatter::default(),
+            _lock: lock,
         })
     }
 

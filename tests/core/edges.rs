@@ -173,3 +173,67 @@ fn after_a_recovered_full_disk_every_record_is_written_and_counted() {
         assert_eq!(line["step"], i as u64);
     }
 }
+
+/// Holds a JSONL logger on `TRAINLOG_LOCK_CHILD_DIR`, rank 0, until its stdin closes.
+#[test]
+#[ignore = "run in a child process by a_second_process_on_the_same_directory_and_rank_is_refused"]
+fn child_holds_a_logger() {
+    let Some(dir) = std::env::var_os("TRAINLOG_LOCK_CHILD_DIR") else {
+        return;
+    };
+    let (_layer, guard) = MetricLogger::builder()
+        .output_dir(dir)
+        .rank(0)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    println!("holding");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest);
+    drop(guard);
+}
+
+#[test]
+fn a_second_process_on_the_same_directory_and_rank_is_refused() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "edges::child_holds_a_logger",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TRAINLOG_LOCK_CHILD_DIR", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("holding") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the child ended");
+    }
+    let builder = || MetricLogger::builder().output_dir(dir.path()).rank(0);
+    let err = builder()
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::InUse { .. }), "{err:?}");
+    assert!(text.contains("metrics_rank0.jsonl"), "{text}");
+    assert!(text.contains(&format!("pid {}", child.id())), "{text}");
+    assert!(text.contains("own output directory or rank"), "{text}");
+    // Another rank in the same directory is fine.
+    let (_, other) = MetricLogger::builder()
+        .output_dir(dir.path())
+        .rank(1)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    drop(other);
+    // Once the holder has ended (its lock goes with it, however it ends), it is free.
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let (_, guard) = builder().build::<tracing_subscriber::Registry>().unwrap();
+    drop(guard);
+}

@@ -1012,3 +1012,37 @@ fn default_run_ids_differ_between_loggers_started_in_the_same_second() {
     ids.dedup();
     assert_eq!(ids.len(), 2, "two loggers, two run ids: {ids:?}");
 }
+
+#[test]
+fn two_loggers_on_one_spool_the_second_is_refused_and_sync_leaves_a_spool_in_use_alone() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/ingest");
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || options(&url, "one").stall_timeout(Duration::from_millis(300));
+    let first = log_steps(logger(dir.path(), opts()), 0..10);
+    let err = logger(dir.path(), opts())
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err();
+    assert!(matches!(err, trainlog::Error::InUse { .. }), "{err:?}");
+    let spool = the_spool_of(dir.path(), "http_spool", &url);
+    assert!(
+        err.to_string().contains(&spool.display().to_string()),
+        "{err}"
+    );
+    // `trainlog sync` does not send a spool a running logger is sending.
+    let server = TestServer::start_on(port, Faults::default());
+    let reports = trainlog::sync_spools(dir.path()).unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("another trainlog logger")),
+        "{report:?}"
+    );
+    assert!(report.delivered.is_empty(), "{report:?}");
+    drop(first);
+    assert_exact(&server, 0..10);
+    assert_eq!(server.duplicates(), 0);
+}

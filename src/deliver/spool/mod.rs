@@ -26,6 +26,7 @@ use self::sender::Sender;
 use super::net::without_password;
 use crate::deliver::retry::Verdict;
 use crate::file::RecordFile;
+use crate::lock::FileLock;
 use crate::{Error, Result};
 
 /// The outcome of one delivery attempt.
@@ -196,6 +197,8 @@ pub(crate) struct Spool {
     close_cap: Duration,
     offset_path: PathBuf,
     dead_path: PathBuf,
+    /// This spool is the file's only user (see `crate::lock`).
+    _lock: FileLock,
 }
 
 /// The spool file for a destination and rank under a spool directory:
@@ -281,6 +284,9 @@ impl Spool {
     ) -> Result<Spool> {
         let offset_path = spool_path.with_extension("offset");
         let dead_path = spool_path.with_extension("dead.jsonl");
+        // One logger (or `trainlog sync`) per spool: two would send each other's
+        // messages and count them twice. Taken before the file is touched.
+        let lock = FileLock::take(spool_path)?;
         let file = RecordFile::append_lines(name, spool_path.to_path_buf())?;
         let spooled = file.file_len();
         let (sent, session_at) = read_offset(&offset_path);
@@ -334,6 +340,7 @@ impl Spool {
             close_cap,
             offset_path,
             dead_path,
+            _lock: lock,
         })
     }
 

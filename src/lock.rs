@@ -1,0 +1,117 @@
+//! [`FileLock`]: one logger per file. Two loggers appending to the same JSONL file or
+//! spool (two jobs given the same output directory and rank, a job started twice) would
+//! mix their records and, for a spool, send each other's messages; so a logger takes an
+//! advisory lock on `<file>.lock` before it appends, and a second one is refused with
+//! [`Error::InUse`] naming the holder.
+//!
+//! The lock is `flock(2)`: the kernel releases it when the holder closes the file or
+//! exits, however it exits (a crash or SIGKILL leaves no stale lock behind). The lock file
+//! itself stays on disk, holding the last holder's pid, host and start time; it is never
+//! removed, since removing it would let a third logger lock a new file while a second
+//! still holds the old one. On platforms without `flock` no lock is taken.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// An exclusive advisory lock on `<path>.lock`, held while this value lives.
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    _file: File,
+}
+
+/// The lock file of `path`: `metrics_rank0.jsonl` → `metrics_rank0.jsonl.lock`.
+pub(crate) fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+impl FileLock {
+    /// Takes the lock of `path` without waiting, or says who holds it.
+    pub(crate) fn take(path: &Path) -> Result<FileLock> {
+        let lock = lock_path(path);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| Error::io("open the lock file", &lock, e))?;
+        match try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(Error::InUse {
+                    path: path.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "another logger".into()
+                    } else {
+                        holder.to_owned()
+                    },
+                });
+            }
+            Err(e) => return Err(Error::io("lock", &lock, e)),
+        }
+        // Who holds it now, for the message a second logger gets (best effort).
+        let who = format!(
+            "pid {} on {}, since {}",
+            std::process::id(),
+            crate::naming::hostname(),
+            crate::time::rfc3339(std::time::SystemTime::now())
+        );
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = file.write_all(who.as_bytes());
+        Ok(FileLock { _file: file })
+    }
+}
+
+/// `flock(fd, LOCK_EX | LOCK_NB)`: true when taken, false when another holds it.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock only reads its two integer arguments; the descriptor belongs to
+    // `file`, which is open for the whole call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_naming_the_holder_and_free_again_after_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics_rank0.jsonl");
+        let first = FileLock::take(&path).unwrap();
+        let err = FileLock::take(&path).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::InUse { .. }), "{err:?}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        drop(first);
+        FileLock::take(&path).unwrap();
+    }
+}
