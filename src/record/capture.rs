@@ -97,24 +97,63 @@ impl Fields for Record {
 
 pub(crate) struct Capture<'a, F: ?Sized>(pub(crate) &'a mut F);
 
+/// A `step` field whose value is not a step (a non-negative integer): `"ten"`, `-1`,
+/// `4.5`, `true`. The record is kept without a step (sinks that need one use their own
+/// counter, as for a record logged without a step) and the value is dropped, so no sink
+/// gets a metric called `step`; the first time a call site does this, it is said on
+/// stderr. Rare by nature, so the lock and the message cost nothing on the common path.
+#[cold]
+fn not_a_step(field: &Field, shown: &dyn fmt::Display) {
+    static SAID: std::sync::Mutex<Vec<tracing::callsite::Identifier>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    let site = field.callsite();
+    if said.contains(&site) {
+        return;
+    }
+    said.push(site);
+    drop(said);
+    eprintln!(
+        "trainlog: a metrics event has `step = {shown}`, which is not a step (a non-negative \
+         integer); the record is kept without a step and the value dropped (said once per \
+         call site)"
+    );
+}
+
+impl<F: Fields + ?Sized> Capture<'_, F> {
+    /// A `step` given as text (`%step`, `?step`, a string): a step when it reads as a
+    /// non-negative integer, else [`not_a_step`].
+    #[cold]
+    fn text_step(&mut self, field: &Field, text: &str) {
+        match text.trim().parse::<u64>() {
+            Ok(step) => self.0.step(step),
+            Err(_) => not_a_step(field, &format_args!("{text:?}")),
+        }
+    }
+}
+
 impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
     #[inline]
     fn record_f64(&mut self, field: &Field, value: f64) {
         let name = field.name();
-        if name == "step" && value >= 0.0 && value.fract() == 0.0 && value < 2e19 {
+        if name != "step" {
+            self.0.number(unraw(name), Number::F64(value));
+        } else if value >= 0.0 && value.fract() == 0.0 && value < 2e19 {
             self.0.step(value as u64);
         } else {
-            self.0.number(unraw(name), Number::F64(value));
+            not_a_step(field, &value);
         }
     }
 
     #[inline]
     fn record_i64(&mut self, field: &Field, value: i64) {
         let name = field.name();
-        if name == "step" && value >= 0 {
+        if name != "step" {
+            self.0.number(unraw(name), Number::I64(value));
+        } else if value >= 0 {
             self.0.step(value as u64);
         } else {
-            self.0.number(unraw(name), Number::I64(value));
+            not_a_step(field, &value);
         }
     }
 
@@ -133,6 +172,8 @@ impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
             self.record_i64(field, v)
         } else if let Ok(v) = u64::try_from(value) {
             self.record_u64(field, v)
+        } else if field.name() == "step" {
+            not_a_step(field, &value);
         } else {
             // Out of range for every numeric type a sink takes: keep all digits as text.
             self.0.text(Some(field_name(field)), &value.to_string());
@@ -142,15 +183,16 @@ impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
     fn record_u128(&mut self, field: &Field, value: u128) {
         match u64::try_from(value) {
             Ok(v) => self.record_u64(field, v),
+            Err(_) if field.name() == "step" => not_a_step(field, &value),
             Err(_) => self.0.text(Some(field_name(field)), &value.to_string()),
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() == "hparams" {
-            self.0.hparams(value);
-        } else {
-            self.0.number(field_name(field), Number::Bool(value));
+        match field.name() {
+            "hparams" => self.0.hparams(value),
+            "step" => not_a_step(field, &value),
+            _ => self.0.number(field_name(field), Number::Bool(value)),
         }
     }
 
@@ -158,11 +200,15 @@ impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
         match field.name() {
             "message" => self.0.text(None, value),
             "dict" => self.0.dict(field, value),
+            "step" => self.text_step(field, value),
             _ => self.0.text(Some(field_name(field)), value),
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if field.name() == "step" {
+            return not_a_step(field, &format_args!("{value:?}"));
+        }
         self.0.text(Some(field_name(field)), &value.to_string());
     }
 
@@ -170,6 +216,7 @@ impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
         match field.name() {
             "message" => self.0.debug(None, value),
             "dict" => self.0.dict(field, &format!("{value:?}")),
+            "step" => self.text_step(field, &format!("{value:?}")),
             _ => self.0.debug(Some(field_name(field)), value),
         }
     }

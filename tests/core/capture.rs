@@ -87,21 +87,57 @@ fn step_zero_and_hparams_are_kept_and_marked() {
 }
 
 #[test]
-fn invalid_steps_stay_ordinary_fields() {
+fn a_step_that_is_not_a_step_keeps_the_record_without_one() {
     let memory = MemorySink::new();
-    let guard = with_logger(MetricLogger::builder().sink(memory.clone()), || {
-        info!(target: "metrics", step = -1i64, loss = 1.0);
-        info!(target: "metrics", step = 2.5, loss = 1.0);
-        info!(target: "metrics", step = 4.0, loss = 1.0);
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let guard = with_logger(
+        MetricLogger::builder()
+            .sink(memory.clone())
+            .output_dir(dir.path())
+            .rank(0),
+        || {
+            info!(target: "metrics", step = -1i64, loss = 1.0);
+            info!(target: "metrics", step = 2.5, loss = 2.0);
+            info!(target: "metrics", step = "ten", loss = 3.0);
+            info!(target: "metrics", step = true, loss = 4.0);
+            info!(target: "metrics", step = -1i128 << 70, loss = 5.0);
+            // Steps, however given.
+            info!(target: "metrics", step = 4.0, loss = 6.0);
+            info!(target: "metrics", step = "7", loss = 7.0);
+            info!(target: "metrics", step = ?8u64, loss = 8.0);
+            let step = 9u64;
+            info!(target: "metrics", %step, loss = 9.0);
+        },
+    );
     guard.flush().unwrap();
     let r = memory.records();
-    assert_eq!(r[0].step, None);
-    assert_eq!(r[0].get("step"), Some(&Value::I64(-1)));
-    assert_eq!(r[1].step, None);
-    assert_eq!(r[1].get("step"), Some(&Value::F64(2.5)));
-    assert_eq!(r[2].step, Some(4));
-    assert_eq!(r[2].get("step"), None);
+    let steps: Vec<Option<u64>> = r.iter().map(|r| r.step).collect();
+    assert_eq!(
+        steps,
+        [
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(4),
+            Some(7),
+            Some(8),
+            Some(9)
+        ]
+    );
+    for (i, record) in r.iter().enumerate() {
+        // The record is kept whole but for the bad value: no field named `step`.
+        assert_eq!(record.get("step"), None, "{record:?}");
+        assert_eq!(record.get("loss"), Some(&Value::F64((i + 1) as f64)));
+    }
+    drop(guard);
+    let lines = read_jsonl(&dir.path().join("metrics_rank0.jsonl"));
+    assert_eq!(lines.len(), 9);
+    for line in &lines[..5] {
+        assert!(line.get("step").is_none(), "{line}");
+    }
+    assert_eq!(lines[6]["step"], 7);
 }
 
 #[test]

@@ -1046,3 +1046,27 @@ fn two_loggers_on_one_spool_the_second_is_refused_and_sync_leaves_a_spool_in_use
     assert_exact(&server, 0..10);
     assert_eq!(server.duplicates(), 0);
 }
+
+#[test]
+fn a_step_that_is_not_a_step_is_sent_without_one() {
+    let server = TestServer::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = logger(dir.path(), options(&server.url(), "badstep"))
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info!(target: "metrics", step = "ten", loss = 2.0);
+        info!(target: "metrics", step = -1i64, loss = 3.0);
+    });
+    drop(guard);
+    let logs: Vec<Json> = server
+        .stored()
+        .into_iter()
+        .filter(|m| m["event_type"] == "log")
+        .collect();
+    assert_eq!(logs.len(), 2);
+    for (m, loss) in logs.iter().zip([2.0, 3.0]) {
+        assert!(m.get("step").is_none_or(Json::is_null), "{m}");
+        assert_eq!(m["data"], serde_json::json!({"loss": loss}), "{m}");
+    }
+}

@@ -807,3 +807,19 @@ fn run_tags_become_mlflow_tags_and_results_final_metrics() {
         "{latest}"
     );
 }
+
+#[test]
+fn a_step_that_is_not_a_step_makes_no_step_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = logger(dir.path(), to_server("trainlog-badstep", "badstep"));
+    drop(run(builder, || {
+        info!(target: "metrics", step = 1u64, loss = 1.0);
+        info!(target: "metrics", step = "ten", loss = 2.0);
+        info!(target: "metrics", step = -1i64, loss = 3.0);
+    }));
+    let run = find_run("trainlog-badstep", "badstep");
+    let id = run["info"]["run_id"].as_str().unwrap();
+    assert!(history(id, "step").is_empty(), "{run}");
+    let losses: Vec<Json> = history(id, "loss").into_iter().map(|p| p.1).collect();
+    assert_eq!(losses.len(), 3, "{losses:?}");
+}

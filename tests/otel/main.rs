@@ -453,3 +453,22 @@ fn histograms_are_histogram_instruments_with_their_first_bins() {
     );
     assert_eq!(point["asDouble"], 1.0);
 }
+
+#[test]
+fn a_step_that_is_not_a_step_sets_no_step_gauge_and_makes_no_step_metric() {
+    let receiver = Receiver::start();
+    log_to(&receiver, MetricLogger::builder(), || {
+        info!(target: "metrics", step = "ten", loss = 2.0);
+        info!(target: "metrics", step = -1i64, loss = 3.0);
+    });
+    let (_, metrics) = last_export(&receiver);
+    let names: Vec<&Json> = metrics.iter().map(|m| &m["name"]).collect();
+    assert!(
+        !names.iter().any(|n| *n == "step" || *n == "train.step"),
+        "{names:?}"
+    );
+    assert_eq!(
+        only_point(metric(&metrics, "loss"), "gauge")["asDouble"],
+        3.0
+    );
+}

@@ -272,3 +272,22 @@ fn a_real_prometheus_server_scrapes_the_endpoint_and_answers_promql() {
     assert_eq!(up[0].1, "1", "{}", prometheus.log());
     drop(guard);
 }
+
+#[test]
+fn a_step_that_is_not_a_step_sets_no_step_gauge() {
+    let (addr, layer, guard) = build_on_free_port("badstep");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        info!(target: "metrics", step = 3u64, loss = 1.0);
+        info!(target: "metrics", step = -1i64, loss = 2.0);
+        info!(target: "metrics", step = "ten", loss = 3.0);
+    });
+    guard.flush().unwrap();
+    let (_, text) = scrape(addr, false);
+    let families = parse(&text, "text");
+    // The last real step stays; no series is made of the bad values.
+    assert_eq!(sample(&families, "trainlog_step")["value"], 3.0);
+    assert_eq!(sample(&families, "trainlog_loss")["value"], 3.0);
+    assert!(!text.contains("-1"), "{text}");
+    drop(guard);
+}

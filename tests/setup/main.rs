@@ -258,6 +258,44 @@ fn a_global_filter_that_mutes_metrics_is_reported_once_at_close() {
 }
 
 #[test]
+#[ignore = "run in a child process by a_bad_step_is_said_once_per_call_site"]
+fn child_bad_steps() {
+    let Some(dir) = child_dir() else { return };
+    let guard = trainlog::MetricLogger::builder()
+        .output_dir(&dir)
+        .rank(0)
+        .init()
+        .unwrap();
+    for i in 0..5 {
+        info!(target: "metrics", step = -1 - i, loss = 0.5);
+    }
+    for _ in 0..3 {
+        info!(target: "metrics", step = "ten", loss = 0.5);
+    }
+    drop(guard);
+}
+
+#[test]
+fn a_bad_step_is_said_once_per_call_site() {
+    let (_, stderr, dir) = run_child("child_bad_steps", &[]);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("which is not a step"))
+        .collect();
+    assert_eq!(said.len(), 2, "{stderr}");
+    assert!(
+        said[0].starts_with("trainlog: a metrics event has `step = -1`"),
+        "{stderr}"
+    );
+    assert!(said[1].contains("`step = \"ten\"`"), "{stderr}");
+    assert!(
+        said[0].contains("the record is kept without a step"),
+        "{stderr}"
+    );
+    assert_eq!(jsonl(dir.path(), 0).len(), 8);
+}
+
+#[test]
 fn rust_log_overrides_the_root_level() {
     let (_stdout, stderr, _dir) = run_child("child_root_then_metrics", &[("RUST_LOG", "warn")]);
     assert!(!stderr.contains("hello from the root logger"), "{stderr}");

@@ -461,3 +461,27 @@ fn histograms_reach_the_histograms_and_distributions_dashboards() {
     let median = bands[4][1].as_f64().unwrap();
     assert!((median - 10.5).abs() < 0.05, "median of 10..11: {median}");
 }
+
+#[test]
+fn names_that_map_to_one_tag_get_distinct_tags_and_a_bad_step_makes_no_step_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = with_logger(logger(dir.path()), || {
+        info!(target: "metrics", step = 5u64, "a.b" = 1.0, "a/b" = 2.0, loss = 0.5);
+        // Not steps: each record is kept, on the tag's own counter, without a `step` tag.
+        info!(target: "metrics", step = -1i64, loss = 0.25);
+        info!(target: "metrics", step = 4.5, loss = 0.125);
+        info!(target: "metrics", step = "ten", loss = 0.0625);
+    });
+    drop(guard);
+    let run = only_run(&dir.path().join("tensorboard"));
+    let tags: Vec<&String> = run["scalars"].as_object().unwrap().keys().collect();
+    assert!(!tags.iter().any(|t| *t == "step"), "{tags:?}");
+    assert_eq!(points(&run, "scalars", "a/b"), vec![(5, Json::from(1.0))]);
+    assert_eq!(
+        points(&run, "scalars", "field/a/b"),
+        vec![(5, Json::from(2.0))]
+    );
+    let loss = points(&run, "scalars", "loss");
+    let values: Vec<f64> = loss.iter().map(|(_, v)| v.as_f64().unwrap()).collect();
+    assert_eq!(values, [0.5, 0.25, 0.125, 0.0625], "{loss:?}");
+}

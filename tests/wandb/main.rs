@@ -571,3 +571,31 @@ fn colliding_keys_get_free_names_in_narrow_and_wide_rows() {
     // The three row keys, the 40 fields and the three renamed ones: nothing collapsed.
     assert_eq!(wide.len(), 46, "{wide:?}");
 }
+
+#[test]
+fn a_step_that_is_not_a_step_makes_no_step_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = run(
+        logger(dir.path(), WandbOptions::new().run_id("badstep1")),
+        || {
+            info!(target: "metrics", step = 0u64, loss = 1.0);
+            info!(target: "metrics", step = "ten", loss = 2.0);
+            info!(target: "metrics", step = -1i64, loss = 3.0);
+        },
+    );
+    drop(guard);
+    let (_, file) = only_run(&dir.path().join("wandb"));
+    let out = read(&file);
+    assert_eq!(out["error"], Json::Null, "{out}");
+    // Kept, on the next steps of W&B's own counter, without a `step` item.
+    assert_eq!(history_steps(&out), [0, 1, 2]);
+    for (row, loss) in out["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip([1.0, 2.0, 3.0])
+    {
+        assert!(row["items"].get("step").is_none(), "{row}");
+        assert_eq!(row["items"]["loss"], loss, "{row}");
+    }
+}

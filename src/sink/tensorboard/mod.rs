@@ -92,6 +92,8 @@ pub struct TensorBoardSink {
     start_time: f64,
     /// The largest step written so far: where the run API's tags and results go.
     last_step: i64,
+    /// Whether two field names mapping to one tag (`a.b`, `a/b`) were reported.
+    warned_collision: bool,
 }
 
 impl TensorBoardSink {
@@ -162,6 +164,7 @@ impl TensorBoardSink {
             scalar_tags: BTreeSet::new(),
             start_time: crate::time::unix_seconds(now),
             last_step: 0,
+            warned_collision: false,
         };
         sink.push_event(&Event {
             wall_time: sink.start_time,
@@ -270,7 +273,7 @@ impl TensorBoardSink {
         }
         // The common case first: a run API event always has a text field, `event`.
         if let (Some(step), None) = (r.step, &r.message) {
-            if r.fields.iter().all(|(_, v)| v.as_f64().is_some()) {
+            if r.fields.iter().all(|(_, v)| v.as_f64().is_some()) && !tags_collide(r) {
                 self.push_scalar_event(wall_time, step, r);
                 return;
             }
@@ -300,10 +303,8 @@ impl TensorBoardSink {
             }
             None => {}
         }
-        let mut values: Vec<(String, &Value)> = r
-            .unique_fields()
-            .map(|(k, v)| (k.replace('.', "/"), v))
-            .collect();
+        let values = self.tags_of(r);
+        let mut values: Vec<(String, &Value)> = values;
         let message = r.message.as_ref().map(|m| Value::Str(m.clone()));
         if let Some(m) = &message {
             values.push(("message".into(), m));
@@ -328,6 +329,36 @@ impl TensorBoardSink {
                 }
             }
         }
+    }
+
+    /// The record's fields with their tags (`.` becomes `/`), each tag once: when two
+    /// names map to one tag (`a.b` and `a/b`), the later field gets `field/<tag>` (more
+    /// `field/` while that is taken too), as JSONL and W&B give such keys free names,
+    /// and the first time this happens it is said on stderr.
+    fn tags_of<'r>(&mut self, r: &'r Record) -> Vec<(String, &'r Value)> {
+        let mut values: Vec<(String, &Value)> = Vec::with_capacity(r.fields.len());
+        for (k, v) in r.unique_fields() {
+            let tag = k.replace('.', "/");
+            let taken = |t: &str| values.iter().any(|(used, _)| used == t);
+            if !taken(&tag) {
+                values.push((tag, v));
+                continue;
+            }
+            let mut free = format!("field/{tag}");
+            while taken(&free) {
+                free.insert_str(0, "field/");
+            }
+            if !self.warned_collision {
+                self.warned_collision = true;
+                eprintln!(
+                    "trainlog: tensorboard: the field `{k}` maps to the tag `{tag}`, which \
+                     another field of the same record has (`.` becomes `/`); it is written as \
+                     `{free}` (said once)"
+                );
+            }
+            values.push((free, v));
+        }
+        values
     }
 
     /// The common case, a record of numbers with a step, encoded straight into the
@@ -469,3 +500,27 @@ impl Sink for TensorBoardSink {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether two of the record's field names map to one tag (`a.b` and `a/b`). Only a name
+/// with a `.` can collide with another (identical names are one field), so most records
+/// answer at the first scan; the pairwise check allocates nothing up to 64 fields (it
+/// runs on every record with a dotted name).
+fn tags_collide(r: &Record) -> bool {
+    let fields = &r.fields;
+    if !fields.iter().any(|(k, _)| k.contains('.')) {
+        return false;
+    }
+    let same_tag = |a: &str, b: &str| {
+        let tag = |c: u8| if c == b'.' { b'/' } else { c };
+        a != b && a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| tag(x) == tag(y))
+    };
+    if fields.len() <= 64 {
+        return (1..fields.len())
+            .any(|i| fields[..i].iter().any(|(k, _)| same_tag(k, &fields[i].0)));
+    }
+    let mut tags: Vec<String> = fields.iter().map(|(k, _)| k.replace('.', "/")).collect();
+    let names: std::collections::HashSet<&str> = fields.iter().map(|(k, _)| k.as_ref()).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags.len() < names.len()
+}
