@@ -2,6 +2,8 @@
 //! through MLflow's REST API. The server is installed by the tests (pinned in
 //! `tests/python/requirements-mlflow.txt`) and shared by the tests of this binary.
 
+#[path = "../support/child.rs"]
+mod child;
 #[path = "../support/python.rs"]
 mod python;
 #[path = "../support/run_api.rs"]
@@ -822,4 +824,48 @@ fn a_step_that_is_not_a_step_makes_no_step_metric() {
     assert!(history(id, "step").is_empty(), "{run}");
     let losses: Vec<Json> = history(id, "loss").into_iter().map(|p| p.1).collect();
     assert_eq!(losses.len(), 3, "{losses:?}");
+}
+
+#[test]
+#[ignore = "run in a child process by a_refusal_from_a_uri_with_credentials_is_reported_without_them"]
+fn child_logs_to_a_tracking_uri() {
+    if !child::is_child("child_logs_to_a_tracking_uri") {
+        return;
+    }
+    let dir = child::var("CHILD_DIR");
+    let options = to_server("trainlog-secrets", "secrets")
+        .url(child::var("CHILD_URL"))
+        .stall_timeout(Duration::from_millis(500));
+    let _ = run(logger(Path::new(&dir), options), || {
+        info!(target: "metrics", step = 0, loss = 1.0);
+    })
+    .shutdown(trainlog::sink::RunOutcome::Completed);
+}
+
+#[test]
+fn a_refusal_from_a_uri_with_credentials_is_reported_without_them() {
+    let base = secured_server().url.clone();
+    let url = base.replacen("http://", "http://admin:wr0ngpw@", 1) + "/?token=s3cr3t";
+    let dir = tempfile::tempdir().unwrap();
+    let out = child::run(
+        "child_logs_to_a_tracking_uri",
+        &[
+            ("CHILD_DIR", dir.path().to_str().unwrap()),
+            ("CHILD_URL", &url),
+        ],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    let said = out.trainlog_lines().join("\n");
+    assert!(
+        said.contains("401"),
+        "the refusal is reported: {}",
+        out.stderr
+    );
+    for secret in ["wr0ngpw", "s3cr3t"] {
+        assert!(!out.stderr.contains(secret), "{secret} in:\n{}", out.stderr);
+        for entry in std::fs::read_dir(dir.path().join("mlflow_spool")).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            assert!(!text.contains(secret), "{secret} in the spool: {text}");
+        }
+    }
 }

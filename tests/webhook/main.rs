@@ -11,6 +11,8 @@ use tracing_subscriber::prelude::*;
 use trainlog::sink::WebhookOptions;
 use trainlog::{MetricGuard, MetricLogger, MetricLoggerBuilder};
 
+#[path = "../support/child.rs"]
+mod child;
 #[path = "../support/spool.rs"]
 mod spool;
 use spool::{lines, tear, the_dead_letters_of, the_spool_of};
@@ -345,4 +347,50 @@ fn a_torn_dead_letter_tail_is_cut_before_the_next_refusal_is_appended() {
     let dead = lines(&dead);
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!(hook.texts().len(), 2, "each refused once, not retried");
+}
+
+#[test]
+#[ignore = "run in a child process by a_refusal_is_reported_without_the_hooks_secret"]
+fn child_alerts_a_url() {
+    if !child::is_child("child_alerts_a_url") {
+        return;
+    }
+    let dir = child::var("CHILD_DIR");
+    let options = WebhookOptions::new()
+        .url(child::var("CHILD_URL"))
+        .stall_timeout(Duration::from_millis(300));
+    let _ = run(logger(std::path::Path::new(&dir), options), || {
+        info!(target: "metrics", step = 1u64, loss = 0.5);
+    })
+    .shutdown(trainlog::sink::RunOutcome::Completed);
+}
+
+#[test]
+fn a_refusal_is_reported_without_the_hooks_secret() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hook = Hook::answering(port, 403);
+    let url = format!("http://user:pa55@127.0.0.1:{port}/services/T000/B000/s3cr3t?token=t0k3n");
+    let dir = tempfile::tempdir().unwrap();
+    let out = child::run(
+        "child_alerts_a_url",
+        &[
+            ("CHILD_DIR", dir.path().to_str().unwrap()),
+            ("CHILD_URL", &url),
+        ],
+    );
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(hook.texts().len(), 1, "refused once, not retried");
+    let said = out.trainlog_lines().join("\n");
+    assert!(
+        said.contains("403"),
+        "the refusal is reported: {}",
+        out.stderr
+    );
+    for secret in ["pa55", "s3cr3t", "t0k3n"] {
+        assert!(!out.stderr.contains(secret), "{secret} in:\n{}", out.stderr);
+    }
 }
