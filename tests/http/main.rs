@@ -286,14 +286,21 @@ fn records_spool_while_the_server_is_down_and_arrive_when_it_is_up() {
     assert_eq!(server.duplicates(), 0);
 }
 
-#[test]
-fn a_torn_spool_tail_is_cut_by_the_next_logger_and_nothing_is_sent_twice_or_lost() {
+/// Logs `steps` as run `run_id` under `dir` while nothing listens on the port it returns
+/// (with the URL): everything stays in the spool.
+fn spooled_while_down(dir: &Path, run_id: &str, steps: std::ops::Range<u64>) -> (u16, String) {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/ingest");
+    let opts = options(&url, run_id).stall_timeout(Duration::from_millis(300));
+    drop(log_steps(logger(dir, opts), steps));
+    (port, url)
+}
+
+#[test]
+fn a_torn_spool_tail_is_cut_by_the_next_logger_and_nothing_is_sent_twice_or_lost() {
     let dir = tempfile::tempdir().unwrap();
     // The server is down at exit: everything stays spooled; then a crash mid-write.
-    let opts = options(&url, "torn").stall_timeout(Duration::from_millis(300));
-    drop(log_steps(logger(dir.path(), opts), 0..100));
+    let (port, url) = spooled_while_down(dir.path(), "torn", 0..100);
     let spool = the_spool_of(dir.path(), "http_spool", &url);
     let half = tear(&spool);
     let server = TestServer::start_on(port, Faults::default());
@@ -800,13 +807,10 @@ fn a_dead_server_lets_the_process_exit_after_the_stall_timeout_not_the_cap() {
 
 #[test]
 fn sync_sends_a_leftover_spool_exactly_once() {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/ingest");
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("exp1");
     // The server is down at exit: everything stays spooled.
-    let opts = options(&url, "left").stall_timeout(Duration::from_millis(300));
-    drop(log_steps(logger(&run_dir, opts), 0..120));
+    let (port, url) = spooled_while_down(&run_dir, "left", 0..120);
     assert_eq!(spool_files(&run_dir, "http_spool").len(), 1);
 
     let server = TestServer::start_on(port, Faults::default());
@@ -837,11 +841,8 @@ fn sync_sends_a_leftover_spool_exactly_once() {
 #[cfg(feature = "cli")]
 #[test]
 fn trainlog_sync_command_reports_per_destination_and_the_token_comes_from_the_environment() {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/ingest");
     let dir = tempfile::tempdir().unwrap();
-    let opts = options(&url, "cli").stall_timeout(Duration::from_millis(300));
-    drop(log_steps(logger(dir.path(), opts), 0..40));
+    let (port, url) = spooled_while_down(dir.path(), "cli", 0..40);
     let spool = spool_file(dir.path(), "http_spool");
     assert!(!std::fs::read_to_string(&spool).unwrap().contains("t0ken"));
 

@@ -86,6 +86,15 @@ impl Drop for Hook {
     }
 }
 
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn logger(dir: &std::path::Path, options: WebhookOptions) -> MetricLoggerBuilder {
     MetricLogger::builder()
         .output_dir(dir)
@@ -233,11 +242,7 @@ fn two_short_runs_send_a_handful_of_messages() {
 #[cfg(feature = "cli")]
 #[test]
 fn alerts_wait_in_the_spool_while_the_hook_is_down_and_trainlog_sync_sends_them() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}/services/T000/B000/s3cr3t");
     let dir = tempfile::tempdir().unwrap();
     let options = WebhookOptions::new()
@@ -289,11 +294,7 @@ fn alerts_wait_in_the_spool_while_the_hook_is_down_and_trainlog_sync_sends_them(
 
 #[test]
 fn a_torn_spool_tail_is_cut_by_the_next_logger_and_each_alert_arrives_once() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}/services/T000/B000/s3cr3t");
     let dir = tempfile::tempdir().unwrap();
     let options = || {
@@ -323,11 +324,7 @@ fn a_torn_spool_tail_is_cut_by_the_next_logger_and_each_alert_arrives_once() {
 
 #[test]
 fn a_torn_dead_letter_tail_is_cut_before_the_next_refusal_is_appended() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // A hook that was deleted: Slack answers 404 no_service, for good.
     let hook = Hook::answering(port, 404);
     let url = format!("http://127.0.0.1:{port}/services/T000/B000/s3cr3t");
@@ -367,11 +364,7 @@ fn child_alerts_a_url() {
 
 #[test]
 fn a_refusal_is_reported_without_the_hooks_secret() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let hook = Hook::answering(port, 403);
     let url = format!("http://user:pa55@127.0.0.1:{port}/services/T000/B000/s3cr3t?token=t0k3n");
     let dir = tempfile::tempdir().unwrap();
