@@ -261,7 +261,9 @@ impl Spool {
         spool.file.end_record();
         spool.publish()?;
         // A session line is not a message (see `State::lines`).
-        spool.shared.lock().lines -= 1;
+        let mut state = spool.shared.lock();
+        state.lines = state.lines.saturating_sub(1);
+        drop(state);
         Ok(spool)
     }
 

@@ -303,8 +303,7 @@ impl TensorBoardSink {
             }
             None => {}
         }
-        let values = self.tags_of(r);
-        let mut values: Vec<(String, &Value)> = values;
+        let mut values = self.tags_of(r);
         let message = r.message.as_ref().map(|m| Value::Str(m.clone()));
         if let Some(m) = &message {
             values.push(("message".into(), m));
@@ -337,16 +336,30 @@ impl TensorBoardSink {
     /// and the first time this happens it is said on stderr.
     fn tags_of<'r>(&mut self, r: &'r Record) -> Vec<(String, &'r Value)> {
         let mut values: Vec<(String, &Value)> = Vec::with_capacity(r.fields.len());
+        // Tags taken so far: a scan for the usual dozen fields, a set for wide records.
+        let mut wide: Option<std::collections::HashSet<String>> = None;
         for (k, v) in r.unique_fields() {
+            if values.len() == 32 {
+                wide = Some(values.iter().map(|(t, _)| t.clone()).collect());
+            }
+            let taken = |t: &str| match &wide {
+                Some(set) => set.contains(t),
+                None => values.iter().any(|(used, _)| used == t),
+            };
             let tag = k.replace('.', "/");
-            let taken = |t: &str| values.iter().any(|(used, _)| used == t);
             if !taken(&tag) {
+                if let Some(set) = &mut wide {
+                    set.insert(tag.clone());
+                }
                 values.push((tag, v));
                 continue;
             }
             let mut free = format!("field/{tag}");
             while taken(&free) {
                 free.insert_str(0, "field/");
+            }
+            if let Some(set) = &mut wide {
+                set.insert(free.clone());
             }
             if !self.warned_collision {
                 self.warned_collision = true;
