@@ -34,11 +34,16 @@ pub fn sync(args: &SyncArgs) -> Result<(), String> {
         }
         if let Some(error) = &report.error {
             failed += 1;
-            println!(
-                "{}: {} messages still pending: {error}",
-                report.spool.display(),
-                report.pending
-            );
+            if report.pending > 0 {
+                println!(
+                    "{}: {} messages still pending: {error}",
+                    report.spool.display(),
+                    report.pending
+                );
+            } else {
+                // Not opened at all (say, a running logger holds it).
+                println!("{}: not sent: {error}", report.spool.display());
+            }
         }
     }
     for (target, (messages, records)) in &per_destination {
