@@ -514,13 +514,21 @@ impl Sink for TensorBoardSink {
 #[cfg(test)]
 mod tests;
 
-/// Whether two of the record's field names map to one tag (`a.b` and `a/b`). Only a name
-/// with a `.` can collide with another (identical names are one field), so most records
-/// answer at the first scan; the pairwise check allocates nothing up to 64 fields (it
-/// runs on every record with a dotted name).
+/// Whether two of the record's field names map to one tag (`a.b` and `a/b`). Most
+/// records answer after one scan of their names; the pairwise check allocates nothing up
+/// to 64 fields.
 fn tags_collide(r: &Record) -> bool {
     let fields = &r.fields;
-    if !fields.iter().any(|(k, _)| k.contains('.')) {
+    // Two distinct names with one tag differ where one has `.` and the other `/`: without
+    // both characters among the names (the usual record) there is nothing to compare.
+    let (mut dot, mut slash) = (false, false);
+    for (k, _) in fields {
+        for &b in k.as_bytes() {
+            dot |= b == b'.';
+            slash |= b == b'/';
+        }
+    }
+    if !(dot && slash) {
         return false;
     }
     let same_tag = |a: &str, b: &str| {
