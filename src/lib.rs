@@ -5,7 +5,7 @@
 //! rank, TensorBoard event files, and behind cargo features a remote HTTP server, MLflow,
 //! OpenTelemetry, Weights & Biases offline runs, a Prometheus scrape endpoint and webhook
 //! alerts. Around them: an experiment [`run`]
-//! API, a progress display and (feature `cli`) the `trainlog` command line.
+//! API and a progress display; the `trainlog` command line is the `trainlog-cli` package.
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;
@@ -90,7 +90,6 @@
 //! - `prometheus`: the `prometheus` backend, `sink::PrometheusSink` (a scrape endpoint).
 //! - `webhook`: the `webhook` backend, `sink::WebhookSink` (Slack-style alerts).
 //! - `logfiles`: ordinary logs to rotating files, `LogFiles`, `setup_root_logger_with_files`.
-//! - `cli`: the `trainlog` binary (ls, show, tail, export, plot, sync).
 //!
 //! (Plain names, not links: each exists only with its feature. On docs.rs every feature
 //! is built and each item says which feature it needs.)

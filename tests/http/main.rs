@@ -2,6 +2,8 @@
 
 #[path = "../support/child.rs"]
 mod child;
+#[path = "../support/cli_bin.rs"]
+mod cli_bin;
 #[path = "../support/run_api.rs"]
 mod run_api;
 mod server;
@@ -838,7 +840,6 @@ fn sync_sends_a_leftover_spool_exactly_once() {
     assert_eq!(server.duplicates(), 0);
 }
 
-#[cfg(feature = "cli")]
 #[test]
 fn trainlog_sync_command_reports_per_destination_and_the_token_comes_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
@@ -857,7 +858,7 @@ fn trainlog_sync_command_reports_per_destination_and_the_token_comes_from_the_en
         },
     );
     let cli = |token: Option<&str>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trainlog"));
+        let mut cmd = std::process::Command::new(cli_bin::trainlog_bin());
         cmd.arg("sync")
             .arg(dir.path())
             .env_remove("MESSENGER_LOGGER_AUTH_TOKEN");

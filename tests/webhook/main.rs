@@ -13,6 +13,8 @@ use trainlog::{MetricGuard, MetricLogger, MetricLoggerBuilder};
 
 #[path = "../support/child.rs"]
 mod child;
+#[path = "../support/cli_bin.rs"]
+mod cli_bin;
 #[path = "../support/spool.rs"]
 mod spool;
 use spool::{lines, tear, the_dead_letters_of, the_spool_of};
@@ -239,7 +241,6 @@ fn two_short_runs_send_a_handful_of_messages() {
     assert_eq!(hook.texts().len(), 2, "{:?}", hook.texts());
 }
 
-#[cfg(feature = "cli")]
 #[test]
 fn alerts_wait_in_the_spool_while_the_hook_is_down_and_trainlog_sync_sends_them() {
     let port = free_port();
@@ -261,7 +262,7 @@ fn alerts_wait_in_the_spool_while_the_hook_is_down_and_trainlog_sync_sends_them(
     }
     let hook = Hook::start_on(port);
     let sync = |url: Option<&str>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trainlog"));
+        let mut cmd = std::process::Command::new(cli_bin::trainlog_bin());
         cmd.arg("sync").arg(dir.path());
         match url {
             Some(u) => cmd.env("TRAINLOG_WEBHOOK_URL", u),

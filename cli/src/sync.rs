@@ -2,7 +2,7 @@
 
 use crate::args::SyncArgs;
 
-#[cfg(feature = "network")]
+#[cfg(feature = "sync")]
 pub fn sync(args: &SyncArgs) -> Result<(), String> {
     use std::collections::BTreeMap;
 
@@ -61,11 +61,11 @@ pub fn sync(args: &SyncArgs) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(not(feature = "network"))]
+#[cfg(not(feature = "sync"))]
 pub fn sync(_args: &SyncArgs) -> Result<(), String> {
     Err(
-        "this trainlog was built without the `http` and `mlflow` features, which `sync` needs \
-         (cargo install trainlog --features cli,http,mlflow)"
+        "this trainlog was built without its `sync` feature (on by default): \
+         cargo install trainlog-cli"
             .into(),
     )
 }
