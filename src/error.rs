@@ -28,6 +28,8 @@ pub enum Error {
     UnknownBackend {
         /// The name as written.
         name: String,
+        /// The names this build knows, as the message lists them.
+        known: String,
     },
     /// A known backend that this build of trainlog cannot provide.
     BackendUnavailable {
@@ -129,10 +131,9 @@ impl fmt::Display for Error {
                 path,
                 source,
             } => write!(f, "could not {action} {}: {source}", path.display()),
-            Error::UnknownBackend { name } => write!(
+            Error::UnknownBackend { name, known } => write!(
                 f,
-                "unknown metrics backend `{name}`; known backends: {}",
-                crate::setup::known_names()
+                "unknown metrics backend `{name}`; known backends: {known}"
             ),
             Error::BackendUnavailable { name, reason } => {
                 write!(f, "metrics backend `{name}` is not available: {reason}")

@@ -21,7 +21,6 @@ pub use install::setup_root_logger_with_files;
 pub use install::{setup_metric_logger, setup_root_logger};
 #[cfg(feature = "logfiles")]
 pub use logfiles::{LogFiles, LogFilesGuard, Rotation};
-pub(crate) use registry::known_names;
 pub use registry::Backend;
 #[cfg(feature = "network")]
 pub use sync::{sync_spools, Delivered, SyncReport};

@@ -142,7 +142,7 @@ fn entry(backend: Backend) -> Entry {
 }
 
 /// The names `backends("...")` accepts, for messages.
-pub(crate) fn known_names() -> String {
+fn known_names() -> String {
     registry()
         .iter()
         .map(|e| match e.names {
@@ -213,7 +213,10 @@ impl Backend {
         let e = registry()
             .into_iter()
             .find(|e| e.names.contains(&lower.as_str()))
-            .ok_or_else(|| Error::UnknownBackend { name: name.into() })?;
+            .ok_or_else(|| Error::UnknownBackend {
+                name: name.into(),
+                known: known_names(),
+            })?;
         match e.make {
             Some(_) => Ok(e.backend),
             None => Err(unavailable(name, e.feature)),
