@@ -37,7 +37,10 @@ fn unknown_and_unavailable_backends_are_named() {
     let trainlog::Error::UnknownBackend { known, .. } = &err else {
         panic!("{err:?}")
     };
-    assert!(known.contains("async") && known.contains("tensorboard"), "{known}");
+    assert!(
+        known.contains("async") && known.contains("tensorboard"),
+        "{known}"
+    );
     // A backend whose feature is off says which feature to turn on.
     for (name, built) in [
         ("WandB", cfg!(feature = "wandb")),
