@@ -114,6 +114,7 @@ mod layer;
 mod lock;
 mod log_dict;
 pub mod naming;
+mod panic_note;
 #[cfg(feature = "progress")]
 pub mod progress;
 pub mod rank;

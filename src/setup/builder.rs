@@ -495,6 +495,10 @@ impl MetricLoggerBuilder {
                 sinks.push(sink);
             }
         }
+        // One process-wide panic hook, only for sinks that report the panic's message.
+        if sinks.iter().any(|s| s.wants_panic_message()) {
+            crate::panic_note::install();
+        }
         let config = WorkerConfig {
             capacity: self.capacity,
             overflow: self.overflow,

@@ -116,9 +116,10 @@ mod tensorboard;
 #[cfg(feature = "wandb")]
 mod wandb;
 
+#[cfg(feature = "jsonl")]
+pub use crate::panic_note::last_panic;
 #[cfg(feature = "http")]
 pub use http::{HttpOptions, HttpSink, TOKEN_VARS, URL_VARS};
-#[cfg(feature = "jsonl")]
 pub use jsonl::JsonlSink;
 pub use memory::MemorySink;
 #[cfg(feature = "mlflow")]
@@ -212,6 +213,14 @@ pub trait Sink: Send + 'static {
     fn lost(&self) -> u64 {
         0
     }
+
+    /// Whether this sink reports why a run failed with the panic's message: then the
+    /// logger installs, once per process, a panic hook that remembers it (chaining the hook
+    /// that was there), and [`last_panic`] gives it, e.g. in [`close`](Sink::close) with
+    /// [`RunOutcome::Failed`]. Asked once, when the logger starts. Default: no.
+    fn wants_panic_message(&self) -> bool {
+        false
+    }
 }
 
 impl<T: Sink + ?Sized> Sink for Box<T> {
@@ -235,5 +244,8 @@ impl<T: Sink + ?Sized> Sink for Box<T> {
     }
     fn lost(&self) -> u64 {
         (**self).lost()
+    }
+    fn wants_panic_message(&self) -> bool {
+        (**self).wants_panic_message()
     }
 }

@@ -425,3 +425,43 @@ fn backends_are_typed_too_and_print_as_their_list_names() {
         "{err}"
     );
 }
+
+/// A sink that asks for the panic's message, and keeps what `last_panic` says at close.
+struct WantsPanic(Arc<Mutex<Option<String>>>);
+
+impl Sink for WantsPanic {
+    fn name(&self) -> &str {
+        "wants-panic"
+    }
+    fn write_batch(&mut self, _: &[Arc<Record>]) -> trainlog::Result<()> {
+        Ok(())
+    }
+    fn close(&mut self, outcome: RunOutcome) -> trainlog::Result<()> {
+        if outcome == RunOutcome::Failed {
+            *self.0.lock().unwrap() = trainlog::sink::last_panic();
+        }
+        Ok(())
+    }
+    fn wants_panic_message(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_sink_that_wants_the_panic_message_gets_it_at_a_failed_close() {
+    let seen = Arc::new(Mutex::new(None));
+    let (_layer, guard) = MetricLogger::builder()
+        .sink(WantsPanic(seen.clone()))
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _guard = guard;
+        panic!("the loss went to NaN at step 1234");
+    }));
+    assert!(result.is_err());
+    let seen = seen.lock().unwrap().clone().unwrap_or_default();
+    assert!(
+        seen.starts_with("the loss went to NaN at step 1234 at tests/core/failure.rs:"),
+        "{seen}"
+    );
+}

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -42,32 +42,6 @@ fn shown_url(url: &str) -> String {
 /// A hash of the URL: what the spool records instead of the URL itself.
 fn url_hash(url: &str) -> String {
     format!("{:016x}", crate::deliver::spool::stable_hash(url))
-}
-
-/// The message of the last panic in this process, for the "failed" alert.
-fn last_panic() -> &'static Mutex<Option<String>> {
-    static LAST: OnceLock<Mutex<Option<String>>> = OnceLock::new();
-    LAST.get_or_init(|| {
-        // Chain a hook that remembers the message; the previous hook still runs.
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let text = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
-            let at = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            if let Some(slot) = LAST.get() {
-                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{text}{at}"));
-            }
-            previous(info);
-        }));
-        Mutex::new(None)
-    })
 }
 
 /// ERROR messages within the current minute, and those folded away.
@@ -138,7 +112,6 @@ impl WebhookSink {
             crate::naming::run_name_template(options.run_name.as_deref(), &[], default_run_name)
                 .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
         let run = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
-        let _ = last_panic(); // install the hook that remembers panic messages
         let tls = Tls::load(options.ca_file.as_slice(), false)?;
         let d = &options.delivery;
         let spool_options = SpoolOptions {
@@ -353,10 +326,7 @@ impl Sink for WebhookSink {
         let took = crate::format::format_duration(self.started.elapsed());
         match outcome {
             RunOutcome::Failed if self.options.failure => {
-                let why = last_panic()
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone()
+                let why = crate::panic_note::last_panic()
                     .or_else(|| self.last_error.clone())
                     .unwrap_or_else(|| "no message".into());
                 let text = format!(
@@ -381,6 +351,11 @@ impl Sink for WebhookSink {
 
     fn lost(&self) -> u64 {
         self.spool.rejected()
+    }
+
+    fn wants_panic_message(&self) -> bool {
+        // The "failed" alert says why.
+        true
     }
 }
 
