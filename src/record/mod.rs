@@ -18,7 +18,6 @@
 pub(crate) mod capture;
 mod histogram;
 mod json_text;
-mod run_events;
 mod value;
 
 use std::borrow::Cow;
@@ -29,7 +28,6 @@ pub use histogram::{Histogram, HistogramSummary, HistogramValue, HISTOGRAM_BINS}
     not(any(feature = "tensorboard", feature = "mlflow", feature = "wandb")),
     allow(unused_imports)
 )]
-pub(crate) use run_events::{RunEvent, METADATA_PREFIX};
 pub use value::Value;
 
 /// A field name. Names from a `tracing` callsite are borrowed; run-time names are owned.

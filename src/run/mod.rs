@@ -391,7 +391,10 @@ impl Run {
     ///
     /// The name may not be `event` or start with `metadata.`.
     pub fn result(&self, name: &str, value: f64, metadata: &impl Serialize) -> Result<()> {
-        if name.is_empty() || name == "event" || name.starts_with(crate::record::METADATA_PREFIX) {
+        if name.is_empty()
+            || name == "event"
+            || name.starts_with(crate::sink::run_events::METADATA_PREFIX)
+        {
             return Err(Error::Config(format!(
                 "a result needs a name other than `event` and `metadata.*` (got `{name}`)"
             )));

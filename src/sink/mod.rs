@@ -103,6 +103,7 @@ mod jsonl;
 mod memory;
 #[cfg(feature = "mlflow")]
 pub(crate) mod mlflow;
+pub(crate) mod run_events;
 
 #[cfg(feature = "otel")]
 mod otel;

@@ -23,7 +23,7 @@ use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::deliver::DeliveryOptions;
 use crate::env::first_env;
 use crate::json::{write_str, write_value};
-use crate::record::RunEvent;
+use crate::sink::run_events::RunEvent;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 /// MLflow's per-request limits for `runs/log-batch` (metrics; params and tags; bytes).

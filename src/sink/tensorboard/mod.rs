@@ -21,7 +21,7 @@ use self::proto::*;
 use self::values::{hparams_value, markdown_table, text_value};
 use super::{RunOutcome, Sink};
 use crate::file::RecordFile;
-use crate::record::RunEvent;
+use crate::sink::run_events::RunEvent;
 use crate::{Error, Record, Result, Value};
 
 /// Bytes buffered before events are written out between flushes.

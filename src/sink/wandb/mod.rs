@@ -17,7 +17,7 @@ use prost::Message as _;
 use super::{RunOutcome, Sink};
 use crate::env::first_env;
 use crate::file::RecordFile;
-use crate::record::RunEvent;
+use crate::sink::run_events::RunEvent;
 use crate::{Error, RankInfo, Record, Result, Value};
 
 const BLOCK: u64 = 32_768;

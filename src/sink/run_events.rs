@@ -1,4 +1,6 @@
-//! The `tags` and `result` events of the run API, as sinks read them back.
+//! The `tags` and `result` events of the run API, as sinks read them back (here, with the
+//! sinks, not in `record/`: a record is only fields; what an `event` field means to a
+//! backend is the backends' business).
 //!
 //! [`Run::tags`](crate::run::Run::tags) sends `{event: "tags", <tag>: "<value>", ..}` with
 //! every tag; [`Run::result`](crate::run::Run::result) sends `{event: "result", <name>:
@@ -11,7 +13,7 @@
     allow(dead_code)
 )]
 
-use super::{Record, Value};
+use crate::{Record, Value};
 
 /// The prefix of a result's metadata fields.
 pub(crate) const METADATA_PREFIX: &str = "metadata.";
