@@ -218,7 +218,7 @@ fn sink_write(c: &mut Criterion) {
                 |dir| {
                     let options = MlflowOptions::new()
                         .url(format!("http://127.0.0.1:{}", closed_port()))
-                        .shutdown_timeout(Duration::ZERO)
+                        .close_cap(Duration::ZERO)
                         .stall_timeout(Duration::ZERO);
                     write_all(
                         MlflowSink::new(options, dir, rank0(), None).unwrap(),

@@ -14,7 +14,7 @@ pub(crate) mod retry;
 pub(crate) mod spool;
 
 /// What every network backend's options share: how closing waits for the server, and how
-/// retries back off. Set through `shutdown_timeout`, `stall_timeout` and `retry_backoff`.
+/// retries back off. Set through `close_cap`, `stall_timeout` and `retry_backoff`.
 #[cfg(feature = "network")]
 #[derive(Clone, Debug)]
 pub(crate) struct DeliveryOptions {

@@ -61,7 +61,7 @@ macro_rules! all_ranks_setter {
 }
 
 /// The close and retry settings every network backend's options share, written once:
-/// `shutdown_timeout`, `stall_timeout` and `retry_backoff` on `$options`, stored in its
+/// `close_cap`, `stall_timeout` and `retry_backoff` on `$options`, stored in its
 /// `delivery` field (a [`crate::deliver::DeliveryOptions`]).
 #[cfg(feature = "network")]
 macro_rules! delivery_setters {
@@ -69,9 +69,20 @@ macro_rules! delivery_setters {
         impl $options {
             /// The longest closing may keep delivering while the server makes progress
             /// (default 120 s); what is left stays spooled on disk for `trainlog sync`.
-            pub fn shutdown_timeout(mut self, cap: std::time::Duration) -> Self {
+            /// Not the logger's `MetricLoggerBuilder::shutdown_timeout` (how long the
+            /// guard waits for the other sinks), which a network sink may outlast.
+            pub fn close_cap(mut self, cap: std::time::Duration) -> Self {
                 self.delivery.close_cap = cap;
                 self
+            }
+
+            /// The old name of [`close_cap`](Self::close_cap), which it calls.
+            #[deprecated(
+                since = "0.1.0",
+                note = "renamed `close_cap`: the builder's `shutdown_timeout` is another setting"
+            )]
+            pub fn shutdown_timeout(self, cap: std::time::Duration) -> Self {
+                self.close_cap(cap)
             }
 
             /// How long closing waits for the server to accept a batch before it gives up

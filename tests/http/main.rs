@@ -41,7 +41,7 @@ fn options(url: &str, run_id: &str) -> HttpOptions {
         .run_id(run_id)
         .batch(50, Duration::from_millis(50))
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .shutdown_timeout(Duration::from_secs(20))
+        .close_cap(Duration::from_secs(20))
 }
 
 fn log_steps(builder: MetricLoggerBuilder, steps: std::ops::Range<u64>) -> MetricGuard {

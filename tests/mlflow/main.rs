@@ -203,7 +203,7 @@ fn to_server(experiment: &str, run_name: &str) -> MlflowOptions {
         .url(&server().url)
         .experiment(experiment)
         .run_name(run_name)
-        .shutdown_timeout(Duration::from_secs(50))
+        .close_cap(Duration::from_secs(50))
         // A server busy with the other tests may answer slowly; these tests are about
         // what arrives, the stall rule has its own test.
         .stall_timeout(Duration::from_secs(30))
