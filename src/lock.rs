@@ -4,11 +4,11 @@
 //! advisory lock on `<file>.lock` before it appends, and a second one is refused with
 //! [`Error::InUse`] naming the holder.
 //!
-//! The lock is `flock(2)`: the kernel releases it when the holder closes the file or
-//! exits, however it exits (a crash or SIGKILL leaves no stale lock behind). The lock file
-//! itself stays on disk, holding the last holder's pid, host and start time; it is never
-//! removed, since removing it would let a third logger lock a new file while a second
-//! still holds the old one. On platforms without `flock` no lock is taken.
+//! The lock is `flock(2)` (`LockFileEx` on Windows): the kernel releases it when the
+//! holder closes the file or exits, however it exits (a crash or SIGKILL leaves no stale
+//! lock behind). The lock file itself stays on disk, holding the last holder's pid, host
+//! and start time; it is never removed, since removing it would let a third logger lock a
+//! new file while a second still holds the old one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -71,28 +71,15 @@ impl FileLock {
     }
 }
 
-/// `flock(fd, LOCK_EX | LOCK_NB)`: true when taken, false when another holds it.
-#[cfg(unix)]
-#[allow(unsafe_code)]
+/// An exclusive lock without waiting (`flock(LOCK_EX | LOCK_NB)` on Unix, `LockFileEx`
+/// on Windows, through fs4's safe API): true when taken, false when another holds it.
 fn try_lock(file: &File) -> std::io::Result<bool> {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock only reads its two integer arguments; the descriptor belongs to
-    // `file`, which is open for the whole call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
+    // Called through the trait: Rust 1.89's `File::try_lock` would shadow it.
+    match fs4::FileExt::try_lock(file) {
+        Ok(()) => Ok(true),
+        Err(fs4::TryLockError::WouldBlock) => Ok(false),
+        Err(fs4::TryLockError::Error(e)) => Err(e),
     }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        Ok(false)
-    } else {
-        Err(e)
-    }
-}
-
-#[cfg(not(unix))]
-fn try_lock(_file: &File) -> std::io::Result<bool> {
-    Ok(true)
 }
 
 #[cfg(all(test, unix))]
