@@ -19,7 +19,8 @@ use crate::{Error, Result};
 /// An exclusive advisory lock on `<path>.lock`, held while this value lives.
 #[derive(Debug)]
 pub(crate) struct FileLock {
-    _file: File,
+    /// `None` where no lock could be taken for another reason than a holder (see `take`).
+    _file: Option<File>,
 }
 
 /// The lock file of `path`: `metrics_rank0.jsonl` → `metrics_rank0.jsonl.lock`.
@@ -31,15 +32,36 @@ pub(crate) fn lock_path(path: &Path) -> PathBuf {
 
 impl FileLock {
     /// Takes the lock of `path` without waiting, or says who holds it.
+    ///
+    /// Where no lock can be had for another reason (a file system without locks, such as
+    /// some NFS mounts, or a lock file that cannot be created), logging goes on unlocked
+    /// and stderr says once per file that a second logger would not be noticed: the lock
+    /// guards against a mistake, and must not stop training that would otherwise work.
     pub(crate) fn take(path: &Path) -> Result<FileLock> {
         let lock = lock_path(path);
-        let mut file = OpenOptions::new()
+        let unlocked = |what: &str, e: std::io::Error| {
+            eprintln!(
+                "trainlog: could not {what} {} ({e}); writing {} without a lock, so a second \
+                 logger on it would not be noticed",
+                lock.display(),
+                path.display()
+            );
+            FileLock { _file: None }
+        };
+        let mut file = match OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&lock)
-            .map_err(|e| Error::io("open the lock file", &lock, e))?;
+        {
+            Ok(file) => file,
+            // No directory: opening the file itself fails next, with the error to show.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(FileLock { _file: None })
+            }
+            Err(e) => return Ok(unlocked("create", e)),
+        };
         match try_lock(&file) {
             Ok(true) => {}
             Ok(false) => {
@@ -55,7 +77,7 @@ impl FileLock {
                     },
                 });
             }
-            Err(e) => return Err(Error::io("lock", &lock, e)),
+            Err(e) => return Ok(unlocked("lock", e)),
         }
         // Who holds it now, for the message a second logger gets (best effort).
         let who = format!(
@@ -67,7 +89,7 @@ impl FileLock {
         let _ = file.set_len(0);
         let _ = file.seek(SeekFrom::Start(0));
         let _ = file.write_all(who.as_bytes());
-        Ok(FileLock { _file: file })
+        Ok(FileLock { _file: Some(file) })
     }
 }
 

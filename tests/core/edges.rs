@@ -237,3 +237,18 @@ fn a_second_process_on_the_same_directory_and_rank_is_refused() {
     let (_, guard) = builder().build::<tracing_subscriber::Registry>().unwrap();
     drop(guard);
 }
+
+#[test]
+fn a_lock_that_cannot_be_taken_for_another_reason_does_not_stop_logging() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not a holder, just no lock to be had (as on a file system without locks).
+    std::fs::create_dir(dir.path().join("metrics_rank0.jsonl.lock")).unwrap();
+    let guard = with_logger(
+        MetricLogger::builder().output_dir(dir.path()).rank(0),
+        || info!(target: "metrics", step = 1, loss = 0.5),
+    );
+    guard.shutdown(RunOutcome::Completed).unwrap();
+    let lines = read_jsonl(&dir.path().join("metrics_rank0.jsonl"));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["loss"], 0.5);
+}
