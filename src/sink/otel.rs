@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _};
@@ -119,6 +119,9 @@ pub struct OtelSink {
     counters: HashMap<String, Counter<f64>>,
     histograms: HashMap<String, Histogram<f64>>,
     warned_negative: bool,
+    /// Why the last export failed (cleared by one that succeeds), shared with the
+    /// exporter's client: what close says when the final export fails too.
+    last_failure: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for OtelSink {
@@ -178,6 +181,7 @@ impl OtelSink {
             counters: HashMap::new(),
             histograms: HashMap::new(),
             warned_negative: false,
+            last_failure: Arc::default(),
         })
     }
 
@@ -190,7 +194,11 @@ impl OtelSink {
                     message: "the OTLP exporter could not be created".into(),
                 });
             };
-            let client = OtlpClient::new(&self.tls, self.options.endpoint.as_deref())?;
+            let client = OtlpClient::new(
+                &self.tls,
+                self.options.endpoint.as_deref(),
+                self.last_failure.clone(),
+            )?;
             let mut exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
                 .with_protocol(Protocol::HttpBinary)
@@ -364,9 +372,19 @@ impl Sink for OtelSink {
     fn close(&mut self, _outcome: RunOutcome) -> Result<()> {
         match self.provider.take() {
             // Shutdown exports what was recorded since the last interval.
-            Some(provider) => provider.shutdown().map_err(|e| Error::Sink {
-                sink: "otel".into(),
-                message: format!("final OTLP export failed: {e}"),
+            // The SDK's error here only says that shutting down failed; the client knows
+            // why the export did.
+            Some(provider) => provider.shutdown().map_err(|e| {
+                let why = self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .unwrap_or_else(|| e.to_string());
+                Error::Sink {
+                    sink: "otel".into(),
+                    message: format!("the last values were not exported: {why}"),
+                }
             }),
             None => Ok(()),
         }
@@ -385,12 +403,18 @@ struct OtlpClient {
     /// Where exports go, for messages (redacted).
     target: String,
     failing: AtomicBool,
+    /// Why the last export failed, for the sink's close (see `OtelSink::last_failure`).
+    last_failure: Arc<Mutex<Option<String>>>,
 }
 
 impl OtlpClient {
     /// Built on the sink's worker thread (a blocking client must not be created inside
     /// an async runtime).
-    fn new(tls: &Tls, endpoint: Option<&str>) -> Result<Self> {
+    fn new(
+        tls: &Tls,
+        endpoint: Option<&str>,
+        last_failure: Arc<Mutex<Option<String>>>,
+    ) -> Result<Self> {
         let timeout = first_env(&[
             "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
             "OTEL_EXPORTER_OTLP_TIMEOUT",
@@ -416,10 +440,13 @@ impl OtlpClient {
             timeout,
             target,
             failing: AtomicBool::new(false),
+            last_failure,
         })
     }
 
     fn failed(&self, why: &str) {
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("export to {} failed: {why}", self.target));
         if !self.failing.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "trainlog: otel: export to {} failed: {why}; the last values are exported \
@@ -450,6 +477,7 @@ impl opentelemetry_http::HttpClient for OtlpClient {
         let headers = response.headers().clone();
         let body = response.bytes()?;
         if status.is_success() {
+            *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
             if self.failing.swap(false, Ordering::Relaxed) {
                 eprintln!("trainlog: otel: exporting to {} again", self.target);
             }

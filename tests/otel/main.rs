@@ -511,7 +511,10 @@ fn export_failures_are_reported_once_without_credentials() {
     let out = child::run("child_exports_to_a_url", &[("CHILD_URL", &url)]);
     assert!(out.ok, "{}", out.stderr);
     let said = out.trainlog_lines();
-    let failures: Vec<&&str> = said.iter().filter(|l| l.contains("export to")).collect();
+    let failures: Vec<&&str> = said
+        .iter()
+        .filter(|l| l.starts_with("trainlog: otel: export to"))
+        .collect();
     assert_eq!(failures.len(), 1, "{}", out.stderr);
     assert!(
         // User info and the query's values are masked; where it went is still clear.
@@ -526,13 +529,20 @@ fn export_failures_are_reported_once_without_credentials() {
         "{}",
         out.stderr
     );
-    // Besides, close says once that the last values were not exported either.
+    // Besides, close says that the last values were not exported either, and why.
     let at_close: Vec<&&str> = said
         .iter()
-        .filter(|l| l.contains("final OTLP export"))
+        .filter(|l| l.contains("the last values were not exported"))
         .collect();
-    assert!(at_close.len() <= 1, "{}", out.stderr);
-    assert_eq!(said.len(), 1 + at_close.len(), "{}", out.stderr);
+    assert_eq!(at_close.len(), 1, "{}", out.stderr);
+    assert!(
+        at_close[0].contains(&format!(
+            "the last values were not exported: export to http://***@127.0.0.1:{port}/v1/metrics?token=*** failed: "
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(said.len(), 2, "{}", out.stderr);
     for secret in ["hunter2", "s3cr3t", "bob"] {
         assert!(!out.stderr.contains(secret), "{secret} in:\n{}", out.stderr);
     }
