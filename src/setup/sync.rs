@@ -99,10 +99,12 @@ fn sync_one(path: &Path) -> SyncReport {
         batch_interval: Duration::ZERO,
         request_timeout: Duration::from_secs(30),
         heartbeat: None,
-        stall_timeout: SYNC_STALL,
-        close_cap: Duration::from_secs(24 * 3600),
-        retry_base: Duration::from_millis(200),
-        retry_max: Duration::from_secs(5),
+        delivery: crate::deliver::DeliveryOptions {
+            stall: SYNC_STALL,
+            close_cap: Duration::from_secs(24 * 3600),
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(5),
+        },
     };
     let spool: Result<_> = match backend_of(path) {
         #[cfg(feature = "http")]

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use self::progress::{group, Progress};
 use self::sender::Sender;
 use super::net::without_password;
+use super::DeliveryOptions;
 use crate::deliver::retry::Verdict;
 use crate::file::RecordFile;
 use crate::lock::FileLock;
@@ -82,19 +83,15 @@ pub(crate) const DEFAULT_CLOSE_CAP: Duration = Duration::from_secs(120);
 /// Default time without progress after which close gives up.
 pub(crate) const DEFAULT_STALL: Duration = Duration::from_secs(4);
 
-/// Batching, retry and shutdown settings of a spool.
+/// Batching settings of a spool (the backend's), and the close and retry settings every
+/// network backend's options carry ([`DeliveryOptions`], taken as they are).
 #[derive(Debug, Clone)]
 pub(crate) struct SpoolOptions {
     pub(crate) batch_size: usize,
     pub(crate) batch_interval: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) heartbeat: Option<Duration>,
-    /// Close gives up when nothing was delivered for this long.
-    pub(crate) stall_timeout: Duration,
-    /// Close never waits longer than this in all.
-    pub(crate) close_cap: Duration,
-    pub(crate) retry_base: Duration,
-    pub(crate) retry_max: Duration,
+    pub(crate) delivery: DeliveryOptions,
 }
 
 /// State shared by the sink (producer), its sender thread and the closing thread.
@@ -193,7 +190,9 @@ pub(crate) struct Spool {
     file: RecordFile,
     shared: Arc<Shared>,
     sender: Option<JoinHandle<()>>,
-    stall_timeout: Duration,
+    /// Close gives up when nothing was delivered for this long, and never waits longer
+    /// than `close_cap` in all.
+    stall: Duration,
     close_cap: Duration,
     offset_path: PathBuf,
     dead_path: PathBuf,
@@ -314,7 +313,7 @@ impl Spool {
             state.lines = unsent_lines;
             state.target = deliver.target();
         }
-        let (stall_timeout, close_cap) = (options.stall_timeout, options.close_cap);
+        let (stall, close_cap) = (options.delivery.stall, options.delivery.close_cap);
         deliver.set_pulse(Pulse(shared.clone()));
         let sender = Sender {
             name,
@@ -338,7 +337,7 @@ impl Spool {
             file,
             shared,
             sender: Some(handle),
-            stall_timeout,
+            stall,
             close_cap,
             offset_path,
             dead_path,
@@ -407,10 +406,10 @@ impl Spool {
         while !state.stopped {
             let now = Instant::now();
             let last = state.last_ack.map_or(start, |t| t.max(start));
-            let stalled = now.duration_since(last) >= self.stall_timeout;
+            let stalled = now.duration_since(last) >= self.stall;
             if stalled || now.duration_since(start) >= self.close_cap {
                 gave_up = Some(if stalled {
-                    format!("nothing was delivered for {:?}", self.stall_timeout)
+                    format!("nothing was delivered for {:?}", self.stall)
                 } else {
                     format!("still sending after {:?}", self.close_cap)
                 });

@@ -74,7 +74,10 @@ impl<D: Deliver> Sender<D> {
     fn deliver_all(&mut self, window: &mut Window) -> bool {
         let name = self.name;
         let mut reader = None;
-        let mut backoff = Backoff::new(self.options.retry_base, self.options.retry_max);
+        let mut backoff = Backoff::new(
+            self.options.delivery.retry_base,
+            self.options.delivery.retry_max,
+        );
         let mut rejected_once = false;
         let mut first_waiting: Option<Instant> = None;
         let mut last_sent = Instant::now();
@@ -179,7 +182,7 @@ impl<D: Deliver> Sender<D> {
             if closing {
                 // A request that hangs longer than the stall timeout would only hold the
                 // exit: give the retry a chance instead.
-                timeout = timeout.min(self.options.stall_timeout);
+                timeout = timeout.min(self.options.delivery.stall);
             }
             let Delivery {
                 verdict,
@@ -450,10 +453,12 @@ mod tests {
                 batch_interval: Duration::from_secs(1),
                 request_timeout: Duration::from_secs(1),
                 heartbeat: None,
-                stall_timeout: Duration::from_secs(1),
-                close_cap: Duration::from_secs(1),
-                retry_base: Duration::from_secs(1),
-                retry_max: Duration::from_secs(1),
+                delivery: crate::deliver::DeliveryOptions {
+                    stall: Duration::from_secs(1),
+                    close_cap: Duration::from_secs(1),
+                    retry_base: Duration::from_secs(1),
+                    retry_max: Duration::from_secs(1),
+                },
             },
             shared: Arc::new(Shared::default()),
             spool_path,

@@ -221,10 +221,7 @@ impl HttpSink {
             batch_interval: options.batch_interval,
             request_timeout: options.request_timeout,
             heartbeat: options.heartbeat,
-            stall_timeout: options.delivery.stall,
-            close_cap: options.delivery.close_cap,
-            retry_base: options.delivery.retry_base,
-            retry_max: options.delivery.retry_max,
+            delivery: options.delivery.clone(),
         };
         let session = serde_json::json!({
             "backend": "http",

@@ -166,10 +166,7 @@ impl MlflowSink {
             batch_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             heartbeat: None,
-            stall_timeout: options.delivery.stall,
-            close_cap: options.delivery.close_cap,
-            retry_base: options.delivery.retry_base,
-            retry_max: options.delivery.retry_max,
+            delivery: options.delivery.clone(),
         };
         let session = json!({
             "backend": "mlflow",

@@ -113,16 +113,12 @@ impl WebhookSink {
                 .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
         let run = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
         let tls = Tls::load(options.ca_file.as_slice(), false)?;
-        let d = &options.delivery;
         let spool_options = SpoolOptions {
             batch_size: 1,
             batch_interval: Duration::ZERO,
             request_timeout: Duration::from_secs(10),
             heartbeat: None,
-            stall_timeout: d.stall,
-            close_cap: d.close_cap,
-            retry_base: d.retry_base,
-            retry_max: d.retry_max,
+            delivery: options.delivery.clone(),
         };
         let deliver = WebhookDeliver {
             client: LazyClient::new("webhook", tls),
