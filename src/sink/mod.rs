@@ -128,10 +128,10 @@ mod tensorboard;
 #[cfg(feature = "wandb")]
 mod wandb;
 
-#[cfg(feature = "jsonl")]
 pub use crate::panic_note::last_panic;
 #[cfg(feature = "http")]
 pub use http::{HttpOptions, HttpSink, TOKEN_VARS, URL_VARS};
+#[cfg(feature = "jsonl")]
 pub use jsonl::JsonlSink;
 pub use memory::MemorySink;
 #[cfg(feature = "mlflow")]
