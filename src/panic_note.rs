@@ -13,12 +13,7 @@ pub(crate) fn install() {
     LAST.get_or_init(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let text = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
+            let text = payload_text(info.payload()).unwrap_or_else(|| "a panic".into());
             let at = info
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
@@ -30,6 +25,15 @@ pub(crate) fn install() {
         }));
         Mutex::new(None)
     });
+}
+
+/// The text a panic carries: `panic!("..")`'s message, `None` for other payloads. Used by
+/// the hook, the worker (a sink that panicked) and the run API (a run that panicked).
+pub(crate) fn payload_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
 }
 
 /// The message and location of the last panic in this process (`"out of memory at

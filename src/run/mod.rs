@@ -356,11 +356,8 @@ impl Run {
                 Err(e)
             }
             Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".into());
+                let message =
+                    crate::panic_note::payload_text(&*panic).unwrap_or_else(|| "panic".into());
                 let _ = self.fail(format!("panicked: {message}"));
                 std::panic::resume_unwind(panic)
             }

@@ -433,10 +433,7 @@ impl WorkerState {
             Ok(result) => result,
             Err(panic) => {
                 self.dead = true;
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                let msg = crate::panic_note::payload_text(&*panic)
                     .unwrap_or_else(|| "unknown panic".into());
                 eprintln!(
                     "trainlog: the {} sink panicked during {what} ({msg}); its further records are counted as lost",
