@@ -96,9 +96,24 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     allow(dead_code)
 )]
 pub(crate) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
-    let mut candidate = format!("field.{name}");
+    free_name_after("field.", name, taken)
+}
+
+/// [`free_name`] with another prefix than `field.` (TensorBoard's `field/`, its tags
+/// being nested with `/`).
+#[cfg_attr(
+    not(any(
+        feature = "jsonl",
+        feature = "http",
+        feature = "wandb",
+        feature = "tensorboard"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn free_name_after(prefix: &str, name: &str, taken: impl Fn(&str) -> bool) -> String {
+    let mut candidate = format!("{prefix}{name}");
     while taken(&candidate) {
-        candidate.insert_str(0, "field.");
+        candidate.insert_str(0, prefix);
     }
     candidate
 }

@@ -354,10 +354,7 @@ impl TensorBoardSink {
                 values.push((tag, v));
                 continue;
             }
-            let mut free = format!("field/{tag}");
-            while taken(&free) {
-                free.insert_str(0, "field/");
-            }
+            let free = crate::json::free_name_after("field/", &tag, taken);
             if let Some(set) = &mut wide {
                 set.insert(free.clone());
             }
