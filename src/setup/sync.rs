@@ -131,7 +131,7 @@ fn sync_one(path: &Path) -> SyncReport {
             let (closed, result) = spool.close("run `trainlog sync` again later");
             report.delivered = closed.delivered;
             report.refused = closed.rejected_messages;
-            report.refused_records = closed.rejected;
+            report.refused_records = closed.rejected_records;
             report.pending = closed.pending;
             report.error = result.err().map(|e| e.to_string());
         }

@@ -118,7 +118,7 @@ struct State {
     drained: bool,
     /// Records in the messages the server refused for good (now in the dead-letter file),
     /// and those messages.
-    rejected: u64,
+    rejected_records: u64,
     rejected_messages: u64,
     /// Where lines go now, and what was delivered per destination.
     target: String,
@@ -178,7 +178,7 @@ pub(crate) struct Closed {
     pub(crate) delivered: Vec<Delivered>,
     /// Messages refused for good (in the dead-letter file), and the records in them.
     pub(crate) rejected_messages: u64,
-    pub(crate) rejected: u64,
+    pub(crate) rejected_records: u64,
     /// Messages still spooled (0 when the spool was delivered and deleted).
     pub(crate) pending: u64,
 }
@@ -378,7 +378,7 @@ impl Spool {
     /// Records in the lines refused for good so far (now in the dead-letter file), plus
     /// the lines that could not even be written to the spool file.
     pub(crate) fn rejected(&self) -> u64 {
-        self.shared.lock().rejected + self.file.lost()
+        self.shared.lock().rejected_records + self.file.lost()
     }
 
     /// The longest close may take: the overall cap, plus a second to stop.
@@ -432,7 +432,7 @@ impl Spool {
         let closed = Closed {
             delivered: state.delivered.clone(),
             rejected_messages: state.rejected_messages,
-            rejected: state.rejected,
+            rejected_records: state.rejected_records,
             pending: if drained { 0 } else { pending },
         };
         let target = state.target.clone();

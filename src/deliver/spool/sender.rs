@@ -226,7 +226,7 @@ impl<D: Deliver> Sender<D> {
                     self.dead_letter(window, count);
                     {
                         let mut state = self.shared.lock();
-                        state.rejected += records;
+                        state.rejected_records += records;
                         state.rejected_messages += count as u64;
                     }
                     self.ack(window, count, count as u64);
@@ -335,19 +335,17 @@ impl<D: Deliver> Sender<D> {
     /// destination.
     fn credit(&self, messages: u64, records: u64) {
         let mut state = self.shared.lock();
-        {
-            let target = state.target.clone();
-            match state.delivered.iter_mut().find(|d| d.target == target) {
-                Some(d) => {
-                    d.messages += messages;
-                    d.records += records;
-                }
-                None => state.delivered.push(super::Delivered {
-                    target,
-                    messages,
-                    records,
-                }),
+        let target = state.target.clone();
+        match state.delivered.iter_mut().find(|d| d.target == target) {
+            Some(d) => {
+                d.messages += messages;
+                d.records += records;
             }
+            None => state.delivered.push(super::Delivered {
+                target,
+                messages,
+                records,
+            }),
         }
     }
 
