@@ -1,7 +1,8 @@
 //! `setup_root_logger` and `setup_metric_logger` install the global subscriber, so each
 //! scenario runs in a child process (this test binary re-run with one ignored test).
 
-use std::process::Command;
+#[path = "../support/child.rs"]
+mod child;
 
 use tracing::info;
 
@@ -122,27 +123,15 @@ fn init_shows_progress_over_total_steps() {
     );
 }
 
+/// Runs the ignored test `test` in a child process with a fresh directory for it.
 fn run_child(test: &str, envs: &[(&str, &str)]) -> (String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        test,
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("TRAINLOG_SETUP_CHILD_DIR", dir.path())
-    .env_remove("RUST_LOG")
-    .env_remove("RANK");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    (stdout, stderr, dir)
+    let dir_text = dir.path().to_str().unwrap();
+    let mut all = vec![("TRAINLOG_SETUP_CHILD_DIR", dir_text)];
+    all.extend_from_slice(envs);
+    let out = child::run(test, &all);
+    assert!(out.ok, "child failed:\n{}\n{}", out.stdout, out.stderr);
+    (out.stdout, out.stderr, dir)
 }
 
 fn jsonl(dir: &std::path::Path, rank: u32) -> Vec<serde_json::Value> {
