@@ -201,7 +201,7 @@ fn parse_weight(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Sends what the http and mlflow backends left spooled (server down at exit).
+/// Sends what the http, mlflow and webhook backends left spooled (server down at exit).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   trainlog sync runs/sft_a        the logger's output directory
