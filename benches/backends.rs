@@ -23,8 +23,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tracing::info;
 use tracing_subscriber::prelude::*;
 use trainlog::sink::{
-    HttpOptions, JsonlSink, MlflowOptions, MlflowSink, OtelOptions, OtelSink, RunOutcome, Sink,
-    WandbOptions, WandbSink,
+    BuildContext, HttpOptions, JsonlSink, MlflowOptions, MlflowSink, OtelOptions, OtelSink,
+    RunOutcome, Sink, WandbOptions, WandbSink,
 };
 use trainlog::{MetricLogger, RankInfo, Record};
 
@@ -201,7 +201,7 @@ fn sink_write(c: &mut Criterion) {
                 |dir| {
                     let options = WandbOptions::new().dir(dir).run_id("bench001");
                     write_all(
-                        WandbSink::new(options, None, rank0(), None).unwrap(),
+                        WandbSink::new(options, &BuildContext::new(rank0())).unwrap(),
                         &records,
                     )
                 },
@@ -221,7 +221,8 @@ fn sink_write(c: &mut Criterion) {
                         .close_cap(Duration::ZERO)
                         .stall_timeout(Duration::ZERO);
                     write_all(
-                        MlflowSink::new(options, dir, rank0(), None).unwrap(),
+                        MlflowSink::new(options, &BuildContext::new(rank0()).with_output_dir(dir))
+                            .unwrap(),
                         &records,
                     )
                 },
@@ -240,7 +241,10 @@ fn sink_write(c: &mut Criterion) {
                     let options = OtelOptions::new()
                         .url(format!("http://127.0.0.1:{}", receiver.port))
                         .export_interval(Duration::from_secs(3600));
-                    write_all(OtelSink::new(options, rank0(), None).unwrap(), &records)
+                    write_all(
+                        OtelSink::new(options, &BuildContext::new(rank0())).unwrap(),
+                        &records,
+                    )
                 },
                 // The final export holds the last record's values.
                 |_| {

@@ -40,6 +40,16 @@ pub fn file_name(rank: u32) -> String {
     format!("metrics_rank{rank}.jsonl")
 }
 
+/// Path of the JSONL file a rank writes under `output_dir`.
+///
+/// ```
+/// let p = trainlog::jsonl_path("runs/a", 3);
+/// assert!(p.ends_with("metrics_rank3.jsonl"));
+/// ```
+pub fn jsonl_path(output_dir: impl AsRef<std::path::Path>, rank: u32) -> std::path::PathBuf {
+    output_dir.as_ref().join(file_name(rank))
+}
+
 /// The rank whose file this is, for a name [`file_name`] gives; `None` for other names.
 ///
 /// ```

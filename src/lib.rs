@@ -99,6 +99,7 @@
 
 mod clock;
 #[cfg(any(feature = "network", feature = "otel"))]
+#[macro_use]
 mod deliver;
 mod env;
 mod error;
@@ -113,6 +114,8 @@ mod layer;
 #[cfg(any(feature = "jsonl", feature = "network"))]
 mod lock;
 mod log_dict;
+#[cfg(feature = "logfiles")]
+mod logfiles;
 pub mod naming;
 mod panic_note;
 #[cfg(feature = "progress")]
@@ -126,21 +129,21 @@ mod system;
 pub mod time;
 mod worker;
 
+#[cfg(feature = "network")]
+pub use deliver::{sync_spools, Delivered, SyncReport};
 pub use error::{Error, Result};
 pub use filter::MetricFilter;
+pub use jsonl::jsonl_path;
 pub use layer::{MetricLayer, SinkLayer};
 pub use log_dict::{flatten, log_dict, log_fields, log_histogram, log_hparams};
+#[cfg(feature = "logfiles")]
+pub use logfiles::{setup_root_logger_with_files, LogFiles, LogFilesGuard, Rotation};
 pub use rank::RankInfo;
 pub use record::{
     Histogram, HistogramSummary, HistogramValue, Key, Record, UniqueFields, Value, HISTOGRAM_BINS,
 };
-#[cfg(feature = "jsonl")]
-pub use setup::jsonl_path;
 #[cfg(feature = "console")]
 pub use setup::{setup_metric_logger, setup_root_logger};
-#[cfg(feature = "logfiles")]
-pub use setup::{setup_root_logger_with_files, LogFiles, LogFilesGuard, Rotation};
-#[cfg(feature = "network")]
-pub use setup::{sync_spools, Delivered, SyncReport};
-pub use setup::{Backend, MetricGuard, MetricLogger, MetricLoggerBuilder, Stats};
+pub use setup::{MetricGuard, MetricLogger, MetricLoggerBuilder, Stats};
+pub use sink::Backend;
 pub use worker::Overflow;

@@ -10,29 +10,6 @@ use crate::{Error, RankInfo, Result};
 /// The run-name template every backend uses when none is given.
 pub const DEFAULT_RUN_NAME: &str = "{time}_rank{rank}";
 
-/// The run-name template a backend uses: its own option, else the first set environment
-/// variable of `env` (such as `MLFLOW_RUN_NAME`), else the builder's `run_name`. `None`
-/// when none is set (most backends then use [`DEFAULT_RUN_NAME`]).
-#[cfg_attr(
-    not(any(
-        feature = "tensorboard",
-        feature = "mlflow",
-        feature = "otel",
-        feature = "wandb",
-        feature = "prometheus"
-    )),
-    allow(dead_code)
-)]
-pub(crate) fn run_name_template(
-    own: Option<&str>,
-    env: &[&str],
-    builder: Option<&str>,
-) -> Option<String> {
-    own.map(str::to_owned)
-        .or_else(|| crate::env::first_env(env))
-        .or_else(|| builder.map(str::to_owned))
-}
-
 /// Expands the placeholders of a run-name template.
 ///
 /// ```

@@ -405,6 +405,18 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for SuspendingWriter<M> {
     }
 }
 
+impl crate::MetricLoggerBuilder {
+    /// Shows progress over `steps` steps from [`init`](crate::MetricLoggerBuilder::init): a bar on a terminal,
+    /// plain lines where stderr is a file (see [`progress`](crate::progress)), moved by the
+    /// metrics events' `step` and showing the latest `loss` and `lr`; finished when the
+    /// guard closes. Rank 0 only. With [`build`](crate::MetricLoggerBuilder::build), compose
+    /// [`Progress`](crate::progress::Progress) yourself.
+    pub fn total_steps(mut self, steps: u64) -> Self {
+        self.init.total_steps = Some(steps);
+        self
+    }
+}
+
 /// A progress display installed with the global subscriber before it exists:
 /// [`MetricLoggerBuilder::total_steps`](crate::MetricLoggerBuilder::total_steps) sets it
 /// from `init()`, also when `setup_root_logger` installed the subscriber earlier.
@@ -415,6 +427,14 @@ impl ProgressSlot {
     /// Sets the display; false if one was set already.
     pub(crate) fn set(&self, progress: Progress) -> bool {
         self.0.set(progress).is_ok()
+    }
+
+    /// Shows a display over `total` steps (with the latest `loss` and `lr`) unless one is
+    /// shown already; what finishes it.
+    pub(crate) fn show(&self, total: u64) -> Option<impl FnOnce() + Send + Sync + 'static> {
+        let progress = Progress::new(total).with_metrics(&["loss", "lr"]);
+        self.set(progress.clone())
+            .then_some(move || progress.finish())
     }
 
     /// The layer that moves the display once it is set (metrics events, on rank 0).

@@ -12,6 +12,13 @@ pub(crate) mod net;
 pub(crate) mod retry;
 #[cfg(feature = "network")]
 pub(crate) mod spool;
+#[cfg(feature = "network")]
+#[macro_use]
+pub(crate) mod spooled;
+#[cfg(feature = "network")]
+mod sync;
+#[cfg(feature = "network")]
+pub use sync::{sync_spools, Delivered, SyncReport};
 
 /// What every network backend's options share: how closing waits for the server, and how
 /// retries back off. Set through `close_cap`, `stall_timeout` and `retry_backoff`.

@@ -10,11 +10,11 @@ use tracing::Subscriber;
 use tracing_subscriber::Layer;
 
 use super::guard::MetricGuard;
-use super::registry::{self, Backend};
 use crate::filter::{MetricFilter, METRICS_TARGET};
 use crate::layer::{MetricLayer, SinkLayer, Sinks};
 use crate::rank::RankInfo;
 use crate::sink::Sink;
+use crate::sink::{Backend, BackendConfig, BuildContext};
 use crate::worker::{Feeder, Overflow, Worker, WorkerConfig};
 use crate::{Error, Result};
 
@@ -69,25 +69,12 @@ pub struct MetricLoggerBuilder {
     pub(super) span_fields: bool,
     pub(super) system_metrics: Option<Duration>,
     pub(super) resume_from: Option<u64>,
-    #[cfg(feature = "progress")]
-    pub(super) total_steps: Option<u64>,
+    /// What `init` does besides `build` (feature `console`).
+    #[cfg_attr(not(feature = "console"), allow(dead_code))]
+    pub(crate) init: InitOptions,
     pub(super) run_name: Option<String>,
-    #[cfg(feature = "tensorboard")]
-    pub(super) tensorboard: Option<crate::sink::TensorBoardOptions>,
-    #[cfg(feature = "http")]
-    pub(super) http: Option<crate::sink::HttpOptions>,
-    #[cfg(feature = "mlflow")]
-    pub(super) mlflow: Option<crate::sink::MlflowOptions>,
-    #[cfg(feature = "otel")]
-    pub(super) otel: Option<crate::sink::OtelOptions>,
-    #[cfg(feature = "wandb")]
-    pub(super) wandb: Option<crate::sink::WandbOptions>,
-    #[cfg(feature = "prometheus")]
-    pub(super) prometheus: Option<crate::sink::PrometheusOptions>,
-    #[cfg(feature = "webhook")]
-    pub(super) webhook: Option<crate::sink::WebhookOptions>,
-    #[cfg(feature = "logfiles")]
-    pub(super) log_files: Option<super::LogFiles>,
+    /// Options set on the builder, one per backend (see [`BackendConfig`]).
+    pub(super) configs: Vec<Box<dyn BackendConfig>>,
 }
 
 impl fmt::Debug for MetricLoggerBuilder {
@@ -111,24 +98,19 @@ impl fmt::Debug for MetricLoggerBuilder {
             )
             .field("console", &self.console)
             .field("run_name", &self.run_name);
-        #[cfg(feature = "tensorboard")]
-        f.field("tensorboard", &self.tensorboard);
-        #[cfg(feature = "http")]
-        f.field("http", &self.http);
-        #[cfg(feature = "mlflow")]
-        f.field("mlflow", &self.mlflow);
-        #[cfg(feature = "otel")]
-        f.field("otel", &self.otel);
-        #[cfg(feature = "wandb")]
-        f.field("wandb", &self.wandb);
-        #[cfg(feature = "prometheus")]
-        f.field("prometheus", &self.prometheus);
-        #[cfg(feature = "webhook")]
-        f.field("webhook", &self.webhook);
-        #[cfg(feature = "logfiles")]
-        f.field("log_files", &self.log_files);
+        f.field("configs", &self.configs);
+        f.field("total_steps", &self.init.total_steps)
+            .field("log_files", &self.init.log_files.is_some());
         f.finish()
     }
+}
+
+/// Settings only [`MetricLoggerBuilder::init`] uses: set by `total_steps` (feature
+/// `progress`) and `log_files` (feature `logfiles`).
+#[derive(Default)]
+pub(crate) struct InitOptions {
+    pub(crate) total_steps: Option<u64>,
+    pub(crate) log_files: Option<super::MakeFilesLayer>,
 }
 
 impl Default for MetricLoggerBuilder {
@@ -148,25 +130,9 @@ impl Default for MetricLoggerBuilder {
             span_fields: false,
             system_metrics: None,
             resume_from: None,
-            #[cfg(feature = "progress")]
-            total_steps: None,
+            init: InitOptions::default(),
             run_name: None,
-            #[cfg(feature = "tensorboard")]
-            tensorboard: None,
-            #[cfg(feature = "http")]
-            http: None,
-            #[cfg(feature = "mlflow")]
-            mlflow: None,
-            #[cfg(feature = "otel")]
-            otel: None,
-            #[cfg(feature = "wandb")]
-            wandb: None,
-            #[cfg(feature = "prometheus")]
-            prometheus: None,
-            #[cfg(feature = "webhook")]
-            webhook: None,
-            #[cfg(feature = "logfiles")]
-            log_files: None,
+            configs: Vec::new(),
         }
     }
 }
@@ -288,65 +254,22 @@ impl MetricLoggerBuilder {
         self
     }
 
-    /// Settings of the `tensorboard` backend; setting them turns it on, as InstructLab
-    /// does when a log directory is given.
-    #[cfg(feature = "tensorboard")]
-    pub fn tensorboard(mut self, options: crate::sink::TensorBoardOptions) -> Self {
-        self.tensorboard = Some(options);
-        self
-    }
-
-    /// Settings of the `http` backend; setting them turns it on.
-    #[cfg(feature = "http")]
-    pub fn http(mut self, options: crate::sink::HttpOptions) -> Self {
-        self.http = Some(options);
-        self
-    }
-
-    /// Settings of the `mlflow` backend; setting them turns it on (as do
-    /// `MLFLOW_TRACKING_URI` or `MLFLOW_EXPERIMENT_NAME` in the environment).
-    #[cfg(feature = "mlflow")]
-    pub fn mlflow(mut self, options: crate::sink::MlflowOptions) -> Self {
-        self.mlflow = Some(options);
-        self
-    }
-
-    /// Settings of the `otel` backend; setting them turns it on.
-    #[cfg(feature = "otel")]
-    pub fn otel(mut self, options: crate::sink::OtelOptions) -> Self {
-        self.otel = Some(options);
-        self
-    }
-
-    /// Settings of the `wandb` backend; setting them turns it on (as does
-    /// `WANDB_PROJECT` in the environment).
-    #[cfg(feature = "wandb")]
-    pub fn wandb(mut self, options: crate::sink::WandbOptions) -> Self {
-        self.wandb = Some(options);
-        self
-    }
-
-    /// Settings of the `prometheus` backend; setting them turns it on (as does
-    /// `TRAINLOG_PROMETHEUS_ADDR` in the environment).
-    #[cfg(feature = "prometheus")]
-    pub fn prometheus(mut self, options: crate::sink::PrometheusOptions) -> Self {
-        self.prometheus = Some(options);
-        self
-    }
-
-    /// Settings of the `webhook` backend; setting them turns it on (as does
-    /// `TRAINLOG_WEBHOOK_URL` in the environment).
-    #[cfg(feature = "webhook")]
-    pub fn webhook(mut self, options: crate::sink::WebhookOptions) -> Self {
-        self.webhook = Some(options);
-        self
-    }
-
-    /// Ordinary logs also go to these rotating files when [`init`](Self::init) installs
-    /// the subscriber (see [`LogFiles`](crate::LogFiles)); the guard flushes them.
-    #[cfg(feature = "logfiles")]
-    pub fn log_files(mut self, files: super::LogFiles) -> Self {
-        self.log_files = Some(files);
+    /// Sets a backend's options, replacing options set before for the same backend;
+    /// setting them turns the backend on. The typed setters (`.tensorboard(..)`,
+    /// `.http(..)`, …) call this.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tensorboard")] {
+    /// use trainlog::{sink::TensorBoardOptions, MetricLogger};
+    /// let builder = MetricLogger::builder()
+    ///     .output_dir("runs/exp1")
+    ///     .configure(TensorBoardOptions::new().run_name("sft"));
+    /// # }
+    /// ```
+    pub fn configure(mut self, options: impl BackendConfig) -> Self {
+        let backend = options.backend();
+        self.configs.retain(|c| c.backend() != backend);
+        self.configs.push(Box::new(options));
         self
     }
 
@@ -358,17 +281,6 @@ impl MetricLoggerBuilder {
     /// the span scope per event (see the `caller` benches).
     pub fn span_fields(mut self, enabled: bool) -> Self {
         self.span_fields = enabled;
-        self
-    }
-
-    /// Shows progress over `steps` steps from [`init`](Self::init): a bar on a terminal,
-    /// plain lines where stderr is a file (see [`progress`](crate::progress)), moved by the
-    /// metrics events' `step` and showing the latest `loss` and `lr`; finished when the
-    /// guard closes. Rank 0 only. With [`build`](Self::build), compose
-    /// [`Progress`](crate::progress::Progress) yourself.
-    #[cfg(feature = "progress")]
-    pub fn total_steps(mut self, steps: u64) -> Self {
-        self.total_steps = Some(steps);
         self
     }
 
@@ -464,17 +376,30 @@ impl MetricLoggerBuilder {
         // Without an explicit list, a given output directory means JSONL; options set on
         // the builder, or the environment, turn their backends on (InstructLab's
         // auto-detection).
-        let mut backends = match (self.backends_set, &self.output_dir) {
+        let listed = match (self.backends_set, &self.output_dir) {
             (true, _) => self.backends.clone(),
             (false, Some(_)) => vec![Backend::Jsonl],
             (false, None) => Vec::new(),
         };
-        for backend in registry::requested(&self) {
-            if !backends.contains(&backend) {
-                backends.push(backend);
-            }
+        let mut configs: Vec<Box<dyn BackendConfig>> = Vec::new();
+        for backend in listed {
+            let config = match self.configs.iter().position(|c| c.backend() == backend) {
+                Some(at) => self.configs.remove(at),
+                None => backend.default_config()?,
+            };
+            configs.push(config);
         }
-        if backends.is_empty() && self.custom.is_empty() {
+        for &backend in Backend::ALL {
+            if configs.iter().any(|c| c.backend() == backend) {
+                continue;
+            }
+            let config = match self.configs.iter().position(|c| c.backend() == backend) {
+                Some(at) => Some(self.configs.remove(at)),
+                None => backend.config_from_env(),
+            };
+            configs.extend(config);
+        }
+        if configs.is_empty() && self.custom.is_empty() {
             let what = if self.backends_set {
                 // `.backends("")`: setting the output directory would not help.
                 "nothing to log to: `.backends(..)` was given an empty list; name a backend \
@@ -484,11 +409,19 @@ impl MetricLoggerBuilder {
             };
             return Err(Error::Config(what.into()));
         }
+        let mut cx = BuildContext::new(rank);
+        if let Some(dir) = &self.output_dir {
+            cx = cx.with_output_dir(dir);
+        }
+        if let Some(template) = &self.run_name {
+            cx = cx.with_run_name(template);
+        }
+        if let Some(step) = self.resume_from {
+            cx = cx.with_resume_from(step);
+        }
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-        for backend in &backends {
-            if let Some(sink) = registry::make(*backend, &self, rank)? {
-                sinks.push(sink);
-            }
+        for config in &configs {
+            sinks.extend(config.build(&cx)?);
         }
         for (sink, rank0_only) in self.custom {
             if !rank0_only || rank.is_rank0() {
@@ -521,18 +454,8 @@ impl MetricLoggerBuilder {
                 .map_err(|e| {
                     Error::Config(format!("cannot start the system metrics thread: {e}"))
                 })?;
-            guard.keep_sampler(sampler);
+            guard.before_close(move || drop(sampler));
         }
         Ok((feeders, guard))
-    }
-
-    /// The output directory, which the named backend cannot do without.
-    #[cfg_attr(not(any(feature = "jsonl", feature = "network")), allow(dead_code))]
-    pub(super) fn output_dir_for(&self, backend: &str) -> Result<&std::path::Path> {
-        self.output_dir.as_deref().ok_or_else(|| {
-            Error::Config(format!(
-                "the `{backend}` backend writes to disk: set `.output_dir(..)` on the builder"
-            ))
-        })
     }
 }

@@ -52,14 +52,12 @@ pub struct MetricGuard {
     rank: RankInfo,
     shutdown_timeout: Duration,
     shut_down: bool,
-    /// The log files' writer, flushed after the sinks close (`init` with `log_files`).
-    #[cfg(feature = "logfiles")]
-    log_files: Option<super::LogFilesGuard>,
-    /// The system metrics sampler, stopped before the sinks close.
-    sampler: Option<crate::system::Sampler>,
-    /// The progress display `init` shows (`total_steps`), finished when the guard closes.
-    #[cfg(feature = "progress")]
-    progress: Option<crate::progress::Progress>,
+    /// What lives until the guard drops, after the sinks close: the log files' writer
+    /// (`init` with `log_files`), flushed when dropped.
+    pub(super) _keep: Vec<Box<dyn Send + Sync>>,
+    /// What finishes before the sinks close: the system metrics sampler (no sample may
+    /// arrive after the sinks close), the progress display `init` shows (`total_steps`).
+    before_close: Vec<Box<dyn FnOnce() + Send + Sync>>,
     /// What reached the layer, and its target: checked at close (see `warn_if_muted`).
     arrivals: Option<(Arc<Arrivals>, String)>,
 }
@@ -84,11 +82,8 @@ impl MetricGuard {
             rank,
             shutdown_timeout,
             shut_down: false,
-            #[cfg(feature = "logfiles")]
-            log_files: None,
-            #[cfg(feature = "progress")]
-            progress: None,
-            sampler: None,
+            _keep: Vec::new(),
+            before_close: Vec::new(),
             arrivals: None,
         }
     }
@@ -116,21 +111,9 @@ impl MetricGuard {
         }
     }
 
-    /// Stops this sampler before the sinks close.
-    pub(super) fn keep_sampler(&mut self, sampler: crate::system::Sampler) {
-        self.sampler = Some(sampler);
-    }
-
-    /// Finishes this progress display when the guard closes.
-    #[cfg(feature = "progress")]
-    pub(super) fn keep_progress(&mut self, progress: crate::progress::Progress) {
-        self.progress = Some(progress);
-    }
-
-    /// Keeps the log files' guard until this guard drops.
-    #[cfg(feature = "logfiles")]
-    pub(super) fn keep_log_files(&mut self, guard: super::LogFilesGuard) {
-        self.log_files = Some(guard);
+    /// Runs `finish` when the guard closes, before the sinks close.
+    pub(super) fn before_close(&mut self, finish: impl FnOnce() + Send + Sync + 'static) {
+        self.before_close.push(Box::new(finish));
     }
 
     pub(super) fn push(&mut self, worker: Worker) {
@@ -206,13 +189,8 @@ impl MetricGuard {
             return Ok(());
         }
         self.warn_if_muted();
-        // No sample may arrive after the sinks close.
-        if let Some(mut sampler) = self.sampler.take() {
-            sampler.stop();
-        }
-        #[cfg(feature = "progress")]
-        if let Some(progress) = self.progress.take() {
-            progress.finish();
+        for finish in std::mem::take(&mut self.before_close) {
+            finish();
         }
         let deadline = Instant::now() + self.shutdown_timeout;
         let started: Vec<bool> = self

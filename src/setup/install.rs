@@ -7,18 +7,22 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::prelude::*;
 
-use super::{MetricGuard, MetricLoggerBuilder};
+use super::{FilesLayer, MetricGuard, MetricLoggerBuilder};
 use crate::filter::{self, MetricFilter, METRICS_TARGET};
 use crate::format::{color_enabled, color_enabled_for, DictFormat};
 use crate::layer::{SinkLayer, Sinks};
 use crate::rank::RankInfo;
 use crate::{Error, Result};
 
-/// A layer writing ordinary logs to files (see `LogFiles`), boxed: plain or JSON lines.
-type FilesLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+#[cfg(feature = "progress")]
+use crate::progress::ProgressSlot;
+#[cfg(not(feature = "progress"))]
+use no_progress::ProgressSlot;
 
 /// Ordinary logs: level from `RUST_LOG`, else `default_level`; never the metrics target.
-fn logs_filter<S>(default_level: &str) -> Result<impl tracing_subscriber::layer::Filter<S>> {
+pub(crate) fn logs_filter<S>(
+    default_level: &str,
+) -> Result<impl tracing_subscriber::layer::Filter<S>> {
     let env = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default_level))
         .map_err(|e| Error::Config(format!("invalid log level `{default_level}`: {e}")))?;
@@ -30,8 +34,7 @@ fn logs_filter<S>(default_level: &str) -> Result<impl tracing_subscriber::layer:
 #[derive(Clone)]
 struct Installed {
     sinks: Arc<OnceLock<Sinks>>,
-    #[cfg(feature = "progress")]
-    progress: crate::progress::ProgressSlot,
+    progress: ProgressSlot,
 }
 
 /// The subscriber trainlog installed, if it installed one.
@@ -53,19 +56,12 @@ fn install(
         ));
     }
     // Console lines clear a progress bar and redraw it after them, once one is shown.
-    #[cfg(feature = "progress")]
-    let progress = crate::progress::ProgressSlot::default();
-    #[cfg(feature = "progress")]
+    let progress = ProgressSlot::default();
     let (stderr, stdout) = (
         progress.writer(std::io::stderr),
         progress.writer(std::io::stdout),
     );
-    #[cfg(not(feature = "progress"))]
-    let (stderr, stdout) = (std::io::stderr, std::io::stdout);
-    #[cfg(feature = "progress")]
-    let progress_layer = Some(progress.layer(rank.rank));
-    #[cfg(not(feature = "progress"))]
-    let progress_layer = None::<tracing_subscriber::layer::Identity>;
+    let progress_layer = progress.layer(rank.rank);
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(stderr)
         .with_ansi(color_enabled_for(&std::io::stderr()))
@@ -108,7 +104,6 @@ fn install(
         })?;
     let done = Installed {
         sinks: slot,
-        #[cfg(feature = "progress")]
         progress,
     };
     *installed = Some(done.clone());
@@ -120,35 +115,12 @@ fn install(
 /// `"warn,my_crate=debug"`). Installs the global subscriber, so call it once, before
 /// [`setup_metric_logger`] if you use both (metrics then join this subscriber).
 pub fn setup_root_logger(level: &str) -> Result<()> {
-    install(level, true, RankInfo::from_env(), None).map(|_| ())
+    install_root(level, None)
 }
 
-/// Like [`setup_root_logger`], and also writes ordinary logs (the same level) to rotating
-/// files; keep the returned guard alive for as long as you log (it flushes them when
-/// dropped).
-#[cfg(feature = "logfiles")]
-pub fn setup_root_logger_with_files(
-    level: &str,
-    files: super::LogFiles,
-) -> Result<super::LogFilesGuard> {
-    let (layer, guard) = files_layer(&files, level)?;
-    install(level, true, RankInfo::from_env(), Some(layer))?;
-    Ok(guard)
-}
-
-/// The layer writing ordinary logs to `files`, and its guard.
-#[cfg(feature = "logfiles")]
-fn files_layer(files: &super::LogFiles, level: &str) -> Result<(FilesLayer, super::LogFilesGuard)> {
-    let (writer, guard) = files.writer()?;
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(false);
-    let layer: FilesLayer = if files.is_json() {
-        Box::new(layer.json().with_filter(logs_filter(level)?))
-    } else {
-        Box::new(layer.with_filter(logs_filter(level)?))
-    };
-    Ok((layer, guard))
+/// Installs the subscriber for ordinary logs (and `files`, if given), metrics to join later.
+pub(crate) fn install_root(level: &str, files: Option<FilesLayer>) -> Result<()> {
+    install(level, true, RankInfo::from_env(), files).map(|_| ())
 }
 
 /// One call for the common case: JSONL (or other `backends`) under `output_dir`,
@@ -172,7 +144,7 @@ impl MetricLoggerBuilder {
     /// subscriber with a metrics console on stdout and ordinary logs on stderr. If
     /// [`setup_root_logger`] ran before, the sinks join that subscriber. The target
     /// must be the default `metrics` here.
-    pub fn init(self) -> Result<MetricGuard> {
+    pub fn init(mut self) -> Result<MetricGuard> {
         if self.target != METRICS_TARGET {
             return Err(Error::Config(
                 "init() installs the default `metrics` target; use build() for a custom target"
@@ -189,29 +161,20 @@ impl MetricLoggerBuilder {
         }
         let console = self.console;
         let span_fields = self.span_fields;
-        #[cfg(feature = "progress")]
-        let total_steps = self.total_steps;
-        #[cfg(feature = "logfiles")]
-        let log_files = self.log_files.clone();
-        #[cfg_attr(
-            not(any(feature = "logfiles", feature = "progress")),
-            allow(unused_mut)
-        )]
+        let total_steps = self.init.total_steps;
+        let log_files = self.init.log_files.take();
         let (feeders, mut guard) = self.start()?;
         let installed = match existing {
             Some(installed) => installed,
             None => {
-                #[cfg(feature = "logfiles")]
                 let files = match log_files {
-                    Some(files) => {
-                        let (layer, files_guard) = files_layer(&files, "info")?;
-                        guard.keep_log_files(files_guard);
+                    Some(make) => {
+                        let (layer, writer_guard) = make()?;
+                        guard._keep.push(writer_guard);
                         Some(layer)
                     }
                     None => None,
                 };
-                #[cfg(not(feature = "logfiles"))]
-                let files = None;
                 install("info", console, guard.rank(), files)?
             }
         };
@@ -235,13 +198,34 @@ impl MetricLoggerBuilder {
                 )
             })?;
         // Shown on rank 0 only, as the console is.
-        #[cfg(feature = "progress")]
         if let (Some(total), 0) = (total_steps, rank) {
-            let progress = crate::progress::Progress::new(total).with_metrics(&["loss", "lr"]);
-            if installed.progress.set(progress.clone()) {
-                guard.keep_progress(progress);
+            if let Some(finish) = installed.progress.show(total) {
+                guard.before_close(finish);
             }
         }
         Ok(guard)
+    }
+}
+
+/// What `install` uses of the progress display in a build without it: nothing.
+#[cfg(not(feature = "progress"))]
+mod no_progress {
+    use tracing_subscriber::layer::Identity;
+
+    #[derive(Debug, Clone, Default)]
+    pub(super) struct ProgressSlot;
+
+    impl ProgressSlot {
+        pub(super) fn writer<M>(&self, make: M) -> M {
+            make
+        }
+
+        pub(super) fn layer(&self, _rank: u32) -> Identity {
+            Identity::new()
+        }
+
+        pub(super) fn show(&self, _total: u64) -> Option<fn()> {
+            None
+        }
     }
 }

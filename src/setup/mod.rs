@@ -1,39 +1,23 @@
 //! Putting it together, one job per file: the [builder](MetricLoggerBuilder), the
-//! [guard](MetricGuard) with its [`Stats`], the [registry](Backend) (the one place that
-//! knows every backend), and the global installation ([`setup_metric_logger`],
-//! [`setup_root_logger`]).
+//! [guard](MetricGuard) with its [`Stats`], and the global installation
+//! ([`setup_metric_logger`], [`setup_root_logger`]). No backend is named here: each one's
+//! options build its sink ([`crate::sink::BackendConfig`]).
 
 mod builder;
 mod guard;
 #[cfg(feature = "console")]
-mod install;
-#[cfg(feature = "logfiles")]
-mod logfiles;
-mod registry;
-#[cfg(feature = "network")]
-mod sync;
+pub(crate) mod install;
 
 pub use builder::{MetricLogger, MetricLoggerBuilder};
 pub use guard::{MetricGuard, Stats};
-#[cfg(feature = "logfiles")]
-pub use install::setup_root_logger_with_files;
 #[cfg(feature = "console")]
 pub use install::{setup_metric_logger, setup_root_logger};
-#[cfg(feature = "logfiles")]
-pub use logfiles::{LogFiles, LogFilesGuard, Rotation};
-pub use registry::Backend;
-#[cfg(feature = "network")]
-pub use sync::{sync_spools, Delivered, SyncReport};
 
-/// Path of the JSONL file a rank writes under `output_dir`.
-///
-/// ```
-/// let p = trainlog::jsonl_path("runs/a", 3);
-/// assert!(p.ends_with("metrics_rank3.jsonl"));
-/// ```
-#[cfg(feature = "jsonl")]
-pub fn jsonl_path(output_dir: impl AsRef<std::path::Path>, rank: u32) -> std::path::PathBuf {
-    output_dir
-        .as_ref()
-        .join(crate::sink::JsonlSink::file_name(rank))
-}
+/// A layer writing ordinary logs to files (see `LogFiles`), boxed: plain or JSON lines.
+pub(crate) type FilesLayer =
+    Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// Makes the files layer when `init` installs the subscriber, with what must live until
+/// the guard drops (the writer's guard, which flushes): set by `log_files`.
+pub(crate) type MakeFilesLayer =
+    Box<dyn FnOnce() -> crate::Result<(FilesLayer, Box<dyn Send + Sync>)> + Send + Sync>;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{RunOutcome, Sink};
+use super::{Backend, BackendConfig, BuildContext, RunOutcome, Sink};
 use crate::file::{RecordFile, DEFAULT_MAX_PENDING};
 use crate::lock::FileLock;
 use crate::time::TimestampFormatter;
@@ -11,6 +11,28 @@ use crate::{Error, Record, Result};
 
 /// Bytes buffered before a batch is written out.
 const WRITE_THRESHOLD: usize = 256 * 1024;
+
+/// Settings of the `async` (JSONL) backend: it has none yet; it writes
+/// `<output_dir>/metrics_rank<r>.jsonl` on every rank, and continues a resumed run
+/// ([`MetricLoggerBuilder::resume_from`](crate::MetricLoggerBuilder::resume_from)).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct JsonlOptions {}
+
+impl BackendConfig for JsonlOptions {
+    fn backend(&self) -> Backend {
+        Backend::Jsonl
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
+        let rank = cx.rank().rank;
+        let mut sink = JsonlSink::in_dir(cx.require_output_dir("async")?, rank)?;
+        if let Some(step) = cx.resume_from() {
+            sink = sink.with_resume(step, rank)?;
+        }
+        Ok(Some(Box::new(sink)))
+    }
+}
 
 /// Appends records as JSON lines to a file: the `async` backend.
 ///

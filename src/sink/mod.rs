@@ -107,6 +107,7 @@ macro_rules! delivery_setters {
     };
 }
 
+mod backends;
 #[cfg(feature = "http")]
 pub(crate) mod http;
 #[cfg(feature = "jsonl")]
@@ -129,10 +130,11 @@ mod tensorboard;
 mod wandb;
 
 pub use crate::panic_note::last_panic;
+pub use backends::{Backend, BackendConfig, BuildContext};
 #[cfg(feature = "http")]
 pub use http::{HttpOptions, HttpSink, TOKEN_VARS, URL_VARS};
 #[cfg(feature = "jsonl")]
-pub use jsonl::JsonlSink;
+pub use jsonl::{JsonlOptions, JsonlSink};
 pub use memory::MemorySink;
 #[cfg(feature = "mlflow")]
 pub use mlflow::{MlflowOptions, MlflowSink};

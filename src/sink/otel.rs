@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
@@ -19,10 +19,10 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
-use super::{RunOutcome, Sink};
+use super::{Backend, BackendConfig, BuildContext, RunOutcome, Sink};
 use crate::deliver::net::{http_client, redact_url, Tls};
 use crate::env::first_env;
-use crate::{Error, RankInfo, Record, Result};
+use crate::{Error, Record, Result};
 
 use super::{HISTOGRAM_PREFIX, MONOTONIC_PREFIX};
 
@@ -97,6 +97,26 @@ impl OtelOptions {
 
 all_ranks_setter!(OtelOptions);
 
+impl crate::MetricLoggerBuilder {
+    /// Settings of the `otel` backend; setting them turns it on.
+    pub fn otel(self, options: OtelOptions) -> Self {
+        self.configure(options)
+    }
+}
+
+impl BackendConfig for OtelOptions {
+    fn backend(&self) -> Backend {
+        Backend::Otel
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
+        if !cx.runs_here(self.all_ranks) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(OtelSink::new(self.clone(), cx)?)))
+    }
+}
+
 /// Turns numeric fields into OpenTelemetry gauges (last value) named after the field,
 /// the step into its own gauge (never an attribute: that would explode cardinality), and
 /// fields named `monotonic_counter.<name>` into a counter `<name>` that the value is added
@@ -136,11 +156,8 @@ impl std::fmt::Debug for OtelSink {
 
 impl OtelSink {
     /// Checks the settings; the exporter starts on first use.
-    pub fn new(
-        options: OtelOptions,
-        rank: RankInfo,
-        default_run_name: Option<&str>,
-    ) -> Result<Self> {
+    pub fn new(options: OtelOptions, cx: &BuildContext) -> Result<Self> {
+        let rank = cx.rank();
         if let Some(url) = &options.endpoint {
             let ok = reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
@@ -157,10 +174,7 @@ impl OtelSink {
             .map(PathBuf::from)
         });
         let tls = Tls::load(ca.as_slice(), false)?;
-        let template =
-            crate::naming::run_name_template(options.run_name.as_deref(), &[], default_run_name)
-                .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
-        let run = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
+        let run = cx.run_name(options.run_name.as_deref(), &[])?;
         let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "trainlog".into());
         let resource = Resource::builder()
             .with_service_name(service)

@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{RunOutcome, Sink};
-use crate::{Error, RankInfo, Record, Result};
+use super::{Backend, BackendConfig, BuildContext, RunOutcome, Sink};
+use crate::{Error, Record, Result};
 
 /// The environment variable that sets the listen address (and turns the backend on).
 pub(crate) const ADDR_VAR: &str = "TRAINLOG_PROMETHEUS_ADDR";
@@ -85,6 +85,32 @@ impl PrometheusOptions {
 
 all_ranks_setter!(PrometheusOptions);
 
+impl crate::MetricLoggerBuilder {
+    /// Settings of the `prometheus` backend; setting them turns it on (as does
+    /// `TRAINLOG_PROMETHEUS_ADDR` in the environment).
+    pub fn prometheus(self, options: PrometheusOptions) -> Self {
+        self.configure(options)
+    }
+}
+
+impl BackendConfig for PrometheusOptions {
+    fn backend(&self) -> Backend {
+        Backend::Prometheus
+    }
+
+    /// `TRAINLOG_PROMETHEUS_ADDR`.
+    fn from_env() -> Option<Self> {
+        crate::env::first_env(&[ADDR_VAR]).map(|_| Self::default())
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
+        if !cx.runs_here(self.all_ranks) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(PrometheusSink::new(self.clone(), cx)?)))
+    }
+}
+
 /// The instruments registered so far, by sanitized name.
 #[derive(Default)]
 struct Instruments {
@@ -139,12 +165,9 @@ fn sanitize(name: &str) -> String {
 
 impl PrometheusSink {
     /// Starts listening. An address in use (or otherwise refused) fails with the address
-    /// in the error. `default_run_name` is the builder's run-name template, if any.
-    pub fn new(
-        options: PrometheusOptions,
-        rank: RankInfo,
-        default_run_name: Option<&str>,
-    ) -> Result<Self> {
+    /// in the error.
+    pub fn new(options: PrometheusOptions, cx: &BuildContext) -> Result<Self> {
+        let rank = cx.rank();
         let mut addr = match options.listen {
             Some(addr) => addr,
             None => {
@@ -160,10 +183,7 @@ impl PrometheusSink {
         if options.all_ranks {
             addr.set_port(addr.port().saturating_add(rank.local_rank as u16));
         }
-        let template =
-            crate::naming::run_name_template(options.run_name.as_deref(), &[], default_run_name)
-                .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
-        let run = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
+        let run = cx.run_name(options.run_name.as_deref(), &[])?;
         let labels = [
             ("run".into(), run.into()),
             ("rank".into(), rank.rank.to_string().into()),

@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime};
 mod deliver;
 
 use self::deliver::HttpDeliver;
-use super::{RunOutcome, Sink};
+use super::{Backend, BackendConfig, BuildContext, RunOutcome, Sink};
 use crate::deliver::net::{redact_url, without_password, LazyClient, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
+use crate::deliver::spooled::{Batching, Endpoint, Messages, Spooled};
 use crate::deliver::DeliveryOptions;
 use crate::env::first_env;
 use crate::json::{write_fields, write_str};
@@ -149,6 +150,27 @@ impl HttpOptions {
 all_ranks_setter!(HttpOptions);
 delivery_setters!(HttpOptions);
 
+impl crate::MetricLoggerBuilder {
+    /// Settings of the `http` backend; setting them turns it on.
+    pub fn http(self, options: HttpOptions) -> Self {
+        self.configure(options)
+    }
+}
+
+impl BackendConfig for HttpOptions {
+    fn backend(&self) -> Backend {
+        Backend::Http
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
+        if !cx.runs_here(self.all_ranks) {
+            return Ok(None);
+        }
+        let dir = cx.require_output_dir("http")?;
+        Ok(Some(Box::new(HttpSink::new(self.clone(), dir, cx.rank())?)))
+    }
+}
+
 /// What every message of this sink shares.
 #[derive(Debug)]
 struct Identity {
@@ -159,12 +181,15 @@ struct Identity {
     session: u64,
 }
 
-/// POSTs records to an HTTP server. See the README's HTTP section for the message format.
-#[derive(Debug)]
-pub struct HttpSink {
-    spool: Spool,
-    resume_hint: String,
+spooled_sink! {
+    /// POSTs records to an HTTP server. See the README's HTTP section for the message format.
+    HttpSink(HttpMessages)
+}
+
+/// The http backend's messages: one JSON object per record, with the run's identity.
+struct HttpMessages {
     identity: Arc<Identity>,
+    rank: RankInfo,
     next_n: u64,
     timestamps: TimestampFormatter,
 }
@@ -211,79 +236,61 @@ impl HttpSink {
             rank: rank.rank,
             session: now.as_millis() as u64,
         });
-
-        let spool_options = SpoolOptions {
-            batch_size: if options.single_record {
+        let endpoint = Endpoint {
+            backend: "http",
+            destination: parsed.clone(),
+            session: serde_json::json!({
+                "backend": "http",
+                "url": without_password(&parsed),
+                "project": identity.project,
+                "run_id": identity.run_id,
+                "rank": identity.rank,
+                "single_record": options.single_record,
+            }),
+            deliver: HttpDeliver {
+                client: LazyClient::new("http", Tls::load(&options.ca_files, false)?),
+                own: Some((parsed.clone(), token.clone())),
+                url: parsed,
+                token,
+                allow_insecure: options.allow_insecure,
+                single_record: options.single_record,
+                identity: Some(identity.clone()),
+            },
+            sync_env: "",
+        };
+        let batching = Batching {
+            size: if options.single_record {
                 1
             } else {
                 options.batch_size
             },
-            batch_interval: options.batch_interval,
+            interval: options.batch_interval,
             request_timeout: options.request_timeout,
             heartbeat: options.heartbeat,
-            delivery: options.delivery.clone(),
         };
-        let session = serde_json::json!({
-            "backend": "http",
-            "url": without_password(&parsed),
-            "project": identity.project,
-            "run_id": identity.run_id,
-            "rank": identity.rank,
-            "single_record": options.single_record,
-        });
-        let deliver = HttpDeliver {
-            client: LazyClient::new("http", Tls::load(&options.ca_files, false)?),
-            own: Some((parsed.clone(), token.clone())),
-            url: parsed.clone(),
-            token,
-            allow_insecure: options.allow_insecure,
-            single_record: options.single_record,
-            identity: Some(identity.clone()),
-        };
-        let spool = Spool::open(
-            "http",
-            &output_dir.join(SPOOL_DIR),
-            &parsed,
-            identity.rank,
-            spool_options,
-            deliver,
-            &session,
-        )?;
-        let resume_hint = format!(
-            "send them with `trainlog sync {}`, or start a logger with the same output directory",
-            output_dir.display()
-        );
-        let mut sink = HttpSink {
-            spool,
-            resume_hint,
+        let messages = HttpMessages {
             identity,
+            rank,
             next_n: 0,
             timestamps: TimestampFormatter::default(),
         };
-        let started = Record::new(rank.rank)
-            .with_field("world_size", rank.world_size)
-            .with_field("local_rank", rank.local_rank)
-            .with_field("host", crate::naming::hostname())
-            .with_field("pid", std::process::id());
-        sink.append("training_started", &started);
-        sink.spool.publish()?;
-        Ok(sink)
+        Spooled::open(
+            output_dir,
+            rank.rank,
+            endpoint,
+            batching,
+            &options.delivery,
+            messages,
+        )
+        .map(HttpSink)
     }
+}
 
-    /// The spool file (also a local copy of what is not yet delivered).
-    pub fn spool_path(&self) -> &Path {
-        self.spool.path()
-    }
-
-    /// Where messages the server refused for good (4xx other than 408/429) are kept.
-    pub fn dead_letter_path(&self) -> &Path {
-        self.spool.dead_letter_path()
-    }
-
+impl HttpMessages {
     /// Appends one message for `record` to the spool buffer.
-    fn append(&mut self, event_type: &str, record: &Record) {
+    fn append(&mut self, spool: &mut Spool, event_type: &str, record: &Record) {
         let id = &*self.identity;
-        let out = self.spool.buffer();
+        let out = spool.buffer();
         out.extend_from_slice(b"{\"message_id\":");
         write_str(
             out,
@@ -327,7 +334,32 @@ impl HttpSink {
             |k| k == "event" && event_type != "log" && event_type != "hparams",
         );
         out.extend_from_slice(b"}}\n");
-        self.spool.end_record();
+        spool.end_record();
+    }
+}
+
+impl Messages for HttpMessages {
+    fn start(&mut self, spool: &mut Spool) {
+        let rank = self.rank;
+        let started = Record::new(rank.rank)
+            .with_field("world_size", rank.world_size)
+            .with_field("local_rank", rank.local_rank)
+            .with_field("host", crate::naming::hostname())
+            .with_field("pid", std::process::id());
+        self.append(spool, "training_started", &started);
+    }
+
+    fn record(&mut self, record: &Record, spool: &mut Spool) {
+        self.append(spool, event_type(record), record);
+    }
+
+    fn close(&mut self, outcome: RunOutcome, spool: &mut Spool) {
+        let status = match outcome {
+            RunOutcome::Completed => "completed",
+            RunOutcome::Failed => "failed",
+        };
+        let finished = Record::new(self.identity.rank).with_field("status", status);
+        self.append(spool, "training_finished", &finished);
     }
 }
 
@@ -341,45 +373,6 @@ fn event_type(record: &Record) -> &str {
         _ => "log",
     }
 }
-
-impl Sink for HttpSink {
-    fn name(&self) -> &str {
-        "http"
-    }
-
-    /// Messages the server refused for good; they are in the dead-letter file.
-    fn lost(&self) -> u64 {
-        self.spool.rejected()
-    }
-
-    fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
-        for record in batch {
-            self.append(event_type(record), record);
-        }
-        self.spool.publish()
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        self.spool.publish()
-    }
-
-    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
-        let status = match outcome {
-            RunOutcome::Completed => "completed",
-            RunOutcome::Failed => "failed",
-        };
-        let finished = Record::new(self.identity.rank).with_field("status", status);
-        self.append("training_finished", &finished);
-        self.spool.close(&self.resume_hint).1
-    }
-
-    fn close_budget(&self) -> Option<Duration> {
-        Some(self.spool.close_budget())
-    }
-}
-
-/// Where http spools live under the output directory.
-pub(crate) const SPOOL_DIR: &str = "http_spool";
 
 /// Parses and checks a server URL: http or https, and no token over plain http to a
 /// host other than loopback unless allowed. Messages show the URL redacted.

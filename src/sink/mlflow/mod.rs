@@ -8,7 +8,6 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
@@ -17,14 +16,15 @@ mod deliver;
 mod runs;
 
 use self::deliver::MlflowDeliver;
-use super::{clip, RunOutcome, Sink};
+use super::{clip, Backend, BackendConfig, BuildContext, RunOutcome, Sink};
 use crate::deliver::net::{redact_url, without_password, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
+use crate::deliver::spooled::{spool_dir_name, Batching, Endpoint, Messages, Spooled};
 use crate::deliver::DeliveryOptions;
 use crate::env::first_env;
 use crate::json::{write_str, write_value};
 use crate::sink::run_events::RunEvent;
-use crate::{Error, RankInfo, Record, Result, Value};
+use crate::{Error, Record, Result, Value};
 
 /// MLflow's per-request limits for `runs/log-batch` (metrics; params and tags; bytes).
 const MAX_METRICS: usize = 1000;
@@ -107,30 +107,55 @@ impl MlflowOptions {
 all_ranks_setter!(MlflowOptions);
 delivery_setters!(MlflowOptions);
 
-/// Logs to an MLflow tracking server: `hparams` records as params (once each, values
-/// stringified and cut to MLflow's 6,000 characters with a message), numbers and booleans
-/// as metrics with the record's step (0 without one) and millisecond timestamp, text as
-/// tags; nested names joined with `.`. The run API's tags become run tags and its results
-/// metrics at the last step logged, their metadata tags `<result>.<key>`. The run ends
-/// `FINISHED`, or `FAILED` when the
-/// guard drops during a panic. MLflow stores +∞/−∞ as ±1.797e308 and keeps NaN.
-#[derive(Debug)]
-pub struct MlflowSink {
-    spool: Spool,
+impl crate::MetricLoggerBuilder {
+    /// Settings of the `mlflow` backend; setting them turns it on (as do
+    /// `MLFLOW_TRACKING_URI` or `MLFLOW_EXPERIMENT_NAME` in the environment).
+    pub fn mlflow(self, options: MlflowOptions) -> Self {
+        self.configure(options)
+    }
+}
+
+impl BackendConfig for MlflowOptions {
+    fn backend(&self) -> Backend {
+        Backend::Mlflow
+    }
+
+    /// `MLFLOW_TRACKING_URI` or `MLFLOW_EXPERIMENT_NAME` (InstructLab's auto-detection).
+    fn from_env() -> Option<Self> {
+        first_env(&["MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"]).map(|_| Self::default())
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
+        if !cx.runs_here(self.all_ranks) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(MlflowSink::new(self.clone(), cx)?)))
+    }
+}
+
+spooled_sink! {
+    /// Logs to an MLflow tracking server: `hparams` records as params (once each, values
+    /// stringified and cut to MLflow's 6,000 characters with a message), numbers and booleans
+    /// as metrics with the record's step (0 without one) and millisecond timestamp, text as
+    /// tags; nested names joined with `.`. The run API's tags become run tags and its results
+    /// metrics at the last step logged, their metadata tags `<result>.<key>`. The run ends
+    /// `FINISHED`, or `FAILED` when the
+    /// guard drops during a panic. MLflow stores +∞/−∞ as ±1.797e308 and keeps NaN.
+    MlflowSink(MlflowMessages)
+}
+
+/// The mlflow backend's spool lines: metrics, params and tags per record, the run's end.
+#[derive(Debug, Default)]
+struct MlflowMessages {
     warned_cut: bool,
-    resume_hint: String,
     /// The largest step logged so far: where a final result goes.
     last_step: Option<u64>,
 }
 
 impl MlflowSink {
-    /// Starts the sink; `default_run_name` is the builder's run-name template, if any.
-    pub fn new(
-        options: MlflowOptions,
-        output_dir: &Path,
-        rank: RankInfo,
-        default_run_name: Option<&str>,
-    ) -> Result<Self> {
+    /// Starts the sink, its spool under the context's output directory.
+    pub fn new(options: MlflowOptions, cx: &BuildContext) -> Result<Self> {
+        let (output_dir, rank) = (cx.require_output_dir("mlflow")?, cx.rank());
         let uri = options
             .tracking_uri
             .clone()
@@ -148,69 +173,50 @@ impl MlflowSink {
             .clone()
             .or_else(|| first_env(&["MLFLOW_EXPERIMENT_NAME"]))
             .unwrap_or_else(|| "Default".into());
-        let template = crate::naming::run_name_template(
-            options.run_name.as_deref(),
-            &["MLFLOW_RUN_NAME"],
-            default_run_name,
-        )
-        .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
-        let run_name = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
+        let run_name = cx.run_name(options.run_name.as_deref(), &["MLFLOW_RUN_NAME"])?;
         let auth = match (&options.token, &options.basic) {
             (Some(token), _) => Auth::Bearer(token.clone()),
             (None, Some((user, pass))) => Auth::Basic(user.clone(), pass.clone()),
             (None, None) => Auth::from_env(),
         };
-        let dir = output_dir.join(SPOOL_DIR);
-        let spool_options = SpoolOptions {
-            batch_size: 200,
-            batch_interval: Duration::from_secs(1),
+        let tls = tls_from(options.ca_file.clone(), options.insecure_tls)?;
+        let dir = output_dir.join(spool_dir_name("mlflow"));
+        let endpoint = Endpoint {
+            backend: "mlflow",
+            destination: base.clone(),
+            session: json!({
+                "backend": "mlflow",
+                "tracking_uri": without_password(&base),
+                "experiment": experiment,
+                "run_name": run_name,
+            }),
+            deliver: MlflowDeliver::new(&dir, Some((base.clone(), auth)), base, tls),
+            sync_env: "",
+        };
+        let batching = Batching {
+            size: 200,
+            interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
             heartbeat: None,
-            delivery: options.delivery.clone(),
         };
-        let session = json!({
-            "backend": "mlflow",
-            "tracking_uri": without_password(&base),
-            "experiment": experiment,
-            "run_name": run_name,
-        });
-        let tls = tls_from(options.ca_file.clone(), options.insecure_tls)?;
-        let deliver = MlflowDeliver::new(&dir, Some((base.clone(), auth)), base.clone(), tls);
-        let spool = Spool::open(
-            "mlflow",
-            &dir,
-            &base,
+        let messages = MlflowMessages::default();
+        Spooled::open(
+            output_dir,
             rank.rank,
-            spool_options,
-            deliver,
-            &session,
-        )?;
-        Ok(MlflowSink {
-            spool,
-            warned_cut: false,
-            last_step: None,
-            resume_hint: format!(
-                "send them with `trainlog sync {}`, or start a logger with the same output \
-                 directory",
-                output_dir.display()
-            ),
-        })
+            endpoint,
+            batching,
+            &options.delivery,
+            messages,
+        )
+        .map(MlflowSink)
     }
+}
 
-    /// The spool file (what is not yet delivered).
-    pub fn spool_path(&self) -> &Path {
-        self.spool.path()
-    }
-
-    /// Where lines MLflow refused for good are kept.
-    pub fn dead_letter_path(&self) -> &Path {
-        self.spool.dead_letter_path()
-    }
-
+impl MlflowMessages {
     /// Appends the spool lines for one record: `{"t":ms,"s":step,"m":[[k,v]..],"p":..,"g":..}`,
     /// split so that each line fits in one `log-batch` request (lines after the first
     /// are marked `"more":true`).
-    fn append(&mut self, r: &Record) {
+    fn append(&mut self, r: &Record, spool: &mut Spool) {
         let t = crate::time::unix_millis(r.timestamp);
         let mut metrics: Vec<(String, Cow<'_, Value>)> = Vec::new();
         let mut texts: Vec<(String, String)> = Vec::new();
@@ -278,7 +284,7 @@ impl MlflowSink {
         let mut texts = texts.into_iter().peekable();
         let mut first = true;
         while metrics.peek().is_some() || texts.peek().is_some() {
-            let out = self.spool.buffer();
+            let out = spool.buffer();
             let start = out.len();
             // A record too large for one request continues on lines marked `"more"`.
             out.extend_from_slice(if first { b"{" } else { b"{\"more\":true," });
@@ -305,7 +311,7 @@ impl MlflowSink {
                 write_str(out, v)
             });
             out.extend_from_slice(b"]}\n");
-            self.spool.end_record();
+            spool.end_record();
         }
     }
 }
@@ -334,41 +340,20 @@ fn write_pairs<T>(
     }
 }
 
-impl Sink for MlflowSink {
-    fn name(&self) -> &str {
-        "mlflow"
+impl Messages for MlflowMessages {
+    fn record(&mut self, record: &Record, spool: &mut Spool) {
+        self.append(record, spool);
     }
 
-    fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
-        for record in batch {
-            self.append(record);
-        }
-        self.spool.publish()
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        self.spool.publish()
-    }
-
-    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
+    fn close(&mut self, outcome: RunOutcome, spool: &mut Spool) {
         let status = match outcome {
             RunOutcome::Completed => "FINISHED",
             RunOutcome::Failed => "FAILED",
         };
         let now = crate::time::unix_millis(SystemTime::now());
-        let out = self.spool.buffer();
+        let out = spool.buffer();
         out.extend_from_slice(format!("{{\"end\":\"{status}\",\"t\":{now}}}\n").as_bytes());
-        self.spool.end_record();
-        self.spool.close(&self.resume_hint).1
-    }
-
-    fn close_budget(&self) -> Option<Duration> {
-        Some(self.spool.close_budget())
-    }
-
-    /// Lines MLflow refused for good; they are in the dead-letter file.
-    fn lost(&self) -> u64 {
-        self.spool.rejected()
+        spool.end_record();
     }
 }
 
@@ -405,9 +390,6 @@ fn tls_from(ca_file: Option<PathBuf>, insecure: bool) -> Result<Tls> {
         });
     Tls::load(ca.as_slice(), insecure)
 }
-
-/// Where mlflow spools live under the output directory.
-pub(crate) const SPOOL_DIR: &str = "mlflow_spool";
 
 /// A tracking URI as an http(s) URL, or a configuration error (the URI shown redacted).
 fn parse_uri(uri: &str) -> Result<reqwest::Url> {

@@ -1,4 +1,9 @@
-//! [`TensorBoardOptions`]: where TensorBoard runs go, how they are named, on which ranks.
+//! [`TensorBoardOptions`]: where TensorBoard runs go, how they are named, on which ranks,
+//! and how they make the sink.
+
+use super::TensorBoardSink;
+use crate::sink::{Backend, BackendConfig, BuildContext, Sink};
+use crate::{Error, Result};
 
 /// Settings of the `tensorboard` backend; setting them with
 /// [`MetricLoggerBuilder::tensorboard`](crate::MetricLoggerBuilder::tensorboard) turns it
@@ -48,3 +53,52 @@ impl TensorBoardOptions {
 }
 
 all_ranks_setter!(TensorBoardOptions);
+
+impl crate::MetricLoggerBuilder {
+    /// Settings of the `tensorboard` backend; setting them turns it on, as InstructLab
+    /// does when a log directory is given.
+    pub fn tensorboard(self, options: TensorBoardOptions) -> Self {
+        self.configure(options)
+    }
+}
+
+impl BackendConfig for TensorBoardOptions {
+    fn backend(&self) -> Backend {
+        Backend::TensorBoard
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
+        if !cx.runs_here(self.all_ranks) {
+            return Ok(None);
+        }
+        let dir = match (&self.dir, cx.output_dir()) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(out)) => out.join("tensorboard"),
+            (None, None) => {
+                return Err(Error::Config(
+                    "the `tensorboard` backend writes files: set `.output_dir(..)` on the \
+                     builder or `TensorBoardOptions::dir`"
+                        .into(),
+                ))
+            }
+        };
+        let template = cx
+            .run_name_template(self.run_name.as_deref(), &[])
+            .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
+        let name = cx.expand(&template)?;
+        let sink = match cx.resume_from() {
+            Some(step) => {
+                if template.contains("{time}") || template.contains("{utc_time}") {
+                    eprintln!(
+                        "trainlog: tensorboard: resuming from step {step} in a new run \
+                         directory, since the run name `{template}` has the time in it; give \
+                         a fixed run name to continue the earlier run"
+                    );
+                }
+                TensorBoardSink::resume(dir.join(name), step)?
+            }
+            None => TensorBoardSink::create(dir.join(name))?,
+        };
+        Ok(Some(Box::new(sink.with_experiment(self.experiment))))
+    }
+}

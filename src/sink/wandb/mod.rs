@@ -14,11 +14,11 @@ use std::time::SystemTime;
 
 use prost::Message as _;
 
-use super::{RunOutcome, Sink};
+use super::{BuildContext, RunOutcome, Sink};
 use crate::env::first_env;
 use crate::file::RecordFile;
 use crate::sink::run_events::RunEvent;
-use crate::{Error, RankInfo, Record, Result, Value};
+use crate::{Error, Record, Result, Value};
 
 const BLOCK: u64 = 32_768;
 const CHUNK_HEADER: u64 = 7;
@@ -83,12 +83,12 @@ pub struct WandbSink {
 impl WandbSink {
     /// Creates the offline run directory and file, and writes the header, run and
     /// (empty) config records.
-    pub fn new(
-        options: WandbOptions,
-        output_dir: Option<&Path>,
-        rank: RankInfo,
-        default_name: Option<&str>,
-    ) -> Result<Self> {
+    ///
+    /// The run goes under [`WandbOptions::dir`], else `$WANDB_DIR/wandb`, else the
+    /// context's output directory's `wandb`; it continues an earlier run when the context
+    /// resumes (see [`WandbOptions::resume`]).
+    pub fn new(options: WandbOptions, cx: &BuildContext) -> Result<Self> {
+        let output_dir = cx.output_dir();
         let base = match (&options.dir, first_env(&["WANDB_DIR"]), output_dir) {
             (Some(dir), _, _) => dir.clone(),
             (None, Some(dir), _) => PathBuf::from(dir).join("wandb"),
@@ -101,7 +101,7 @@ impl WandbSink {
                 ))
             }
         };
-        let now = SystemTime::now();
+        let now = cx.now();
         let given_id = options
             .run_id
             .clone()
@@ -119,7 +119,7 @@ impl WandbSink {
                     "WANDB_RESUME=`{text}`: expected allow, must, never or auto"
                 ))
             })?),
-            (None, None) => options.resume_from.map(|_| WandbResume::Allow),
+            (None, None) => cx.resume_from().map(|_| WandbResume::Allow),
         };
         let earlier = match (policy, &given_id) {
             (Some(_), Some(_)) => resume::find_run_file(&base, &run_id),
@@ -147,12 +147,8 @@ impl WandbSink {
             }
             _ => {}
         }
-        let display = match crate::naming::run_name_template(
-            options.name.as_deref(),
-            &["WANDB_NAME"],
-            default_name,
-        ) {
-            Some(template) => crate::naming::expand_run_name(&template, rank, now)?,
+        let display = match cx.run_name_template(options.name.as_deref(), &["WANDB_NAME"]) {
+            Some(template) => cx.expand(&template)?,
             None => run_id.clone(),
         };
         let start = crate::time::unix_duration(now);
@@ -179,12 +175,12 @@ impl WandbSink {
             resumed: false,
         };
         if let Some(path) = earlier {
-            let cut = options
-                .resume_from
+            let cut = cx
+                .resume_from()
                 .map(|s| i64::try_from(s).unwrap_or(i64::MAX));
             return Self::resume(&path, run, cut);
         }
-        let stamp = crate::naming::expand_run_name("{utc_time}", rank, now)?;
+        let stamp = cx.expand("{utc_time}")?;
         let run_dir = base.join(format!("offline-run-{stamp}-{run_id}"));
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| Error::io("create W&B run directory", &run_dir, e))?;

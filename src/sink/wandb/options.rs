@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use super::WandbResume;
+use super::{WandbResume, WandbSink};
+use crate::env::first_env;
+use crate::sink::{Backend, BackendConfig, BuildContext, Sink};
+use crate::Result;
 
 /// Settings of the `wandb` backend; unset values come from `WANDB_PROJECT`,
 /// `WANDB_ENTITY`, `WANDB_NAME`, `WANDB_DIR` and `WANDB_RUN_ID`.
@@ -14,8 +17,6 @@ pub struct WandbOptions {
     pub(super) dir: Option<PathBuf>,
     pub(super) run_id: Option<String>,
     pub(super) resume: Option<WandbResume>,
-    /// The builder's resume step, set by the registry.
-    pub(crate) resume_from: Option<u64>,
     pub(crate) all_ranks: bool,
 }
 
@@ -70,3 +71,29 @@ impl WandbOptions {
 }
 
 all_ranks_setter!(WandbOptions);
+
+impl crate::MetricLoggerBuilder {
+    /// Settings of the `wandb` backend; setting them turns it on (as does
+    /// `WANDB_PROJECT` in the environment).
+    pub fn wandb(self, options: WandbOptions) -> Self {
+        self.configure(options)
+    }
+}
+
+impl BackendConfig for WandbOptions {
+    fn backend(&self) -> Backend {
+        Backend::Wandb
+    }
+
+    /// `WANDB_PROJECT`.
+    fn from_env() -> Option<Self> {
+        first_env(&["WANDB_PROJECT"]).map(|_| Self::default())
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
+        if !cx.runs_here(self.all_ranks) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(WandbSink::new(self.clone(), cx)?)))
+    }
+}

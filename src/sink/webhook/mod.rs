@@ -8,10 +8,8 @@
 //! takes the URL from `TRAINLOG_WEBHOOK_URL`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
-use std::sync::Arc;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 mod deliver;
 mod options;
@@ -19,17 +17,15 @@ mod options;
 pub(crate) use self::deliver::resume_spool;
 use self::deliver::WebhookDeliver;
 pub use self::options::WebhookOptions;
-use super::{RunOutcome, Sink};
+use super::{BuildContext, RunOutcome};
 use crate::deliver::net::{LazyClient, Tls};
-use crate::deliver::spool::{Spool, SpoolOptions};
+use crate::deliver::spool::Spool;
+use crate::deliver::spooled::{Batching, Endpoint, Messages, Spooled};
 use crate::env::first_env;
-use crate::{Error, RankInfo, Record, Result, Value};
+use crate::{Error, Record, Result, Value};
 
 /// The environment variable with the webhook URL (it also turns the backend on).
 pub const WEBHOOK_URL_VAR: &str = "TRAINLOG_WEBHOOK_URL";
-
-/// Where webhook spools live under the output directory.
-pub(crate) const SPOOL_DIR: &str = "webhook_spool";
 
 /// A URL as messages show it: scheme and host, never the path (which holds the secret).
 fn shown_url(url: &str) -> String {
@@ -54,11 +50,15 @@ struct ErrorBudget {
     last_sent: Option<String>,
 }
 
-/// Posts alerts to an incoming webhook. See the [module docs](crate::sink) and
-/// [`WebhookOptions`].
+spooled_sink! {
+    /// Posts alerts to an incoming webhook. See the [module docs](crate::sink) and
+    /// [`WebhookOptions`].
+    WebhookSink(Alerts)
+}
+
+/// The webhook backend's messages: the alerts, and what they are decided from.
 #[derive(Debug)]
-pub struct WebhookSink {
-    spool: Spool,
+struct Alerts {
     run: String,
     started: Instant,
     key_metrics: Vec<String>,
@@ -67,8 +67,8 @@ pub struct WebhookSink {
     non_finite: HashSet<String>,
     last_error: Option<String>,
     options: Flags,
-    resume_hint: String,
     errors: ErrorBudget,
+    on_start: bool,
 }
 
 /// What to alert on.
@@ -84,12 +84,8 @@ struct Flags {
 impl WebhookSink {
     /// Opens (or resumes) the spool under `output_dir` and starts the sender thread.
     /// Fails without a URL, or with one that is not http(s).
-    pub fn new(
-        options: WebhookOptions,
-        output_dir: &Path,
-        rank: RankInfo,
-        default_run_name: Option<&str>,
-    ) -> Result<Self> {
+    pub fn new(options: WebhookOptions, cx: &BuildContext) -> Result<Self> {
+        let (output_dir, rank) = (cx.require_output_dir("webhook")?, cx.rank());
         let url = options
             .url
             .clone()
@@ -108,35 +104,26 @@ impl WebhookSink {
                     shown_url(&url)
                 ))
             })?;
-        let template =
-            crate::naming::run_name_template(options.run_name.as_deref(), &[], default_run_name)
-                .unwrap_or_else(|| crate::naming::DEFAULT_RUN_NAME.into());
-        let run = crate::naming::expand_run_name(&template, rank, SystemTime::now())?;
+        let run = cx.run_name(options.run_name.as_deref(), &[])?;
         let tls = Tls::load(options.ca_file.as_slice(), false)?;
-        let spool_options = SpoolOptions {
-            batch_size: 1,
-            batch_interval: Duration::ZERO,
+        let endpoint = Endpoint {
+            backend: "webhook",
+            destination: parsed.clone(),
+            session: serde_json::json!({"backend": "webhook", "url_hash": url_hash(parsed.as_str())}),
+            deliver: WebhookDeliver {
+                client: LazyClient::new("webhook", tls),
+                own: Some(parsed.clone()),
+                url: Some(parsed),
+            },
+            sync_env: "TRAINLOG_WEBHOOK_URL=… ",
+        };
+        let batching = Batching {
+            size: 1,
+            interval: Duration::ZERO,
             request_timeout: Duration::from_secs(10),
             heartbeat: None,
-            delivery: options.delivery.clone(),
         };
-        let deliver = WebhookDeliver {
-            client: LazyClient::new("webhook", tls),
-            own: Some(parsed.clone()),
-            url: Some(parsed.clone()),
-        };
-        let session =
-            serde_json::json!({"backend": "webhook", "url_hash": url_hash(parsed.as_str())});
-        let mut sink = WebhookSink {
-            spool: Spool::open(
-                "webhook",
-                &output_dir.join(SPOOL_DIR),
-                &parsed,
-                rank.rank,
-                spool_options,
-                deliver,
-                &session,
-            )?,
+        let alerts = Alerts {
             run,
             started: Instant::now(),
             key_metrics: options.key_metrics.clone(),
@@ -151,37 +138,29 @@ impl WebhookSink {
                 errors: options.on_errors,
                 per_minute: options.errors_per_minute,
             },
-            resume_hint: format!(
-                "send them with `{WEBHOOK_URL_VAR}=… trainlog sync {}`",
-                output_dir.display()
-            ),
             errors: ErrorBudget::default(),
+            on_start: options.on_start,
         };
-        if options.on_start {
-            let host = crate::naming::hostname();
-            sink.post(&format!("▶️ run `{}` started on {host}", sink.run));
-            sink.spool.publish()?;
-        }
-        Ok(sink)
+        Spooled::open(
+            output_dir,
+            rank.rank,
+            endpoint,
+            batching,
+            &options.delivery,
+            alerts,
+        )
+        .map(WebhookSink)
     }
+}
 
-    /// The spool file (the alerts not yet delivered).
-    pub fn spool_path(&self) -> &Path {
-        self.spool.path()
-    }
-
-    /// Where alerts the webhook refused for good are kept.
-    pub fn dead_letter_path(&self) -> &Path {
-        self.spool.dead_letter_path()
-    }
-
+impl Alerts {
     /// Appends one message to the spool.
-    fn post(&mut self, text: &str) {
-        let out = self.spool.buffer();
+    fn post(spool: &mut Spool, text: &str) {
+        let out = spool.buffer();
         // Serializing a JSON object with a string cannot fail.
         let _ = serde_json::to_writer(&mut *out, &serde_json::json!({ "text": text }));
         out.push(b'\n');
-        self.spool.end_record();
+        spool.end_record();
     }
 
     /// The key metrics' names: as configured, else up to three, losses first.
@@ -215,7 +194,7 @@ impl WebhookSink {
         }
     }
 
-    fn error_event(&mut self, r: &Record) {
+    fn error_event(&mut self, r: &Record, spool: &mut Spool) {
         let target = r.error_target.as_deref().unwrap_or("?");
         let text = match &r.message {
             Some(m) => format!("{target}: {m}"),
@@ -252,72 +231,78 @@ impl WebhookSink {
             } else {
                 String::new()
             };
-            self.post(&format!(
-                "🛑 run `{}` logged an error: {text}{more}",
-                self.run
-            ));
+            Self::post(
+                spool,
+                &format!("🛑 run `{}` logged an error: {text}{more}", self.run),
+            );
         }
     }
 }
 
-impl Sink for WebhookSink {
-    fn name(&self) -> &str {
-        "webhook"
+impl Messages for Alerts {
+    fn start(&mut self, spool: &mut Spool) {
+        if self.on_start {
+            let host = crate::naming::hostname();
+            Self::post(spool, &format!("▶️ run `{}` started on {host}", self.run));
+        }
     }
 
     fn wants_errors(&self) -> bool {
         true
     }
 
-    fn write_batch(&mut self, batch: &[Arc<Record>]) -> Result<()> {
-        for r in batch {
-            if r.error_target.is_some() {
-                self.error_event(r);
-                continue;
-            }
-            if r.hparams {
-                continue;
-            }
-            if let Some(step) = r.step {
-                self.last_step = Some(step);
-            }
-            for (k, v) in r.unique_fields() {
-                if k == "error" {
-                    if let Value::Str(text) = v {
-                        // The run API's `fail(message)` / `error(message)` events.
-                        self.last_error = Some(text.clone());
-                    }
+    fn wants_panic_message(&self) -> bool {
+        // The "failed" alert says why.
+        true
+    }
+
+    fn record(&mut self, r: &Record, spool: &mut Spool) {
+        if r.error_target.is_some() {
+            self.error_event(r, spool);
+            return;
+        }
+        if r.hparams {
+            return;
+        }
+        if let Some(step) = r.step {
+            self.last_step = Some(step);
+        }
+        for (k, v) in r.unique_fields() {
+            if k == "error" {
+                if let Value::Str(text) = v {
+                    // The run API's `fail(message)` / `error(message)` events.
+                    self.last_error = Some(text.clone());
                 }
-                let Some(x) = v.as_f64() else { continue };
-                self.last.insert(k.to_owned(), x);
-                if !x.is_finite() && self.options.non_finite && self.non_finite.insert(k.to_owned())
-                {
-                    let step = r.step.map(|s| format!(" at step {s}")).unwrap_or_default();
-                    let what = if x.is_nan() {
-                        "NaN"
-                    } else if x > 0.0 {
-                        "+inf"
-                    } else {
-                        "-inf"
-                    };
-                    self.post(&format!("⚠️ run `{}`: {k} became {what}{step}", self.run));
-                }
+            }
+            let Some(x) = v.as_f64() else { continue };
+            self.last.insert(k.to_owned(), x);
+            if !x.is_finite() && self.options.non_finite && self.non_finite.insert(k.to_owned()) {
+                let step = r.step.map(|s| format!(" at step {s}")).unwrap_or_default();
+                let what = if x.is_nan() {
+                    "NaN"
+                } else if x > 0.0 {
+                    "+inf"
+                } else {
+                    "-inf"
+                };
+                Self::post(
+                    spool,
+                    &format!("⚠️ run `{}`: {k} became {what}{step}", self.run),
+                );
             }
         }
-        self.spool.publish()
     }
 
-    fn flush(&mut self) -> Result<()> {
-        self.spool.publish()
-    }
-
-    fn close(&mut self, outcome: RunOutcome) -> Result<()> {
+    fn close(&mut self, outcome: RunOutcome, spool: &mut Spool) {
         let folded = (self.errors.folded, self.errors.last_folded.clone());
         if let (n @ 1.., Some(last)) = folded {
-            self.post(&format!(
-                "🛑 run `{}`: {n} more errors were not sent one by one (last: {last})",
-                self.run
-            ));
+            Self::post(
+                spool,
+                &format!(
+                    "🛑 run `{}`: {n} more errors were not sent one by one (last: {last})",
+                    self.run
+                ),
+            );
         }
         let took = crate::format::format_duration(self.started.elapsed());
         match outcome {
@@ -330,28 +315,14 @@ impl Sink for WebhookSink {
                     self.run,
                     self.summary()
                 );
-                self.post(&text);
+                Self::post(spool, &text);
             }
             RunOutcome::Completed if self.options.finish => {
                 let text = format!("✅ run `{}` finished in {took}{}", self.run, self.summary());
-                self.post(&text);
+                Self::post(spool, &text);
             }
             _ => {}
         }
-        self.spool.close(&self.resume_hint).1
-    }
-
-    fn close_budget(&self) -> Option<Duration> {
-        Some(self.spool.close_budget())
-    }
-
-    fn lost(&self) -> u64 {
-        self.spool.rejected()
-    }
-
-    fn wants_panic_message(&self) -> bool {
-        // The "failed" alert says why.
-        true
     }
 }
 

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use super::shown_url;
 use crate::deliver::DeliveryOptions;
+use crate::sink::{Backend, BackendConfig, BuildContext, Sink};
+use crate::Result;
 
 /// Settings of the `webhook` backend.
 ///
@@ -141,3 +143,29 @@ impl WebhookOptions {
 
 all_ranks_setter!(WebhookOptions);
 delivery_setters!(WebhookOptions);
+
+impl crate::MetricLoggerBuilder {
+    /// Settings of the `webhook` backend; setting them turns it on (as does
+    /// `TRAINLOG_WEBHOOK_URL` in the environment).
+    pub fn webhook(self, options: WebhookOptions) -> Self {
+        self.configure(options)
+    }
+}
+
+impl BackendConfig for WebhookOptions {
+    fn backend(&self) -> Backend {
+        Backend::Webhook
+    }
+
+    /// `TRAINLOG_WEBHOOK_URL`.
+    fn from_env() -> Option<Self> {
+        crate::env::first_env(&[super::WEBHOOK_URL_VAR]).map(|_| Self::default())
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
+        if !cx.runs_here(self.all_ranks) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(super::WebhookSink::new(self.clone(), cx)?)))
+    }
+}

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::spool::{Spool, SpoolOptions};
+use super::spooled::spool_dir_name;
 pub use crate::deliver::spool::Delivered;
-use crate::deliver::spool::SpoolOptions;
 use crate::{Error, Result};
 
 /// What [`sync_spools`] did with one spool file.
@@ -80,17 +81,28 @@ fn find_spools(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The backend whose spool directory holds `path`.
-fn backend_of(path: &Path) -> Option<&'static str> {
-    match path.parent()?.file_name()?.to_str()? {
+/// Opens a spool a backend's logger left, to deliver what it holds.
+type Resume = fn(&Path, SpoolOptions) -> Result<Spool>;
+
+/// The spooled backends of this build, and how each resumes a spool.
+fn spooled_backends() -> &'static [(&'static str, Resume)] {
+    &[
         #[cfg(feature = "http")]
-        crate::sink::http::SPOOL_DIR => Some("http"),
+        ("http", crate::sink::http::resume_spool),
         #[cfg(feature = "mlflow")]
-        crate::sink::mlflow::SPOOL_DIR => Some("mlflow"),
+        ("mlflow", crate::sink::mlflow::resume_spool),
         #[cfg(feature = "webhook")]
-        crate::sink::webhook::SPOOL_DIR => Some("webhook"),
-        _ => None,
-    }
+        ("webhook", crate::sink::webhook::resume_spool),
+    ]
+}
+
+/// The backend whose spool directory holds `path`, and how to resume its spool.
+fn backend_of(path: &Path) -> Option<(&'static str, Resume)> {
+    let dir = path.parent()?.file_name()?.to_str()?;
+    spooled_backends()
+        .iter()
+        .copied()
+        .find(|(backend, _)| spool_dir_name(backend) == dir)
 }
 
 fn sync_one(path: &Path) -> SyncReport {
@@ -107,13 +119,8 @@ fn sync_one(path: &Path) -> SyncReport {
         },
     };
     let spool: Result<_> = match backend_of(path) {
-        #[cfg(feature = "http")]
-        Some("http") => crate::sink::http::resume_spool(path, options),
-        #[cfg(feature = "mlflow")]
-        Some("mlflow") => crate::sink::mlflow::resume_spool(path, options),
-        #[cfg(feature = "webhook")]
-        Some("webhook") => crate::sink::webhook::resume_spool(path, options),
-        _ => Err(Error::Config(format!(
+        Some((_, resume)) => resume(path, options),
+        None => Err(Error::Config(format!(
             "{}: not a spool of a backend this build has",
             path.display()
         ))),

@@ -11,7 +11,50 @@ use file_rotate::suffix::AppendCount;
 use file_rotate::{ContentLimit, FileRotate};
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
+use tracing_subscriber::Layer as _;
+
+use crate::setup::FilesLayer;
 use crate::{Error, Result};
+
+/// Like [`setup_root_logger`](crate::setup_root_logger), and also writes ordinary logs (the same level) to rotating
+/// files; keep the returned guard alive for as long as you log (it flushes them when
+/// dropped).
+pub fn setup_root_logger_with_files(level: &str, files: LogFiles) -> Result<LogFilesGuard> {
+    let (layer, guard) = files_layer(&files, level)?;
+    crate::setup::install::install_root(level, Some(layer))?;
+    Ok(guard)
+}
+
+/// The layer writing ordinary logs to `files`, and its guard.
+fn files_layer(files: &LogFiles, level: &str) -> Result<(FilesLayer, LogFilesGuard)> {
+    let (writer, guard) = files.writer()?;
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false);
+    let layer: FilesLayer = if files.is_json() {
+        Box::new(
+            layer
+                .json()
+                .with_filter(crate::setup::install::logs_filter(level)?),
+        )
+    } else {
+        Box::new(layer.with_filter(crate::setup::install::logs_filter(level)?))
+    };
+    Ok((layer, guard))
+}
+
+impl crate::MetricLoggerBuilder {
+    /// Ordinary logs also go to these rotating files when
+    /// [`init`](crate::MetricLoggerBuilder::init) installs the subscriber (see
+    /// [`LogFiles`]); the guard flushes them.
+    pub fn log_files(mut self, files: LogFiles) -> Self {
+        self.init.log_files = Some(Box::new(move || {
+            let (layer, guard) = files_layer(&files, "info")?;
+            Ok((layer, Box::new(guard) as Box<dyn Send + Sync>))
+        }));
+        self
+    }
+}
 
 /// When log files are started anew besides their size limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
