@@ -31,6 +31,31 @@ pub(crate) struct DeliveryOptions {
     pub(crate) retry_max: Duration,
 }
 
+/// What a network backend's options say about delivery (`close_cap`, `stall_timeout`,
+/// `retry_backoff`); what they leave unset comes from the defaults the
+/// [`BuildContext`](crate::sink::BuildContext) read once.
+#[cfg(feature = "network")]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DeliverySettings {
+    pub(crate) close_cap: Option<Duration>,
+    pub(crate) stall: Option<Duration>,
+    pub(crate) retry: Option<(Duration, Duration)>,
+}
+
+#[cfg(feature = "network")]
+impl DeliveryOptions {
+    /// These defaults with what `settings` sets instead.
+    pub(crate) fn with(&self, settings: &DeliverySettings) -> DeliveryOptions {
+        let (retry_base, retry_max) = settings.retry.unwrap_or((self.retry_base, self.retry_max));
+        DeliveryOptions {
+            close_cap: settings.close_cap.unwrap_or(self.close_cap),
+            stall: settings.stall.unwrap_or(self.stall),
+            retry_base,
+            retry_max,
+        }
+    }
+}
+
 #[cfg(feature = "network")]
 impl Default for DeliveryOptions {
     /// 120 s cap, 4 s stall (or `TRAINLOG_STALL_TIMEOUT`, seconds or `30s`-style, for jobs

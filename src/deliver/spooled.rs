@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::spool::{Deliver, Spool, SpoolOptions};
-use super::DeliveryOptions;
+use super::DeliverySettings;
+use crate::sink::BuildContext;
 use crate::sink::RunOutcome;
 use crate::{Record, Result};
 
@@ -85,28 +86,29 @@ impl<M> std::fmt::Debug for Spooled<M> {
 }
 
 impl<M: Messages> Spooled<M> {
-    /// Opens (or resumes) the spool of `endpoint` for `rank` under `output_dir`, starts
-    /// the sender thread, and writes the backend's first messages.
+    /// Opens (or resumes) the spool of `endpoint` for this rank under the context's
+    /// output directory, starts the sender thread, and writes the backend's first
+    /// messages. Delivery settings left unset come from the context's defaults.
     pub(crate) fn open(
-        output_dir: &Path,
-        rank: u32,
+        cx: &BuildContext,
         endpoint: Endpoint<impl Deliver>,
         batching: Batching,
-        delivery: &DeliveryOptions,
+        delivery: &DeliverySettings,
         mut messages: M,
     ) -> Result<Self> {
+        let output_dir = cx.require_output_dir(endpoint.backend)?;
         let options = SpoolOptions {
             batch_size: batching.size.max(1),
             batch_interval: batching.interval,
             request_timeout: batching.request_timeout,
             heartbeat: batching.heartbeat,
-            delivery: delivery.clone(),
+            delivery: cx.delivery_defaults().with(delivery),
         };
         let mut spool = Spool::open(
             endpoint.backend,
             &output_dir.join(spool_dir_name(endpoint.backend)),
             &endpoint.destination,
-            rank,
+            cx.rank().rank,
             options,
             endpoint.deliver,
             &endpoint.session,

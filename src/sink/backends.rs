@@ -60,6 +60,9 @@ pub struct BuildContext {
     run_name: Option<String>,
     now: SystemTime,
     resume_from: Option<u64>,
+    /// What network backends' delivery settings default to (read from the environment).
+    #[cfg(feature = "network")]
+    delivery: crate::deliver::DeliveryOptions,
 }
 
 impl BuildContext {
@@ -72,6 +75,8 @@ impl BuildContext {
             run_name: None,
             now: SystemTime::now(),
             resume_from: None,
+            #[cfg(feature = "network")]
+            delivery: crate::deliver::DeliveryOptions::default(),
         }
     }
 
@@ -127,6 +132,13 @@ impl BuildContext {
     /// The step this process resumes from, if it does.
     pub fn resume_from(&self) -> Option<u64> {
         self.resume_from
+    }
+
+    /// What network backends' delivery settings default to: a 120 s close cap, a 4 s
+    /// stall timeout (or `TRAINLOG_STALL_TIMEOUT`), retries from 200 ms to 30 s.
+    #[cfg(feature = "network")]
+    pub(crate) fn delivery_defaults(&self) -> &crate::deliver::DeliveryOptions {
+        &self.delivery
     }
 
     /// The time this context stands for (run names, run start times).

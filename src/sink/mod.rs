@@ -62,7 +62,8 @@ macro_rules! all_ranks_setter {
 
 /// The close and retry settings every network backend's options share, written once:
 /// `close_cap`, `stall_timeout` and `retry_backoff` on `$options`, stored in its
-/// `delivery` field (a [`crate::deliver::DeliveryOptions`]).
+/// `delivery` field (a `crate::deliver::DeliverySettings`; what is unset there comes from
+/// the [`BuildContext`]'s defaults).
 #[cfg(feature = "network")]
 macro_rules! delivery_setters {
     ($options:ty) => {
@@ -72,7 +73,7 @@ macro_rules! delivery_setters {
             /// Not the logger's `MetricLoggerBuilder::shutdown_timeout` (how long the
             /// guard waits for the other sinks), which a network sink may outlast.
             pub fn close_cap(mut self, cap: std::time::Duration) -> Self {
-                self.delivery.close_cap = cap;
+                self.delivery.close_cap = Some(cap);
                 self
             }
 
@@ -88,7 +89,7 @@ macro_rules! delivery_setters {
             /// How long closing waits for the server to accept a batch before it gives up
             /// (default 4 s), so a dead server holds the exit this long, plus a second.
             pub fn stall_timeout(mut self, timeout: std::time::Duration) -> Self {
-                self.delivery.stall = timeout;
+                self.delivery.stall = Some(timeout);
                 self
             }
 
@@ -99,8 +100,7 @@ macro_rules! delivery_setters {
                 base: std::time::Duration,
                 max: std::time::Duration,
             ) -> Self {
-                self.delivery.retry_base = base;
-                self.delivery.retry_max = max.max(base);
+                self.delivery.retry = Some((base, max.max(base)));
                 self
             }
         }

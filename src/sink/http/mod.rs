@@ -15,7 +15,7 @@ use super::{Backend, BackendConfig, BuildContext, RunOutcome, Sink};
 use crate::deliver::net::{redact_url, without_password, LazyClient, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::deliver::spooled::{Batching, Endpoint, Messages, Spooled};
-use crate::deliver::DeliveryOptions;
+use crate::deliver::DeliverySettings;
 use crate::env::first_env;
 use crate::json::{write_fields, write_str};
 use crate::time::TimestampFormatter;
@@ -49,7 +49,7 @@ pub struct HttpOptions {
     single_record: bool,
     request_timeout: Duration,
     heartbeat: Option<Duration>,
-    delivery: DeliveryOptions,
+    delivery: DeliverySettings,
     allow_insecure: bool,
     ca_files: Vec<std::path::PathBuf>,
     pub(crate) all_ranks: bool,
@@ -67,7 +67,7 @@ impl Default for HttpOptions {
             single_record: false,
             request_timeout: Duration::from_secs(10),
             heartbeat: None,
-            delivery: DeliveryOptions::default(),
+            delivery: DeliverySettings::default(),
             allow_insecure: false,
             ca_files: Vec::new(),
             all_ranks: false,
@@ -166,8 +166,7 @@ impl BackendConfig for HttpOptions {
         if !cx.runs_here(self.all_ranks) {
             return Ok(None);
         }
-        let dir = cx.require_output_dir("http")?;
-        Ok(Some(Box::new(HttpSink::new(self.clone(), dir, cx.rank())?)))
+        Ok(Some(Box::new(HttpSink::new(self.clone(), cx)?)))
     }
 }
 
@@ -195,10 +194,12 @@ struct HttpMessages {
 }
 
 impl HttpSink {
-    /// Opens (or resumes) the spool under `output_dir` and starts the sender thread.
+    /// Opens (or resumes) the spool under the context's output directory and starts the
+    /// sender thread.
     /// Fails without a URL, with a malformed one, or when a token would travel over
     /// plain HTTP to another host without [`HttpOptions::allow_insecure_http`].
-    pub fn new(options: HttpOptions, output_dir: &Path, rank: RankInfo) -> Result<Self> {
+    pub fn new(options: HttpOptions, cx: &BuildContext) -> Result<Self> {
+        let rank = cx.rank();
         let url = options
             .url
             .clone()
@@ -274,15 +275,7 @@ impl HttpSink {
             next_n: 0,
             timestamps: TimestampFormatter::default(),
         };
-        Spooled::open(
-            output_dir,
-            rank.rank,
-            endpoint,
-            batching,
-            &options.delivery,
-            messages,
-        )
-        .map(HttpSink)
+        Spooled::open(cx, endpoint, batching, &options.delivery, messages).map(HttpSink)
     }
 }
 

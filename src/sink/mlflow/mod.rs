@@ -20,7 +20,7 @@ use super::{clip, Backend, BackendConfig, BuildContext, RunOutcome, Sink};
 use crate::deliver::net::{redact_url, without_password, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
 use crate::deliver::spooled::{spool_dir_name, Batching, Endpoint, Messages, Spooled};
-use crate::deliver::DeliveryOptions;
+use crate::deliver::DeliverySettings;
 use crate::env::first_env;
 use crate::json::{write_str, write_value};
 use crate::sink::run_events::RunEvent;
@@ -46,7 +46,7 @@ pub struct MlflowOptions {
     token: Option<Secret>,
     basic: Option<(String, Secret)>,
     pub(crate) all_ranks: bool,
-    delivery: DeliveryOptions,
+    delivery: DeliverySettings,
     ca_file: Option<PathBuf>,
     insecure_tls: bool,
 }
@@ -155,7 +155,7 @@ struct MlflowMessages {
 impl MlflowSink {
     /// Starts the sink, its spool under the context's output directory.
     pub fn new(options: MlflowOptions, cx: &BuildContext) -> Result<Self> {
-        let (output_dir, rank) = (cx.require_output_dir("mlflow")?, cx.rank());
+        let output_dir = cx.require_output_dir("mlflow")?;
         let uri = options
             .tracking_uri
             .clone()
@@ -200,15 +200,7 @@ impl MlflowSink {
             heartbeat: None,
         };
         let messages = MlflowMessages::default();
-        Spooled::open(
-            output_dir,
-            rank.rank,
-            endpoint,
-            batching,
-            &options.delivery,
-            messages,
-        )
-        .map(MlflowSink)
+        Spooled::open(cx, endpoint, batching, &options.delivery, messages).map(MlflowSink)
     }
 }
 

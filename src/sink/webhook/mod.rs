@@ -85,7 +85,8 @@ impl WebhookSink {
     /// Opens (or resumes) the spool under `output_dir` and starts the sender thread.
     /// Fails without a URL, or with one that is not http(s).
     pub fn new(options: WebhookOptions, cx: &BuildContext) -> Result<Self> {
-        let (output_dir, rank) = (cx.require_output_dir("webhook")?, cx.rank());
+        // Said before the URL is looked at: without a directory there is no spool.
+        cx.require_output_dir("webhook")?;
         let url = options
             .url
             .clone()
@@ -141,15 +142,7 @@ impl WebhookSink {
             errors: ErrorBudget::default(),
             on_start: options.on_start,
         };
-        Spooled::open(
-            output_dir,
-            rank.rank,
-            endpoint,
-            batching,
-            &options.delivery,
-            alerts,
-        )
-        .map(WebhookSink)
+        Spooled::open(cx, endpoint, batching, &options.delivery, alerts).map(WebhookSink)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::shown_url;
-use crate::deliver::DeliveryOptions;
+use crate::deliver::DeliverySettings;
 use crate::sink::{Backend, BackendConfig, BuildContext, Sink};
 use crate::Result;
 
@@ -28,7 +28,7 @@ pub struct WebhookOptions {
     pub(super) on_errors: bool,
     pub(super) errors_per_minute: u32,
     pub(super) ca_file: Option<PathBuf>,
-    pub(super) delivery: DeliveryOptions,
+    pub(super) delivery: DeliverySettings,
     pub(crate) all_ranks: bool,
 }
 
@@ -61,7 +61,7 @@ impl Default for WebhookOptions {
             on_errors: true,
             errors_per_minute: 3,
             ca_file: None,
-            delivery: DeliveryOptions::default(),
+            delivery: DeliverySettings::default(),
             all_ranks: false,
         }
     }
