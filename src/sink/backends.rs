@@ -129,6 +129,19 @@ impl BuildContext {
         all_ranks || self.rank.is_rank0()
     }
 
+    /// A rank-0 backend's sink: made by `make` on rank 0 (or every rank with
+    /// `all_ranks`), `None` on the other ranks.
+    pub fn rank0_sink<S: Sink>(
+        &self,
+        all_ranks: bool,
+        make: impl FnOnce() -> Result<S>,
+    ) -> Result<Option<Box<dyn Sink>>> {
+        if !self.runs_here(all_ranks) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(make()?)))
+    }
+
     /// The step this process resumes from, if it does.
     pub fn resume_from(&self) -> Option<u64> {
         self.resume_from

@@ -110,10 +110,7 @@ impl BackendConfig for OtelOptions {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
-        if !cx.runs_here(self.all_ranks) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(OtelSink::new(self.clone(), cx)?)))
+        cx.rank0_sink(self.all_ranks, || OtelSink::new(self.clone(), cx))
     }
 }
 

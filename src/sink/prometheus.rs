@@ -104,10 +104,7 @@ impl BackendConfig for PrometheusOptions {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
-        if !cx.runs_here(self.all_ranks) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(PrometheusSink::new(self.clone(), cx)?)))
+        cx.rank0_sink(self.all_ranks, || PrometheusSink::new(self.clone(), cx))
     }
 }
 

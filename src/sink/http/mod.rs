@@ -163,10 +163,7 @@ impl BackendConfig for HttpOptions {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
-        if !cx.runs_here(self.all_ranks) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(HttpSink::new(self.clone(), cx)?)))
+        cx.rank0_sink(self.all_ranks, || HttpSink::new(self.clone(), cx))
     }
 }
 

@@ -126,10 +126,7 @@ impl BackendConfig for MlflowOptions {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
-        if !cx.runs_here(self.all_ranks) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(MlflowSink::new(self.clone(), cx)?)))
+        cx.rank0_sink(self.all_ranks, || MlflowSink::new(self.clone(), cx))
     }
 }
 

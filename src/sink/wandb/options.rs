@@ -91,9 +91,6 @@ impl BackendConfig for WandbOptions {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
-        if !cx.runs_here(self.all_ranks) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(WandbSink::new(self.clone(), cx)?)))
+        cx.rank0_sink(self.all_ranks, || WandbSink::new(self.clone(), cx))
     }
 }

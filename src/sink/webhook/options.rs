@@ -163,9 +163,6 @@ impl BackendConfig for WebhookOptions {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
-        if !cx.runs_here(self.all_ranks) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(super::WebhookSink::new(self.clone(), cx)?)))
+        cx.rank0_sink(self.all_ranks, || super::WebhookSink::new(self.clone(), cx))
     }
 }
