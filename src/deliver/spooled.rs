@@ -48,9 +48,9 @@ pub(crate) struct Endpoint<D> {
     pub(crate) deliver: D,
     /// The session line: what `trainlog sync` needs to deliver what is left.
     pub(crate) session: serde_json::Value,
-    /// Put before `trainlog sync` in the hint a close that left messages gives, for
-    /// what sync reads from the environment (the webhook's secret URL).
-    pub(crate) sync_env: &'static str,
+    /// The environment variable `trainlog sync` needs set to deliver what a close left
+    /// (the webhook's secret URL, which the spool does not keep), named in the hint.
+    pub(crate) sync_env: Option<&'static str>,
 }
 
 /// How a backend batches its requests.
@@ -65,6 +65,11 @@ pub(crate) struct Batching {
 /// The name of `backend`'s spool directory: `<backend>_spool`.
 pub(crate) fn spool_dir_name(backend: &str) -> String {
     format!("{backend}_spool")
+}
+
+/// `backend`'s spool directory under an output directory.
+pub(crate) fn spool_dir(output_dir: &Path, backend: &str) -> std::path::PathBuf {
+    output_dir.join(spool_dir_name(backend))
 }
 
 /// A sink that writes a backend's messages to its spool, from which the spool's sender
@@ -106,7 +111,7 @@ impl<M: Messages> Spooled<M> {
         };
         let mut spool = Spool::open(
             endpoint.backend,
-            &output_dir.join(spool_dir_name(endpoint.backend)),
+            &spool_dir(output_dir, endpoint.backend),
             &endpoint.destination,
             cx.rank().rank,
             options,
@@ -115,19 +120,16 @@ impl<M: Messages> Spooled<M> {
         )?;
         messages.start(&mut spool);
         spool.publish()?;
-        let resume_hint = if endpoint.sync_env.is_empty() {
-            format!(
+        let resume_hint = match endpoint.sync_env {
+            None => format!(
                 "send them with `trainlog sync {}`, or start a logger with the same output \
                  directory",
                 output_dir.display()
-            )
-        } else {
-            // What sync needs from the environment (the webhook's secret URL).
-            format!(
-                "send them with `{}trainlog sync {}`",
-                endpoint.sync_env,
+            ),
+            Some(var) => format!(
+                "send them with `{var}=… trainlog sync {}`",
                 output_dir.display()
-            )
+            ),
         };
         Ok(Spooled {
             name: endpoint.backend,

@@ -368,6 +368,12 @@ impl MetricLoggerBuilder {
         Ok((layer, guard))
     }
 
+    /// The options set on the builder for `backend`, taken out of its list.
+    fn take_config(&mut self, backend: Backend) -> Option<Box<dyn BackendConfig>> {
+        let at = self.configs.iter().position(|c| c.backend() == backend)?;
+        Some(self.configs.remove(at))
+    }
+
     /// Opens every sink and starts its worker.
     pub(super) fn start(mut self) -> Result<(Vec<Feeder>, MetricGuard)> {
         let rank = self.rank.unwrap_or_else(RankInfo::from_env);
@@ -383,21 +389,18 @@ impl MetricLoggerBuilder {
         };
         let mut configs: Vec<Box<dyn BackendConfig>> = Vec::new();
         for backend in listed {
-            let config = match self.configs.iter().position(|c| c.backend() == backend) {
-                Some(at) => self.configs.remove(at),
+            configs.push(match self.take_config(backend) {
+                Some(config) => config,
                 None => backend.default_config()?,
-            };
-            configs.push(config);
+            });
         }
         for &backend in Backend::ALL {
-            if configs.iter().any(|c| c.backend() == backend) {
-                continue;
+            if !configs.iter().any(|c| c.backend() == backend) {
+                configs.extend(
+                    self.take_config(backend)
+                        .or_else(|| backend.config_from_env()),
+                );
             }
-            let config = match self.configs.iter().position(|c| c.backend() == backend) {
-                Some(at) => Some(self.configs.remove(at)),
-                None => backend.config_from_env(),
-            };
-            configs.extend(config);
         }
         if configs.is_empty() && self.custom.is_empty() {
             let what = if self.backends_set {

@@ -254,7 +254,7 @@ impl HttpSink {
                 single_record: options.single_record,
                 identity: Some(identity.clone()),
             },
-            sync_env: "",
+            sync_env: None,
         };
         let batching = Batching {
             size: if options.single_record {

@@ -19,7 +19,7 @@ use self::deliver::MlflowDeliver;
 use super::{clip, Backend, BackendConfig, BuildContext, RunOutcome, Sink};
 use crate::deliver::net::{redact_url, without_password, Secret, Tls};
 use crate::deliver::spool::{Spool, SpoolOptions};
-use crate::deliver::spooled::{spool_dir_name, Batching, Endpoint, Messages, Spooled};
+use crate::deliver::spooled::{spool_dir, Batching, Endpoint, Messages, Spooled};
 use crate::deliver::DeliverySettings;
 use crate::env::first_env;
 use crate::json::{write_str, write_value};
@@ -177,7 +177,7 @@ impl MlflowSink {
             (None, None) => Auth::from_env(),
         };
         let tls = tls_from(options.ca_file.clone(), options.insecure_tls)?;
-        let dir = output_dir.join(spool_dir_name("mlflow"));
+        let dir = spool_dir(output_dir, "mlflow");
         let endpoint = Endpoint {
             backend: "mlflow",
             destination: base.clone(),
@@ -188,7 +188,7 @@ impl MlflowSink {
                 "run_name": run_name,
             }),
             deliver: MlflowDeliver::new(&dir, Some((base.clone(), auth)), base, tls),
-            sync_env: "",
+            sync_env: None,
         };
         let batching = Batching {
             size: 200,

@@ -68,9 +68,13 @@ impl BackendConfig for TensorBoardOptions {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Option<Box<dyn Sink>>> {
-        if !cx.runs_here(self.all_ranks) {
-            return Ok(None);
-        }
+        cx.rank0_sink(self.all_ranks, || self.open(cx))
+    }
+}
+
+impl TensorBoardOptions {
+    /// The run directory's sink: `<dir>/<run name>`, continued from the resume step.
+    fn open(&self, cx: &BuildContext) -> Result<TensorBoardSink> {
         let dir = match (&self.dir, cx.output_dir()) {
             (Some(dir), _) => dir.clone(),
             (None, Some(out)) => out.join("tensorboard"),
@@ -99,6 +103,6 @@ impl BackendConfig for TensorBoardOptions {
             }
             None => TensorBoardSink::create(dir.join(name))?,
         };
-        Ok(Some(Box::new(sink.with_experiment(self.experiment))))
+        Ok(sink.with_experiment(self.experiment))
     }
 }

@@ -116,7 +116,7 @@ impl WebhookSink {
                 own: Some(parsed.clone()),
                 url: Some(parsed),
             },
-            sync_env: "TRAINLOG_WEBHOOK_URL=… ",
+            sync_env: Some(WEBHOOK_URL_VAR),
         };
         let batching = Batching {
             size: 1,
