@@ -219,8 +219,11 @@ pub struct MetricFilter {
 /// What reached a logger, for the warning at close when a subscriber-wide filter muted
 /// every metric: whether this filter was asked about a metrics callsite or event (one
 /// was logged under a dispatcher that has the layer), and whether the layer then
-/// received one. Each flag is stored once; afterwards an event only reads it.
+/// received one. Each flag is stored once; afterwards an event only reads it. On cache
+/// lines of its own: in a small allocation beside others that the workers write, reading
+/// the flag on every event missed the cache (`perf annotate`: 95 % of `Arrivals::mark`).
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Arrivals {
     pub(crate) asked: AtomicBool,
     pub(crate) received: AtomicBool,
@@ -228,6 +231,7 @@ pub(crate) struct Arrivals {
 
 impl Arrivals {
     /// Sets `flag` unless it is set (a read on the hot path, a write once).
+    #[inline]
     pub(crate) fn mark(flag: &AtomicBool) {
         if !flag.load(Ordering::Relaxed) {
             flag.store(true, Ordering::Relaxed);
