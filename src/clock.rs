@@ -204,27 +204,19 @@ impl WallClock {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod tsc {
     /// Whether the time-stamp counter runs at a constant rate in every power state
     /// (CPUID 0x8000_0007, EDX bit 8), so ticks measure time.
     pub(super) fn invariant() -> bool {
-        use std::arch::x86_64::__cpuid;
-        // SAFETY: CPUID exists on every x86-64 processor; leaves past the maximum
-        // reported one are not queried.
-        #[allow(unused_unsafe)]
-        unsafe {
-            __cpuid(0x8000_0000).eax >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0
-        }
+        raw_cpuid::CpuId::new()
+            .get_advanced_power_mgmt_info()
+            .is_some_and(|info| info.has_invariant_tsc())
     }
 
+    /// The counter (RDTSC, a few nanoseconds, no memory effects).
     #[inline]
     pub(super) fn read() -> u64 {
-        // SAFETY: RDTSC exists on every x86-64 processor and has no memory effects.
-        #[allow(unused_unsafe)]
-        unsafe {
-            std::arch::x86_64::_rdtsc()
-        }
+        safe_arch::read_timestamp_counter()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use tracing::field::FieldSet;
 use tracing::span::{Attributes, Id, Record as SpanValues};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::Filtered;
@@ -11,7 +12,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::clock;
 use crate::filter::{Arrivals, MetricFilter};
 use crate::record::capture::{Capture, Fields};
-use crate::worker::entry::{record_entry, Encoder};
+use crate::worker::entry::{record_entry, Encoder, Slots, MAX_SITES};
 use crate::worker::{self, Feeder};
 use crate::Record;
 
@@ -47,9 +48,37 @@ pub(crate) struct Sinks {
 }
 
 /// A span's fields as captured, kept in the span's extensions (`span_fields` only), the
-/// step lifted out as for events.
+/// step lifted out as for events; with the span's callsite fields and each captured
+/// field's index among them, for the compact entry (`worker::entry`).
 #[derive(Debug)]
-struct SpanFields(Record);
+struct SpanFields {
+    captured: Record,
+    site: &'static FieldSet,
+    indices: Vec<Option<usize>>,
+}
+
+impl SpanFields {
+    fn new(captured: Record, site: &'static FieldSet) -> Self {
+        let mut fields = SpanFields {
+            captured,
+            site,
+            indices: Vec::new(),
+        };
+        fields.index();
+        fields
+    }
+
+    /// Finds the indices of the fields captured since the last call (done when a span
+    /// opens or records, not per event).
+    fn index(&mut self) {
+        let site = self.site;
+        let new = &self.captured.fields[self.indices.len()..];
+        self.indices.extend(new.iter().map(|(name, _)| {
+            site.iter()
+                .position(|f| crate::record::capture::unraw(f.name()) == name)
+        }));
+    }
+}
 
 /// Captures `event` into `fields` after the fields of the spans it is in, outermost
 /// first: the event's own fields come after them, so they win a name both have; a span's
@@ -63,11 +92,12 @@ where
         let mut step = None;
         if let Some(scope) = cx.event_scope(event) {
             for span in scope.from_root() {
-                if let Some(SpanFields(captured)) = span.extensions().get::<SpanFields>() {
-                    for (name, value) in &captured.fields {
-                        fields.captured(name, value);
+                if let Some(span) = span.extensions().get::<SpanFields>() {
+                    fields.site(span.site);
+                    for ((name, value), index) in span.captured.fields.iter().zip(&span.indices) {
+                        fields.captured(name, *index, value);
                     }
-                    step = captured.step.or(step);
+                    step = span.captured.step.or(step);
                 }
             }
         }
@@ -76,6 +106,7 @@ where
             fields.step(step);
         }
     }
+    fields.site(event.metadata().fields());
     event.record(&mut Capture(fields));
 }
 
@@ -113,8 +144,10 @@ where
             return;
         }
         let Some(span) = cx.span(id) else { return };
-        span.extensions_mut()
-            .insert(SpanFields(Record::from_span(attrs)));
+        span.extensions_mut().insert(SpanFields::new(
+            Record::from_span(attrs),
+            attrs.metadata().fields(),
+        ));
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, cx: Context<'_, S>) {
@@ -123,8 +156,9 @@ where
         }
         let Some(span) = cx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        if let Some(SpanFields(captured)) = extensions.get_mut::<SpanFields>() {
-            captured.record_span(values);
+        if let Some(fields) = extensions.get_mut::<SpanFields>() {
+            fields.captured.record_span(values);
+            fields.index();
         }
     }
 
@@ -151,23 +185,34 @@ where
             worker::publish(
                 takers.clone().count(),
                 takers,
-                &record_entry(record, clock::now()),
+                &mut record_entry(record, clock::now(), &mut Slots::new()),
             );
             return;
         }
-        // The common case: the event encoded in a few words on the stack, copied into
+        // The common case: the event encoded in a few slots on the stack, copied into
         // each sink's queue for this thread (see `worker::entry`). Nothing allocates.
         let ticks = clock::now();
-        let mut encoder = Encoder::new();
+        let mut slots = Slots::new();
+        let mut encoder = if *span_fields {
+            // The event's site and its spans'.
+            Encoder::new(&mut slots, MAX_SITES)
+        } else {
+            Encoder::for_site(&mut slots, event.metadata().fields())
+        };
         capture(&mut encoder, event, &cx, *span_fields);
         if !encoder.bailed() {
-            worker::publish(feeders.len(), feeders.iter(), encoder.finish(*rank, ticks));
+            worker::publish_all(feeders, encoder.finish(ticks));
             return;
         }
         drop(encoder);
+        drop(slots);
         // Too big for that form, or a `log_dict` event (run-time names): a whole record.
         let mut record = Record::new(*rank);
         capture(&mut record, event, &cx, *span_fields);
-        worker::publish(feeders.len(), feeders.iter(), &record_entry(record, ticks));
+        worker::publish(
+            feeders.len(),
+            feeders.iter(),
+            &mut record_entry(record, ticks, &mut Slots::new()),
+        );
     }
 }

@@ -6,19 +6,30 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use tracing::field::{Field, Visit};
+use tracing::field::{Field, FieldSet, Visit};
 
 use super::{Key, Record, Value};
+
+/// A field's name (without a raw identifier's `r#`), and where it is in its callsite's
+/// [`FieldSet`]: a record keeps the name, the compact entry the index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Name {
+    pub(crate) name: &'static str,
+    pub(crate) index: usize,
+}
 
 /// Strips the `r#` that raw identifiers may leave in a field name. Inlined: it runs for
 /// every field of every event, and as a call it cost more than its two compares.
 #[inline]
-fn field_name(field: &Field) -> &'static str {
-    unraw(field.name())
+fn field_name(field: &Field) -> Name {
+    Name {
+        name: unraw(field.name()),
+        index: field.index(),
+    }
 }
 
 #[inline]
-fn unraw(name: &'static str) -> &'static str {
+pub(crate) fn unraw(name: &'static str) -> &'static str {
     name.strip_prefix("r#").unwrap_or(name)
 }
 
@@ -45,19 +56,23 @@ impl From<Number> for Value {
 
 /// Where [`Capture`] puts what it reads.
 pub(crate) trait Fields {
+    /// The fields that follow are of the callsite with these fields (an event's, or a
+    /// span's for [`captured`](Self::captured)).
+    fn site(&mut self, _fields: &'static FieldSet) {}
     fn step(&mut self, step: u64);
     fn hparams(&mut self, on: bool);
-    fn number(&mut self, name: &'static str, value: Number);
+    fn number(&mut self, name: Name, value: Number);
     /// A text field, or the message when `name` is `None`.
-    fn text(&mut self, name: Option<&'static str>, text: &str);
+    fn text(&mut self, name: Option<Name>, text: &str);
     /// A value recorded with `?x`/`%x`, or the message when `name` is `None`.
-    fn debug(&mut self, name: Option<&'static str>, value: &dyn fmt::Debug) {
+    fn debug(&mut self, name: Option<Name>, value: &dyn fmt::Debug) {
         self.text(name, &format!("{value:?}"));
     }
     /// The text of a `dict` field (see [`log_dict`](crate::log_dict)).
     fn dict(&mut self, field: &Field, text: &str);
-    /// A field captured earlier (an enclosing span's).
-    fn captured(&mut self, name: &Key, value: &Value);
+    /// A field captured earlier (an enclosing span's, whose callsite `site` announced),
+    /// at `index` in that callsite's fields when it is one of them.
+    fn captured(&mut self, name: &Key, index: Option<usize>, value: &Value);
 }
 
 impl Fields for Record {
@@ -69,20 +84,20 @@ impl Fields for Record {
         self.hparams = on;
     }
 
-    fn number(&mut self, name: &'static str, value: Number) {
-        self.fields.push((Cow::Borrowed(name), value.into()));
+    fn number(&mut self, name: Name, value: Number) {
+        self.fields.push((Cow::Borrowed(name.name), value.into()));
     }
 
-    fn text(&mut self, name: Option<&'static str>, text: &str) {
+    fn text(&mut self, name: Option<Name>, text: &str) {
         match name {
             Some(name) => self
                 .fields
-                .push((Cow::Borrowed(name), Value::Str(text.into()))),
+                .push((Cow::Borrowed(name.name), Value::Str(text.into()))),
             None => self.message = Some(text.into()),
         }
     }
 
-    fn captured(&mut self, name: &Key, value: &Value) {
+    fn captured(&mut self, name: &Key, _index: Option<usize>, value: &Value) {
         self.fields.push((name.clone(), value.clone()));
     }
 
@@ -137,7 +152,7 @@ impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         let name = field.name();
         if name != "step" {
-            self.0.number(unraw(name), Number::F64(value));
+            self.0.number(field_name(field), Number::F64(value));
         } else if value >= 0.0 && value.fract() == 0.0 && value < 2e19 {
             self.0.step(value as u64);
         } else {
@@ -149,7 +164,7 @@ impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
     fn record_i64(&mut self, field: &Field, value: i64) {
         let name = field.name();
         if name != "step" {
-            self.0.number(unraw(name), Number::I64(value));
+            self.0.number(field_name(field), Number::I64(value));
         } else if value >= 0 {
             self.0.step(value as u64);
         } else {
@@ -163,7 +178,7 @@ impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
         if name == "step" {
             self.0.step(value);
         } else {
-            self.0.number(unraw(name), Number::U64(value));
+            self.0.number(field_name(field), Number::U64(value));
         }
     }
 

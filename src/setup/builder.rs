@@ -208,8 +208,9 @@ impl MetricLoggerBuilder {
     /// Records each sink's queue holds before the overflow policy applies (default 65,536).
     ///
     /// Each thread that logs has its own queue to each sink (so logging threads never
-    /// contend), holding up to this many records and at most 1 MiB of them: about 14,000
-    /// events of four numbers, fewer with long texts. The memory is touched as it fills.
+    /// contend), holding up to this many records and at most 1 MiB of them: about 13,000
+    /// events of four numbers and a step, fewer with long texts. The memory is touched as
+    /// it fills.
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.capacity = records.max(1);
         self
@@ -436,6 +437,7 @@ impl MetricLoggerBuilder {
             crate::panic_note::install();
         }
         let config = WorkerConfig {
+            rank: rank.rank,
             capacity: self.capacity,
             overflow: self.overflow,
             flush_interval: self.flush_interval,

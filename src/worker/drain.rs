@@ -12,8 +12,8 @@ impl WorkerState {
         self.lanes
             .new_lanes(&mut self.generation, &mut self.readers);
         let mut any = false;
-        for (lane, reader) in &mut self.readers {
-            reader.refresh(lane);
+        for reader in &mut self.readers {
+            reader.refresh();
             any |= !reader.is_empty();
         }
         any
@@ -32,7 +32,7 @@ impl WorkerState {
             .readers
             .iter_mut()
             .enumerate()
-            .filter_map(|(i, (lane, reader))| reader.peek_ticks(lane).map(|_| i));
+            .filter_map(|(i, reader)| reader.peek_ticks().map(|_| i));
         let only = match (with_records.next(), with_records.next()) {
             (Some(i), None) => Some(i),
             _ => None,
@@ -42,8 +42,8 @@ impl WorkerState {
                 Some(i) => i,
                 None => {
                     let mut oldest: Option<(usize, u64)> = None;
-                    for (i, (lane, reader)) in self.readers.iter_mut().enumerate() {
-                        if let Some(ticks) = reader.peek_ticks(lane) {
+                    for (i, reader) in self.readers.iter_mut().enumerate() {
+                        if let Some(ticks) = reader.peek_ticks() {
                             if oldest.is_none_or(|(_, t)| ticks < t) {
                                 oldest = Some((i, ticks));
                             }
@@ -53,10 +53,6 @@ impl WorkerState {
                     i
                 }
             };
-            let (lane, reader) = &mut self.readers[i];
-            if !reader.next(lane, &mut self.words) {
-                break;
-            }
             // Only unshared records are kept for reuse, so `get_mut` finds them unique.
             let mut record = match self.free.pop() {
                 Some(r) if Arc::strong_count(&r) == 1 => r,
@@ -66,10 +62,11 @@ impl WorkerState {
                 }),
             };
             let empty = Arc::make_mut(&mut record);
-            // SAFETY: the words are a whole entry read once from its lane; its boxes are
-            // taken here and nowhere else.
-            #[allow(unsafe_code)]
-            match unsafe { entry::decode(&self.words, empty) } {
+            let Some(decoded) = self.readers[i].next(empty, &mut self.names, self.rank) else {
+                self.free.push(record);
+                break;
+            };
+            match decoded {
                 entry::Decoded::Fields { ticks } => {
                     empty.timestamp = self.clock.to_wall(ticks);
                     batch.push(record);
@@ -83,8 +80,8 @@ impl WorkerState {
                 }
             }
         }
-        for (lane, reader) in &self.readers {
-            reader.release(lane);
+        for reader in &mut self.readers {
+            reader.release();
         }
         if !self.lanes.is_closed() {
             self.lanes.count_taken(batch.len() as u64);

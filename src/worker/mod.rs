@@ -18,9 +18,10 @@ mod drain;
 pub(crate) mod entry;
 mod feed;
 mod lane;
+mod ring;
 
-pub(crate) use feed::{publish, Feeder};
-use lane::{Lane, LaneReader, LaneSet};
+pub(crate) use feed::{publish, publish_all, Feeder};
+use lane::{LaneReader, LaneSet};
 
 /// What the logging call does when a sink's queue is full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -100,6 +101,8 @@ impl Counters {
 /// Settings for one worker.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerConfig {
+    /// The rank of the records the layer queues (entries do not carry it).
+    pub(crate) rank: u32,
     pub(crate) capacity: usize,
     pub(crate) overflow: Overflow,
     pub(crate) flush_interval: Duration,
@@ -136,10 +139,11 @@ impl Worker {
         let mut state = WorkerState {
             lanes: lanes.clone(),
             readers: Vec::new(),
+            names: entry::Names::default(),
+            rank: config.rank,
             generation: 0,
             clock: WallClock::new(),
             free: Vec::new(),
-            words: Vec::with_capacity(entry::MAX_WORDS),
             sink,
             name: name.clone(),
             counters: counters.clone(),
@@ -230,14 +234,16 @@ impl Drop for Finish {
 struct WorkerState {
     lanes: Arc<LaneSet>,
     /// The worker's position in each lane.
-    readers: Vec<(Arc<Lane>, LaneReader)>,
+    readers: Vec<LaneReader>,
+    /// Field names by callsite, for decoding entries.
+    names: entry::Names,
+    /// The rank of the records the layer queues (see `WorkerConfig::rank`).
+    rank: u32,
     /// The lane set's generation when lanes were last looked for.
     generation: u64,
     clock: WallClock,
     /// Written records kept for reuse.
     free: Vec<Arc<Record>>,
-    /// The entry being decoded.
-    words: Vec<u64>,
     sink: Box<dyn Sink>,
     name: String,
     counters: Arc<Counters>,
@@ -396,11 +402,8 @@ impl WorkerState {
         self.lanes.close();
         // Records that raced the close: freed, not written (the counters call them dropped).
         self.has_records();
-        for (lane, reader) in &mut self.readers {
-            while reader.next(lane, &mut self.words) {
-                entry::free_boxes(&self.words);
-            }
-            reader.release(lane);
+        for reader in &mut self.readers {
+            reader.discard();
         }
         for msg in rx.try_iter() {
             if let Msg::Flush(ack) = msg {
