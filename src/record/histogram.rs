@@ -163,10 +163,14 @@ impl HistogramSummary {
         s.edges = (0..=bins)
             .map(|i| {
                 let t = i as f64 / bins as f64;
-                if i == bins {
+                if i == 0 {
+                    lo
+                } else if i == bins {
                     hi
                 } else {
-                    (lo * 0.5 + half_width * t) * 2.0
+                    // Halving a subnormal rounds: kept within the range, so the edges
+                    // stay in order and the first and last are the values themselves.
+                    ((lo * 0.5 + half_width * t) * 2.0).clamp(lo, hi)
                 }
             })
             .collect();
