@@ -4,8 +4,11 @@
 //! A chart per metric, stacked; a line per run and rank in a colour-blind-safe palette
 //! (Okabe–Ito); nice ticks; NaN and ±∞ are gaps; a point standing alone is a dot;
 //! optional TensorBoard smoothing (raw line faint behind), log y axis, and step, relative
-//! or wall-clock x axis.
+//! or wall-clock x axis. A line keeps at most four points per pixel column (first, last,
+//! lowest, highest: [`downsample::m4`]), so a chart's size and drawing time follow its
+//! pixels, not the run's length, and no spike is hidden.
 
+mod downsample;
 mod font;
 pub mod png;
 mod scene;
@@ -300,6 +303,7 @@ fn layout_chart(
             for segment in segments(&points) {
                 let pixels: Vec<(f32, f32)> =
                     segment.iter().map(|&(x, y)| (px(x), py(y))).collect();
+                let pixels = downsample::m4(&pixels);
                 if let [only] = pixels.as_slice() {
                     shapes.push(Shape::Dot {
                         label: series.label.clone(),
