@@ -213,7 +213,7 @@ mod no_progress {
     use tracing_subscriber::layer::Identity;
 
     #[derive(Debug, Clone, Default)]
-    pub(super) struct ProgressSlot;
+    pub(super) struct ProgressSlot {}
 
     impl ProgressSlot {
         pub(super) fn writer<M>(&self, make: M) -> M {
