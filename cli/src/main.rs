@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser};
 mod args;
 mod chart;
 mod compare;
+mod engine;
 mod export;
 mod ls;
 mod plot;

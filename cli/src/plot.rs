@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use trainlog::jsonl::{number, read as read_jsonl, without_orphans};
-
 use crate::args::{PlotArgs, XAxis};
 use crate::chart::{self, XKind};
-use crate::runs::{histogram_stats, key_metrics, labels, line_time, metric_files, summarize};
+use crate::engine::{FileScan, Keep, X};
+use crate::runs::{key_metrics, labels, metric_files, report_bad_lines, Summary};
+
+/// Most points one file's reading keeps of every metric before a metric is picked (48 MB
+/// of them): a run of three metrics and a million steps is read once.
+const ALL_POINTS: usize = 3_000_000;
 
 pub fn plot(args: &PlotArgs) -> Result<(), String> {
     let output = args.output.display().to_string();
@@ -15,62 +18,90 @@ pub fn plot(args: &PlotArgs) -> Result<(), String> {
     if !svg && !output.ends_with(".png") {
         return Err(format!("{output}: the output must end in .png or .svg"));
     }
-    // (run label, rank, lines, the run's first record time), for every run and rank.
-    let mut sources = Vec::new();
-    let mut summary = BTreeMap::new();
-    for (run, name) in args.runs.iter().zip(labels(&args.runs)) {
-        let files = metric_files(run);
-        if files.is_empty() {
+    let runs: Vec<_> = args.runs.iter().zip(labels(&args.runs)).collect();
+    for (run, _) in &runs {
+        if metric_files(run).is_empty() {
             return Err(format!(
                 "{} has no metrics_rank*.jsonl files",
                 run.display()
             ));
         }
-        let mut run_sources = Vec::new();
-        for (rank, path) in files {
-            let lines = read_jsonl(&path).map_err(|e| e.to_string())?;
-            let lines: Vec<_> = without_orphans(lines)
-                .into_iter()
-                .map(histogram_stats)
-                .collect();
-            summary.extend(summarize(&lines));
-            run_sources.push((name.clone(), rank, lines));
-        }
-        let start = run_sources
-            .iter()
-            .filter_map(|(_, _, lines)| lines.iter().find_map(line_time))
-            .fold(f64::INFINITY, f64::min);
-        sources.extend(run_sources.into_iter().map(|(n, r, l)| (n, r, l, start)));
     }
+    let x = match args.x {
+        XAxis::Step => X::Step,
+        XAxis::Relative | XAxis::Wall => X::Time,
+    };
+    // Without `-m`, the metrics are picked once every name is known: the first reading
+    // keeps every metric's points while they are few enough (one pass for a run of a
+    // few metrics), else a second reading takes those of the metrics picked.
     let mut metrics = args.metrics.clone();
+    let first = Keep {
+        x,
+        metrics: &metrics,
+        all_up_to: if metrics.is_empty() { ALL_POINTS } else { 0 },
+    };
+    let mut scans = Vec::new();
+    for (run, name) in &runs {
+        for (rank, path) in metric_files(run) {
+            let scan = FileScan::read(&path, first)?;
+            report_bad_lines(&path, &scan);
+            scans.push((run, name, rank, path, scan));
+        }
+    }
     if metrics.is_empty() {
+        let mut summary = BTreeMap::new();
+        for (.., scan) in &scans {
+            for m in &scan.metrics {
+                summary
+                    .entry(m.name.clone())
+                    .or_insert_with(Summary::new)
+                    .extend(&m.summary);
+            }
+        }
         metrics = key_metrics(&summary).into_iter().take(3).cloned().collect();
         if metrics.is_empty() {
             return Err("no numeric metrics to draw in the given runs".into());
         }
+        for (.., path, scan) in &mut scans {
+            if scan.points_dropped {
+                *scan = FileScan::read(path, Keep::points(x, &metrics))?;
+            }
+        }
     }
-    let one_rank = sources.iter().all(|(_, rank, _, _)| *rank == 0);
+    // (run label, rank, the file's points of each metric asked for), for every run and
+    // rank; relative times from the run's first record.
+    let mut sources = Vec::new();
+    let mut start_of = BTreeMap::new();
+    for (run, _, _, _, scan) in &scans {
+        let start = start_of.entry(*run).or_insert(f64::INFINITY);
+        if let Some(t) = scan.first_time {
+            *start = f64::min(*start, t);
+        }
+    }
+    for (run, name, rank, _, scan) in scans {
+        let mut points: BTreeMap<String, Vec<(f64, f64)>> = scan
+            .metrics
+            .into_iter()
+            .filter(|m| !m.points.is_empty() && metrics.contains(&m.name))
+            .map(|m| (m.name, m.points))
+            .collect();
+        if args.x == XAxis::Relative {
+            let start = start_of[run];
+            for p in points.values_mut().flatten() {
+                p.0 -= start;
+            }
+        }
+        sources.push((name.clone(), rank, points));
+    }
+    let one_rank = sources.iter().all(|(_, rank, _)| *rank == 0);
     let one_run = args.runs.len() == 1;
     let mut charts = Vec::new();
     for metric in &metrics {
         let mut series = Vec::new();
-        for (name, rank, lines, start) in &sources {
-            let points: Vec<(f64, f64)> = lines
-                .iter()
-                .filter(|l| l["hparams"] != true)
-                .filter_map(|l| {
-                    let y = number(&l[metric.as_str()])?;
-                    let x = match args.x {
-                        XAxis::Step => l["step"].as_u64()? as f64,
-                        XAxis::Relative => line_time(l)? - start,
-                        XAxis::Wall => line_time(l)?,
-                    };
-                    Some((x, y))
-                })
-                .collect();
-            if points.is_empty() {
+        for (name, rank, points) in &mut sources {
+            let Some(points) = points.remove(metric) else {
                 continue;
-            }
+            };
             let label = match (one_run, one_rank) {
                 (true, false) => format!("rank {rank}"),
                 (_, true) => name.clone(),

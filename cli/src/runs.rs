@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
-use trainlog::jsonl::{fields, number, read as read_jsonl, without_orphans};
+use trainlog::jsonl::fields;
+#[cfg(test)]
+use trainlog::jsonl::number;
+
+use crate::engine::{FileScan, Keep};
 use trainlog::run::{read_info, read_params, RunInfo};
 
 /// The `metrics_rank<r>.jsonl` files of a run directory, by rank.
@@ -25,24 +29,6 @@ pub fn metric_files(run: &Path) -> Vec<(u32, PathBuf)> {
 
 pub fn is_run(dir: &Path) -> bool {
     dir.join("run.json").is_file() || !metric_files(dir).is_empty()
-}
-
-/// Every record line of a run (all ranks), hyperparameter lines included.
-pub fn run_lines(run: &Path) -> Result<Vec<Json>, String> {
-    let files = metric_files(run);
-    if files.is_empty() && !run.join("run.json").is_file() {
-        return Err(format!(
-            "{} is not a run directory (no run.json or metrics_rank*.jsonl)",
-            run.display()
-        ));
-    }
-    let mut lines = Vec::new();
-    for (_, path) in files {
-        // A resumed run's orphaned lines are not part of it.
-        let read = read_jsonl(&path).map_err(|e| e.to_string())?;
-        lines.extend(without_orphans(read).into_iter().map(histogram_stats));
-    }
-    Ok(lines)
 }
 
 /// Every run directory under `root` (a run's own subdirectories are not searched).
@@ -86,24 +72,33 @@ pub fn labels(runs: &[PathBuf]) -> Vec<String> {
     }
 }
 
-/// A record line's time, seconds since the Unix epoch.
-pub fn line_time(line: &Json) -> Option<f64> {
-    let t = trainlog::time::parse_rfc3339(line["timestamp"].as_str()?)?;
-    Some(trainlog::time::unix_seconds(t))
-}
-
-/// Everything the commands say about one run, read once.
+/// Everything the commands say about one run, read once (each metrics file streamed by
+/// the [`engine`](crate::engine), keeping summaries, not lines).
 pub struct RunData {
     pub path: PathBuf,
     /// `run.json`, for runs of the run API.
     pub info: Option<RunInfo>,
-    /// Record lines of every rank, hyperparameter lines included.
-    pub lines: Vec<Json>,
+    /// Each rank's file, in rank order.
+    pub files: Vec<(u32, FileScan)>,
 }
 
 impl RunData {
     pub fn load(path: &Path) -> Result<RunData, String> {
-        let lines = run_lines(path)?;
+        RunData::load_keeping(path, Keep::NONE)
+    }
+
+    /// Reads the run, keeping the points `keep` asks for.
+    pub fn load_keeping(path: &Path, keep: Keep<'_>) -> Result<RunData, String> {
+        let files = metric_files(path);
+        if files.is_empty() && !path.join("run.json").is_file() {
+            return Err(not_a_run(path));
+        }
+        let mut scans = Vec::with_capacity(files.len());
+        for (rank, file) in files {
+            let scan = FileScan::read(&file, keep)?;
+            report_bad_lines(&file, &scan);
+            scans.push((rank, scan));
+        }
         let info = match read_info(path) {
             Ok(info) => Some(info),
             Err(e) if path.join("run.json").exists() => return Err(e.to_string()),
@@ -112,7 +107,7 @@ impl RunData {
         Ok(RunData {
             path: path.to_path_buf(),
             info,
-            lines,
+            files: scans,
         })
     }
 
@@ -127,7 +122,7 @@ impl RunData {
         self.info
             .as_ref()
             .and_then(|i| i.start_time)
-            .or_else(|| self.lines.iter().find_map(line_time))
+            .or_else(|| self.files.iter().find_map(|(_, f)| f.first_time))
     }
 
     /// From the start to `run.json`'s end, else to the last record.
@@ -136,15 +131,15 @@ impl RunData {
             .info
             .as_ref()
             .and_then(|i| i.end_time)
-            .or_else(|| self.lines.iter().rev().find_map(line_time))?;
+            .or_else(|| self.files.iter().rev().find_map(|(_, f)| f.last_time))?;
         Some((end - self.start()?).max(0.0))
     }
 
     /// One past the largest step.
     pub fn steps(&self) -> u64 {
-        self.lines
+        self.files
             .iter()
-            .filter_map(|l| l["step"].as_u64())
+            .filter_map(|(_, f)| f.max_step)
             .max()
             .map_or(0, |s| s.saturating_add(1))
     }
@@ -155,7 +150,7 @@ impl RunData {
             return read_params(&self.path).map_err(|e| e.to_string());
         }
         let mut current = Map::new();
-        for line in self.lines.iter().filter(|l| l["hparams"] == true) {
+        for line in self.files.iter().flat_map(|(_, f)| &f.hparams) {
             for (k, v) in fields(line) {
                 current.insert(k.clone(), v.clone());
             }
@@ -163,8 +158,41 @@ impl RunData {
         Ok(Json::Object(current))
     }
 
+    /// Per metric, over every rank's file in rank order.
     pub fn summary(&self) -> BTreeMap<String, Summary> {
-        summarize(&self.lines)
+        let mut out: BTreeMap<String, Summary> = BTreeMap::new();
+        for (_, file) in &self.files {
+            for metric in &file.metrics {
+                out.entry(metric.name.clone())
+                    .or_default()
+                    .extend(&metric.summary);
+            }
+        }
+        out
+    }
+}
+
+fn not_a_run(path: &Path) -> String {
+    format!(
+        "{} is not a run directory (no run.json or metrics_rank*.jsonl)",
+        path.display()
+    )
+}
+
+/// Names the lines of `file` that were skipped (the first few, then a count), on stderr.
+pub fn report_bad_lines(file: &Path, scan: &FileScan) {
+    for (line, why) in &scan.first_bad {
+        eprintln!(
+            "trainlog: {}:{line}: skipped a line that is not a JSON object ({why})",
+            file.display()
+        );
+    }
+    if scan.bad_lines > scan.first_bad.len() {
+        eprintln!(
+            "trainlog: {}: {} lines skipped in all",
+            file.display(),
+            scan.bad_lines
+        );
     }
 }
 
@@ -255,35 +283,74 @@ pub struct Summary {
     pub last: f64,
 }
 
-/// Per metric, over numeric values (NaN and ±∞ included), in file order.
+impl Summary {
+    /// No points yet.
+    pub fn new() -> Summary {
+        Summary {
+            count: 0,
+            non_finite: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            min_step: None,
+            max_step: None,
+            last: f64::NAN,
+        }
+    }
+
+    /// Adds the points `later` summarizes (a later file), as if added one by one.
+    pub fn extend(&mut self, later: &Summary) {
+        if later.count == 0 {
+            return;
+        }
+        self.count += later.count;
+        self.non_finite += later.non_finite;
+        if later.min < self.min {
+            self.min = later.min;
+            self.min_step = later.min_step;
+        }
+        if later.max > self.max {
+            self.max = later.max;
+            self.max_step = later.max_step;
+        }
+        self.last = later.last;
+    }
+
+    /// Adds a point, in file order, logged at `step`.
+    pub fn add(&mut self, x: f64, step: Option<u64>) {
+        self.count += 1;
+        if x.is_finite() {
+            if x < self.min {
+                self.min = x;
+                self.min_step = step;
+            }
+            if x > self.max {
+                self.max = x;
+                self.max_step = step;
+            }
+        } else {
+            self.non_finite += 1;
+        }
+        self.last = x;
+    }
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary::new()
+    }
+}
+
+/// Per metric, over numeric values (NaN and ±∞ included), in file order, from whole lines
+/// (the reader the engine replaced; its tests compare the two).
+#[cfg(test)]
 pub fn summarize(lines: &[Json]) -> BTreeMap<String, Summary> {
     let mut out: BTreeMap<String, Summary> = BTreeMap::new();
     for line in lines.iter().filter(|l| l["hparams"] != true) {
         for (k, v) in fields(line) {
             let Some(x) = number(v) else { continue };
-            let e = out.entry(k.clone()).or_insert(Summary {
-                count: 0,
-                non_finite: 0,
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-                min_step: None,
-                max_step: None,
-                last: x,
-            });
-            e.count += 1;
-            if x.is_finite() {
-                if x < e.min {
-                    e.min = x;
-                    e.min_step = line["step"].as_u64();
-                }
-                if x > e.max {
-                    e.max = x;
-                    e.max_step = line["step"].as_u64();
-                }
-            } else {
-                e.non_finite += 1;
-            }
-            e.last = x;
+            out.entry(k.clone())
+                .or_default()
+                .add(x, line["step"].as_u64());
         }
     }
     out

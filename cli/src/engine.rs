@@ -1,0 +1,881 @@
+//! The one reading engine behind `ls`, `show`, `compare` and `plot`: it streams a metrics
+//! file once, line by line, and keeps per metric its summary and, when asked, its points
+//! as (x, y) pairs, never the JSON of the whole file.
+//!
+//! A line is parsed straight into what is kept (serde's visitor over the JSON object: no
+//! `serde_json::Value` per line, metric names looked up without allocating), with the
+//! rules of `trainlog::jsonl`: metadata keys (`timestamp`, `rank`, `step`, `hparams`,
+//! `message`) are not metrics; numbers, and the strings `"NaN"`, `"Infinity"`,
+//! `"-Infinity"`, are values; a histogram (an object with `edges` and `counts`) becomes
+//! `<name>.count`, `.min`, `.max`, `.mean` and `.nonfinite`; a key given twice in a line
+//! counts once, with its last value; a resumed run's orphaned lines (before a resume line,
+//! at or past its step) and the resume lines themselves are left out; a torn last line
+//! (no newline, not JSON) is ignored; any other line that is not a JSON object (invalid
+//! UTF-8 included) is skipped and counted, with its line number.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::BufRead;
+use std::path::Path;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value as Json;
+
+use crate::runs::Summary;
+
+/// Which points to keep, besides every metric's summary.
+#[derive(Clone, Copy)]
+pub struct Keep<'a> {
+    /// The points' x: the step, or the record's time in Unix seconds (lines without one
+    /// give no point).
+    pub x: X,
+    /// The metrics whose points are kept (none: summaries only).
+    pub metrics: &'a [String],
+    /// Keep every metric's points while they number at most this many in all; past it,
+    /// none (then [`FileScan::points_dropped`] says so). For a caller that picks its
+    /// metrics after reading and would rather not read twice.
+    pub all_up_to: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum X {
+    Step,
+    Time,
+}
+
+impl Keep<'_> {
+    /// Summaries only.
+    pub const NONE: Keep<'static> = Keep {
+        x: X::Step,
+        metrics: &[],
+        all_up_to: 0,
+    };
+
+    /// The points of `metrics` on `x`.
+    pub fn points(x: X, metrics: &[String]) -> Keep<'_> {
+        Keep {
+            x,
+            metrics,
+            all_up_to: 0,
+        }
+    }
+}
+
+/// One metric of a file.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub name: String,
+    pub summary: Summary,
+    /// (x, y) in file order, when [`Keep`] asked for this metric.
+    pub points: Vec<(f64, f64)>,
+    keep: bool,
+}
+
+/// What one metrics file holds, read once.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    /// Metrics in the order they first appear.
+    pub metrics: Vec<Metric>,
+    index: HashMap<String, usize>,
+    /// The first and last record times (Unix seconds) in file order.
+    pub first_time: Option<f64>,
+    pub last_time: Option<f64>,
+    /// The largest step of any line kept (hyperparameter lines included).
+    pub max_step: Option<u64>,
+    /// The hyperparameter lines (`"hparams": true`), whole, in order.
+    pub hparams: Vec<Json>,
+    /// Every metric's points were being kept ([`Keep::all_up_to`]) and there were more:
+    /// none are kept.
+    pub points_dropped: bool,
+    /// Points kept of metrics not asked for by name ([`Keep::all_up_to`]).
+    kept_points: usize,
+    /// The last valid timestamp's text, when times are not parsed on every line.
+    last_text: String,
+    /// Lines skipped because they are not JSON objects, and the first few of them (line
+    /// number from 1, why).
+    pub bad_lines: usize,
+    pub first_bad: Vec<(usize, String)>,
+}
+
+/// How many skipped lines are named; the rest are counted.
+const NAMED_BAD: usize = 5;
+
+impl FileScan {
+    /// Reads `path`, keeping what `keep` asks for.
+    pub fn read(path: &Path, keep: Keep<'_>) -> Result<FileScan, String> {
+        let resumes = trainlog::jsonl::resumes(path).map_err(|e| e.to_string())?;
+        // The smallest resume step at or after each resume line: a line is orphaned when
+        // a later resume line's step is at or below its own.
+        let mut floor: Vec<(usize, u64)> = resumes.clone();
+        for i in (0..floor.len().saturating_sub(1)).rev() {
+            floor[i].1 = floor[i].1.min(floor[i + 1].1);
+        }
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut scan = FileScan::default();
+        let mut line = Vec::with_capacity(512);
+        let mut parsed = Parsed::default();
+        let mut next_resume = 0;
+        let mut number = 0;
+        loop {
+            line.clear();
+            let read = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if read == 0 {
+                break;
+            }
+            number += 1;
+            let complete = line.last() == Some(&b'\n');
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            while next_resume < floor.len() && floor[next_resume].0 <= number {
+                next_resume += 1;
+            }
+            if resumes.binary_search_by_key(&number, |r| r.0).is_ok() {
+                continue;
+            }
+            parsed.clear();
+            let result = LineSeed {
+                scan: &mut scan,
+                parsed: &mut parsed,
+                keep,
+            }
+            .deserialize(&mut serde_json::Deserializer::from_slice(text));
+            if let Err(e) = result {
+                if complete {
+                    // serde's position is within the line: its column is what helps.
+                    let why = e.to_string().replace(" at line 1 column ", " at column ");
+                    scan.bad(number, why);
+                }
+                // A torn last line (a crash mid-write) is not a bad line.
+                continue;
+            }
+            if let (Some(step), Some(&(_, floor_step))) = (parsed.step, floor.get(next_resume)) {
+                if step >= floor_step {
+                    continue; // orphaned by a later resume
+                }
+            }
+            scan.take(&parsed, text, keep);
+        }
+        if !scan.last_text.is_empty() {
+            scan.last_time = match parse_time(&scan.last_text) {
+                Some(t) => Some(t),
+                // The last timestamp is not a time: the last one that is, read again.
+                None => last_time_of(path)?,
+            };
+        }
+        // Names seen only in hyperparameter lines are not metrics.
+        scan.metrics.retain(|m| m.summary.count > 0);
+        scan.index.clear();
+        Ok(scan)
+    }
+
+    fn bad(&mut self, line: usize, why: String) {
+        self.bad_lines += 1;
+        if self.first_bad.len() < NAMED_BAD {
+            self.first_bad.push((line, why));
+        }
+    }
+
+    /// The metric called `name`, made on first sight.
+    fn metric(&mut self, name: &str, keep: Keep<'_>) -> usize {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        self.metrics.push(Metric {
+            name: name.to_owned(),
+            summary: Summary::new(),
+            points: Vec::new(),
+            keep: (keep.all_up_to > 0 && !self.points_dropped)
+                || keep.metrics.iter().any(|m| m == name),
+        });
+        self.index.insert(name.to_owned(), self.metrics.len() - 1);
+        self.metrics.len() - 1
+    }
+
+    /// Adds one parsed line.
+    fn take(&mut self, line: &Parsed, text: &[u8], keep: Keep<'_>) {
+        if let Some(step) = line.step {
+            self.max_step = Some(self.max_step.map_or(step, |m| m.max(step)));
+        }
+        if let Some(t) = &line.time {
+            self.first_time.get_or_insert(*t);
+            self.last_time = Some(*t);
+        } else if !line.time_text.is_empty() {
+            if self.first_time.is_none() {
+                self.first_time = parse_time(&line.time_text);
+            }
+            // The last one is parsed at the end (see `read`).
+            self.last_text.clear();
+            self.last_text.push_str(&line.time_text);
+        }
+        if line.hparams {
+            // Rare: the whole line, for its parameters of any type.
+            if let Ok(value) = serde_json::from_slice(text) {
+                self.hparams.push(value);
+            }
+            return;
+        }
+        let x = match keep.x {
+            X::Step => line.step.map(|s| s as f64),
+            X::Time => line.time,
+        };
+        for &(i, y) in &line.values {
+            let metric = &mut self.metrics[i];
+            metric.summary.add(y, line.step);
+            if metric.keep {
+                if let Some(x) = x {
+                    metric.points.push((x, y));
+                    self.kept_points += 1;
+                }
+            }
+        }
+        if keep.all_up_to > 0 && self.kept_points > keep.all_up_to && !self.points_dropped {
+            self.drop_points(keep);
+        }
+    }
+
+    /// Stops keeping the points of every metric not asked for by name.
+    #[cold]
+    fn drop_points(&mut self, keep: Keep<'_>) {
+        self.points_dropped = true;
+        for metric in &mut self.metrics {
+            if !keep.metrics.contains(&metric.name) {
+                metric.keep = false;
+                metric.points = Vec::new();
+            }
+        }
+    }
+}
+
+/// The last record time of `path` (Unix seconds), reading it again with every time parsed:
+/// for a file whose last timestamp is not a valid time.
+#[cold]
+fn last_time_of(path: &Path) -> Result<Option<f64>, String> {
+    Ok(FileScan::read(path, Keep::points(X::Time, &[]))?.last_time)
+}
+
+/// A record's time in Unix seconds, from its RFC 3339 text.
+fn parse_time(text: &str) -> Option<f64> {
+    trainlog::time::parse_rfc3339(text).map(trainlog::time::unix_seconds)
+}
+
+/// One line as parsed: its step, time, whether it holds hyperparameters, and its numeric
+/// values by metric.
+#[derive(Default)]
+struct Parsed {
+    step: Option<u64>,
+    time: Option<f64>,
+    hparams: bool,
+    values: Vec<(usize, f64)>,
+    /// The timestamp's text, when its time was not parsed (see `LineSeed`).
+    time_text: String,
+    /// The keys that held histograms (for a key given twice: usually empty).
+    histograms: Vec<String>,
+}
+
+impl Parsed {
+    fn clear(&mut self) {
+        self.step = None;
+        self.time = None;
+        self.hparams = false;
+        self.values.clear();
+        self.histograms.clear();
+        self.time_text.clear();
+    }
+
+    /// Drops the value of metric `i` (a key given again, whose last value is what counts).
+    fn forget(&mut self, i: usize) {
+        self.values.retain(|(j, _)| *j != i);
+    }
+
+    /// A value of metric `i`: a key given twice keeps its last value, as a JSON map does.
+    fn push(&mut self, i: usize, y: f64) {
+        match self.values.iter_mut().find(|(j, _)| *j == i) {
+            Some(slot) => slot.1 = y,
+            None => self.values.push((i, y)),
+        }
+    }
+}
+
+struct LineSeed<'a, 'k> {
+    scan: &'a mut FileScan,
+    parsed: &'a mut Parsed,
+    keep: Keep<'k>,
+}
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl LineSeed<'_, '_> {
+    /// Forgets what an earlier occurrence of `key` in this line gave: its value, or its
+    /// histogram's fields. (JSON keeps a key's last value; keys given twice are rare.)
+    fn forget_key(&mut self, key: &str) {
+        if let Some(&i) = self.scan.index.get(key) {
+            self.parsed.forget(i);
+        }
+        if let Some(at) = self.parsed.histograms.iter().position(|h| h == key) {
+            self.parsed.histograms.remove(at);
+            for suffix in HISTOGRAM_FIELDS {
+                if let Some(&i) = self.scan.index.get(&format!("{key}.{suffix}")) {
+                    self.parsed.forget(i);
+                }
+            }
+        }
+    }
+}
+
+/// The fields a histogram becomes.
+const HISTOGRAM_FIELDS: [&str; 5] = ["count", "min", "max", "mean", "nonfinite"];
+
+impl<'de> Visitor<'de> for LineSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let key: &str = &key;
+            match key {
+                "timestamp" => {
+                    let text = map.next_value_seed(TextSeed)?;
+                    // Every line's time only for points on a time axis; otherwise only
+                    // the first and last are needed: the text is kept, parsed later.
+                    self.parsed.time_text.clear();
+                    match text.as_deref() {
+                        Some(text) if self.keep.x == X::Time => {
+                            self.parsed.time = parse_time(text);
+                        }
+                        Some(text) => self.parsed.time_text.push_str(text),
+                        None => {}
+                    }
+                }
+                "step" => self.parsed.step = map.next_value_seed(StepSeed)?,
+                "hparams" => {
+                    self.parsed.hparams = map.next_value::<Json>()? == Json::Bool(true);
+                }
+                "rank" | "message" => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                name => match map.next_value_seed(ValueSeed)? {
+                    Number::Histogram(stats) => {
+                        self.forget_key(name);
+                        self.parsed.histograms.push(name.to_owned());
+                        for (suffix, y) in stats.fields() {
+                            let Some(y) = y else { continue };
+                            let i = self.scan.metric(&format!("{name}.{suffix}"), self.keep);
+                            self.parsed.push(i, y);
+                        }
+                    }
+                    value => match value.value() {
+                        Some(y) => {
+                            let i = self.scan.metric(name, self.keep);
+                            if !self.parsed.histograms.is_empty() {
+                                self.forget_key(name);
+                            }
+                            self.parsed.push(i, y);
+                        }
+                        // Not a number: an earlier value of the same key no longer counts.
+                        None => self.forget_key(name),
+                    },
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key, borrowed from the line when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl std::ops::Deref for Key<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key<'de>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key::Owned(v.to_owned()))
+    }
+}
+
+/// A string value (the timestamp), or `None` for anything else.
+struct TextSeed;
+
+impl<'de> DeserializeSeed<'de> for TextSeed {
+    type Value = Option<Key<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed {
+    type Value = Option<Key<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Key::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Key::Owned(v.to_owned())))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+/// The step: a non-negative integer (`as_u64`), else none.
+struct StepSeed;
+
+impl<'de> DeserializeSeed<'de> for StepSeed {
+    type Value = Option<u64>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+        Ok(match d.deserialize_any(ValueSeed)? {
+            Number::Unsigned(v) => Some(v),
+            _ => None,
+        })
+    }
+}
+
+/// What a metric's value is.
+enum Number {
+    /// A non-negative integer (kept apart for `as_u64`'s sake: steps and counts).
+    Unsigned(u64),
+    One(f64),
+    /// Boxed: rare, and far larger than a number.
+    Histogram(Box<Histogram>),
+    None,
+}
+
+impl Number {
+    /// As `trainlog::jsonl::number` reads it.
+    fn value(&self) -> Option<f64> {
+        match *self {
+            Number::Unsigned(v) => Some(v as f64),
+            Number::One(y) => Some(y),
+            Number::Histogram(_) | Number::None => None,
+        }
+    }
+}
+
+struct ValueSeed;
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Number;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Number, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed {
+    type Value = Number;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+        Ok(Number::Unsigned(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+        Ok(Number::One(v as f64))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+        Ok(Number::One(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Number, E> {
+        Ok(match v {
+            "NaN" => Number::One(f64::NAN),
+            "Infinity" => Number::One(f64::INFINITY),
+            "-Infinity" => Number::One(f64::NEG_INFINITY),
+            _ => Number::None,
+        })
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Number, E> {
+        Ok(Number::None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Number, E> {
+        Ok(Number::None)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Number, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Number::None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Number, A::Error> {
+        let mut h = Histogram::default();
+        let (mut edges, mut counts) = (false, false);
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let slot = match &*key {
+                "edges" => {
+                    edges = true;
+                    None
+                }
+                "counts" => {
+                    counts = true;
+                    None
+                }
+                "count" => Some(&mut h.count),
+                "min" => Some(&mut h.min),
+                "max" => Some(&mut h.max),
+                "mean" => Some(&mut h.mean),
+                "nan" => Some(&mut h.nan),
+                "pos_inf" => Some(&mut h.pos_inf),
+                "neg_inf" => Some(&mut h.neg_inf),
+                _ => None,
+            };
+            match slot {
+                Some(slot) => {
+                    let value = map.next_value_seed(ValueSeed)?;
+                    let unsigned = match value {
+                        Number::Unsigned(v) => Some(v),
+                        _ => None,
+                    };
+                    *slot = Some((value.value(), unsigned));
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(if edges && counts {
+            Number::Histogram(Box::new(h))
+        } else {
+            Number::None
+        })
+    }
+}
+
+/// A histogram's statistics as JSONL writes them: each (its value as a number, the value
+/// if it was a non-negative integer), when present.
+#[derive(Default)]
+struct Histogram {
+    count: Option<(Option<f64>, Option<u64>)>,
+    min: Option<(Option<f64>, Option<u64>)>,
+    max: Option<(Option<f64>, Option<u64>)>,
+    mean: Option<(Option<f64>, Option<u64>)>,
+    nan: Option<(Option<f64>, Option<u64>)>,
+    pos_inf: Option<(Option<f64>, Option<u64>)>,
+    neg_inf: Option<(Option<f64>, Option<u64>)>,
+}
+
+impl Histogram {
+    /// The fields the commands show (as `runs::histogram_stats` names them).
+    fn fields(&self) -> [(&'static str, Option<f64>); 5] {
+        let number = |v: &Option<(Option<f64>, Option<u64>)>| v.and_then(|(y, _)| y);
+        let unsigned = |v: &Option<(Option<f64>, Option<u64>)>| v.and_then(|(_, u)| u);
+        let nonfinite: u64 = [&self.nan, &self.pos_inf, &self.neg_inf]
+            .into_iter()
+            .filter_map(unsigned)
+            .sum();
+        [
+            ("count", number(&self.count)),
+            ("min", number(&self.min)),
+            ("max", number(&self.max)),
+            ("mean", number(&self.mean)),
+            ("nonfinite", Some(nonfinite as f64)),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::{histogram_stats, summarize};
+    use trainlog::jsonl::{read as read_jsonl, without_orphans};
+
+    /// The engine's summaries, next to those of the old reader (whole lines as JSON values).
+    fn both(text: &str) -> (FileScan, std::collections::BTreeMap<String, Summary>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics_rank0.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let scan = FileScan::read(&path, Keep::NONE).unwrap();
+        let lines: Vec<Json> = without_orphans(read_jsonl(&path).unwrap())
+            .into_iter()
+            .map(histogram_stats)
+            .collect();
+        (scan, summarize(&lines))
+    }
+
+    fn same(scan: &FileScan, old: &std::collections::BTreeMap<String, Summary>) {
+        assert_eq!(scan.metrics.len(), old.len(), "{:?}", scan.metrics);
+        for m in &scan.metrics {
+            let o = &old[&m.name];
+            let s = &m.summary;
+            assert_eq!(
+                (s.count, s.non_finite, s.min_step, s.max_step),
+                (o.count, o.non_finite, o.min_step, o.max_step),
+                "{}",
+                m.name
+            );
+            for (a, b) in [(s.min, o.min), (s.max, o.max), (s.last, o.last)] {
+                assert!(
+                    a == b || (a.is_nan() && b.is_nan()),
+                    "{}: {a} != {b}",
+                    m.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn summaries_match_the_whole_line_reader() {
+        let text = concat!(
+            r#"{"timestamp":"2026-01-01T00:00:00.000000Z","rank":0,"step":0,"loss":2.5,"lr":0.001,"phase":"train"}"#,
+            "\n",
+            r#"{"timestamp":"2026-01-01T00:00:01.000000Z","rank":0,"step":1,"loss":"NaN","acc":1,"ok":true}"#,
+            "\n",
+            r#"{"timestamp":"2026-01-01T00:00:02.000000Z","rank":0,"step":2,"loss":1.5,"loss":1.25,"h":{"edges":[0,1],"counts":[2],"count":2,"min":0.0,"max":1.0,"mean":0.5,"nan":1,"pos_inf":0,"neg_inf":0}}"#,
+            "\n",
+            r#"{"timestamp":"2026-01-01T00:00:03.000000Z","rank":0,"step":1,"hparams":true,"lr":0.1,"name":"x"}"#,
+            "\n",
+            r#"{"rank":0,"step":3,"loss":"-Infinity","n":-4,"nested":{"a":1},"list":[1,2]}"#,
+            "\n",
+            r#"{"rank":0,"step":2,"event":"resume"}"#,
+            "\n",
+            r#"{"timestamp":"2026-01-01T00:00:04.000000Z","rank":0,"step":2,"loss":0.5,"e\u0301":3}"#,
+            "\n",
+        );
+        let (scan, old) = both(text);
+        same(&scan, &old);
+        // The line at step 3 is orphaned by the resume at step 2.
+        assert_eq!(scan.max_step, Some(2));
+        assert_eq!(scan.hparams.len(), 1);
+        assert_eq!(scan.bad_lines, 0);
+        let t0 = trainlog::time::unix_seconds(
+            trainlog::time::parse_rfc3339("2026-01-01T00:00:00.000000Z").unwrap(),
+        );
+        assert_eq!(
+            (scan.first_time, scan.last_time),
+            (Some(t0), Some(t0 + 4.0))
+        );
+    }
+
+    /// A line of a metrics file: a few metric names with every kind of value, steps that
+    /// go back (resumes), hyperparameter lines, keys given twice.
+    fn line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let value = prop_oneof![
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)),
+            any::<i64>().prop_map(Json::from),
+            Just(Json::from("NaN")),
+            Just(Json::from("Infinity")),
+            Just(Json::from("-Infinity")),
+            Just(Json::from("text")),
+            any::<bool>().prop_map(Json::from),
+            (0u64..5, -1e3f64..1e3).prop_map(|(n, x)| serde_json::json!({
+                "edges": [0, 1], "counts": [n], "count": n, "min": x, "max": "NaN",
+                "mean": x / 2.0, "nan": 1, "pos_inf": n, "neg_inf": 0
+            })),
+        ];
+        let field = (prop::sample::select(vec!["loss", "lr", "acc", "h"]), value);
+        (
+            proptest::option::of(0u64..20),
+            0u8..20,
+            prop::collection::vec(field, 0..5),
+        )
+            .prop_map(|(step, kind, fields)| {
+                let mut text = String::from("{");
+                if let Some(step) = step {
+                    text.push_str(&format!("\"step\":{step},"));
+                }
+                match kind {
+                    0 => text.push_str("\"hparams\":true,"),
+                    1 if step.is_some() => text.push_str("\"event\":\"resume\","),
+                    _ => {}
+                }
+                for (k, v) in fields {
+                    text.push_str(&format!("\"{k}\":{v},"));
+                }
+                text.push_str("\"rank\":0}");
+                text
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn summaries_match_the_whole_line_reader_on_any_lines(
+            lines in proptest::collection::vec(line(), 0..40)
+        ) {
+            let mut text = lines.join("\n");
+            text.push('\n');
+            let (scan, old) = both(&text);
+            same(&scan, &old);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("metrics_rank0.jsonl");
+            std::fs::write(&path, &text).unwrap();
+            let kept = without_orphans(read_jsonl(&path).unwrap());
+            let max_step = kept.iter().filter_map(|l| l["step"].as_u64()).max();
+            proptest::prop_assert_eq!(scan.max_step, max_step);
+            let hparams = kept.iter().filter(|l| l["hparams"] == true).count();
+            proptest::prop_assert_eq!(scan.hparams.len(), hparams);
+        }
+    }
+
+    #[test]
+    fn first_and_last_times_are_those_that_are_times() {
+        let text = concat!(
+            r#"{"timestamp":"yesterday","loss":1}"#,
+            "\n",
+            r#"{"timestamp":"2026-01-01T00:00:01.000000Z","loss":1}"#,
+            "\n",
+            r#"{"timestamp":"2026-01-01T00:00:02.000000Z","loss":1}"#,
+            "\n",
+            r#"{"timestamp":"later","loss":1}"#,
+            "\n",
+            r#"{"loss":1}"#,
+            "\n",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics_rank0.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let t = |s| parse_time(s).unwrap();
+        for keep in [Keep::NONE, Keep::points(X::Time, &[])] {
+            let scan = FileScan::read(&path, keep).unwrap();
+            assert_eq!(
+                (scan.first_time, scan.last_time),
+                (
+                    Some(t("2026-01-01T00:00:01.000000Z")),
+                    Some(t("2026-01-01T00:00:02.000000Z"))
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_line_is_skipped_and_named_and_a_torn_tail_ignored() {
+        let mut bytes = b"{\"step\":0,\"loss\":1.0}\n{\"step\":1,\"loss\":\xff}\nnot json\n{\"step\":2,\"loss\":3.0}\n{\"step\":3,\"lo".to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics_rank0.jsonl");
+        std::fs::write(&path, &bytes).unwrap();
+        let scan = FileScan::read(&path, Keep::NONE).unwrap();
+        assert_eq!(scan.bad_lines, 2);
+        assert_eq!(
+            scan.first_bad.iter().map(|b| b.0).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        let loss = &scan.metrics[0].summary;
+        assert_eq!((loss.count, loss.last, loss.max_step), (2, 3.0, Some(2)));
+        // Completed, the last line counts.
+        bytes.extend_from_slice(b"ss\":4.0}\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let scan = FileScan::read(&path, Keep::NONE).unwrap();
+        assert_eq!(scan.metrics[0].summary.count, 3);
+    }
+
+    #[test]
+    fn points_of_the_metrics_asked_for_on_either_axis() {
+        let text = concat!(
+            r#"{"timestamp":"2026-01-01T00:00:00.000000Z","step":0,"loss":2.5,"lr":0.1}"#,
+            "\n",
+            r#"{"step":1,"loss":2.0}"#,
+            "\n",
+            r#"{"timestamp":"2026-01-01T00:00:02.500000Z","loss":1.0}"#,
+            "\n",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics_rank0.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let metrics = ["loss".to_owned()];
+        let by_step = FileScan::read(&path, Keep::points(X::Step, &metrics)).unwrap();
+        assert_eq!(by_step.metrics[0].points, [(0.0, 2.5), (1.0, 2.0)]);
+        assert!(by_step.metrics[1].points.is_empty(), "lr was not asked for");
+        // Every metric's points, up to a number of them.
+        let all = |up_to| Keep {
+            x: X::Step,
+            metrics: &[],
+            all_up_to: up_to,
+        };
+        let scan = FileScan::read(&path, all(3)).unwrap();
+        assert!(!scan.points_dropped);
+        assert_eq!(scan.metrics[1].points, [(0.0, 0.1)]);
+        let scan = FileScan::read(&path, all(2)).unwrap();
+        assert!(scan.points_dropped);
+        assert!(scan.metrics.iter().all(|m| m.points.is_empty()));
+        assert_eq!(scan.metrics[0].summary.count, 3, "summaries are whole");
+        let by_time = FileScan::read(&path, Keep::points(X::Time, &metrics)).unwrap();
+        let t0 = by_time.first_time.unwrap();
+        let xs: Vec<f64> = by_time.metrics[0].points.iter().map(|p| p.0 - t0).collect();
+        assert_eq!(xs, [0.0, 2.5]);
+    }
+}
