@@ -35,10 +35,12 @@ pub fn color_enabled_for(stream: &impl IsTerminal) -> bool {
     stream.is_terminal()
 }
 
-/// Formats a float by the console rules: `0.250`, `3.00e-4`, `1.23e5`, `NaN`, `inf`.
+/// Formats a float by the console rules: `0.250`, `3.00e-4`, `1.23e5`, `NaN`, `inf`, and
+/// an exact zero as `0`.
 ///
 /// ```
 /// use trainlog::format::format_float;
+/// assert_eq!(format_float(0.0), "0");
 /// assert_eq!(format_float(0.25), "0.250");
 /// assert_eq!(format_float(3e-4), "3.00e-4");
 /// assert_eq!(format_float(123456.0), "1.23e5");
@@ -75,6 +77,9 @@ fn write_float(out: &mut impl Write, v: f64) -> fmt::Result {
         out.write_str("NaN")
     } else if v.is_infinite() {
         out.write_str(if v > 0.0 { "inf" } else { "-inf" })
+    } else if v == 0.0 {
+        // An exact zero is not a small number: `0`, not `0.00e0`.
+        out.write_str("0")
     } else if v.abs() < 1e-3 || v.abs() > 999.0 {
         write!(out, "{v:.2e}")
     } else {
@@ -219,7 +224,9 @@ mod tests {
 
     #[test]
     fn float_rules() {
-        assert_eq!(format_float(0.0), "0.00e0");
+        assert_eq!(format_float(0.0), "0");
+        assert_eq!(format_float(-0.0), "0");
+        assert_eq!(format_float(1e-300), "1.00e-300");
         assert_eq!(format_float(0.001), "0.001");
         assert_eq!(format_float(0.0009), "9.00e-4");
         assert_eq!(format_float(-1234.5), "-1.23e3");

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use serde_json::{json, Map, Value as Json};
-use trainlog::format::{format_duration, format_float};
+use trainlog::format::format_duration;
 
 use crate::args::{CompareArgs, Direction};
 use crate::runs::{
@@ -160,7 +160,7 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
         let cells: Vec<Option<&Summary>> = summaries.iter().map(|s| s.get(metric)).collect();
         let last = cells
             .iter()
-            .map(|m| m.map_or_else(|| "-".into(), |m| format_float(m.last)))
+            .map(|m| m.map_or_else(|| "-".into(), |m| m.text(m.last)))
             .collect();
         table.row("  last", last, |p, s| {
             if s.contains("NaN") || s.contains("inf") {
@@ -183,10 +183,11 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
         });
         let texts: Vec<String> = bests
             .iter()
-            .map(|b| match b {
-                None => "-".into(),
-                Some((v, Some(step))) => format!("{} @ {step}", format_float(*v)),
-                Some((v, None)) => format_float(*v),
+            .zip(&cells)
+            .map(|(b, m)| match (b, m) {
+                (Some((v, Some(step))), Some(m)) => format!("{} @ {step}", m.text(*v)),
+                (Some((v, None)), Some(m)) => m.text(*v),
+                _ => "-".into(),
             })
             .collect();
         let winners: Vec<bool> = bests

@@ -223,9 +223,9 @@ impl FileScan {
             X::Step => line.step.map(|s| s as f64),
             X::Time => line.time,
         };
-        for &(i, y) in &line.values {
+        for &(i, y, integer) in &line.values {
             let metric = &mut self.metrics[i];
-            metric.summary.add(y, line.step);
+            metric.summary.add(y, line.step, integer);
             if metric.keep {
                 if let Some(x) = x {
                     metric.points.push((x, y));
@@ -270,7 +270,8 @@ struct Parsed {
     step: Option<u64>,
     time: Option<f64>,
     hparams: bool,
-    values: Vec<(usize, f64)>,
+    /// (metric, value, whether it was a JSON integer).
+    values: Vec<(usize, f64, bool)>,
     /// The timestamp's text, when its time was not parsed (see `LineSeed`).
     time_text: String,
     /// The keys that held histograms (for a key given twice: usually empty).
@@ -289,14 +290,14 @@ impl Parsed {
 
     /// Drops the value of metric `i` (a key given again, whose last value is what counts).
     fn forget(&mut self, i: usize) {
-        self.values.retain(|(j, _)| *j != i);
+        self.values.retain(|(j, ..)| *j != i);
     }
 
     /// A value of metric `i`: a key given twice keeps its last value, as a JSON map does.
-    fn push(&mut self, i: usize, y: f64) {
-        match self.values.iter_mut().find(|(j, _)| *j == i) {
-            Some(slot) => slot.1 = y,
-            None => self.values.push((i, y)),
+    fn push(&mut self, i: usize, y: f64, integer: bool) {
+        match self.values.iter_mut().find(|(j, ..)| *j == i) {
+            Some(slot) => *slot = (i, y, integer),
+            None => self.values.push((i, y, integer)),
         }
     }
 }
@@ -371,10 +372,10 @@ impl<'de> Visitor<'de> for LineSeed<'_, '_> {
                     Number::Histogram(stats) => {
                         self.forget_key(name);
                         self.parsed.histograms.push(name.to_owned());
-                        for (suffix, y) in stats.fields() {
+                        for (suffix, y, integer) in stats.fields() {
                             let Some(y) = y else { continue };
                             let i = self.scan.metric(&format!("{name}.{suffix}"), self.keep);
-                            self.parsed.push(i, y);
+                            self.parsed.push(i, y, integer);
                         }
                     }
                     value => match value.value() {
@@ -383,7 +384,7 @@ impl<'de> Visitor<'de> for LineSeed<'_, '_> {
                             if !self.parsed.histograms.is_empty() {
                                 self.forget_key(name);
                             }
-                            self.parsed.push(i, y);
+                            self.parsed.push(i, y, value.integer());
                         }
                         // Not a number: an earlier value of the same key no longer counts.
                         None => self.forget_key(name),
@@ -513,6 +514,8 @@ impl<'de> DeserializeSeed<'de> for StepSeed {
 enum Number {
     /// A non-negative integer (kept apart for `as_u64`'s sake: steps and counts).
     Unsigned(u64),
+    /// A negative integer.
+    Signed(i64),
     One(f64),
     /// Boxed: rare, and far larger than a number.
     Histogram(Box<Histogram>),
@@ -520,10 +523,16 @@ enum Number {
 }
 
 impl Number {
+    /// Whether it was a JSON integer.
+    fn integer(&self) -> bool {
+        matches!(self, Number::Unsigned(_) | Number::Signed(_))
+    }
+
     /// As `trainlog::jsonl::number` reads it.
     fn value(&self) -> Option<f64> {
         match *self {
             Number::Unsigned(v) => Some(v as f64),
+            Number::Signed(v) => Some(v as f64),
             Number::One(y) => Some(y),
             Number::Histogram(_) | Number::None => None,
         }
@@ -552,7 +561,7 @@ impl<'de> Visitor<'de> for ValueSeed {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
-        Ok(Number::One(v as f64))
+        Ok(Number::Signed(v))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
@@ -610,7 +619,7 @@ impl<'de> Visitor<'de> for ValueSeed {
                         Number::Unsigned(v) => Some(v),
                         _ => None,
                     };
-                    *slot = Some((value.value(), unsigned));
+                    *slot = Some((value.value(), unsigned, value.integer()));
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -629,30 +638,36 @@ impl<'de> Visitor<'de> for ValueSeed {
 /// if it was a non-negative integer), when present.
 #[derive(Default)]
 struct Histogram {
-    count: Option<(Option<f64>, Option<u64>)>,
-    min: Option<(Option<f64>, Option<u64>)>,
-    max: Option<(Option<f64>, Option<u64>)>,
-    mean: Option<(Option<f64>, Option<u64>)>,
-    nan: Option<(Option<f64>, Option<u64>)>,
-    pos_inf: Option<(Option<f64>, Option<u64>)>,
-    neg_inf: Option<(Option<f64>, Option<u64>)>,
+    count: Option<Stat>,
+    min: Option<Stat>,
+    max: Option<Stat>,
+    mean: Option<Stat>,
+    nan: Option<Stat>,
+    pos_inf: Option<Stat>,
+    neg_inf: Option<Stat>,
 }
 
+/// One statistic of a histogram: its value as a number, the value if it was a
+/// non-negative integer, and whether it was an integer.
+type Stat = (Option<f64>, Option<u64>, bool);
+
 impl Histogram {
-    /// The fields the commands show (as `runs::histogram_stats` names them).
-    fn fields(&self) -> [(&'static str, Option<f64>); 5] {
-        let number = |v: &Option<(Option<f64>, Option<u64>)>| v.and_then(|(y, _)| y);
-        let unsigned = |v: &Option<(Option<f64>, Option<u64>)>| v.and_then(|(_, u)| u);
+    /// The fields the commands show (as `runs::histogram_stats` names them), and whether
+    /// each is an integer.
+    fn fields(&self) -> [(&'static str, Option<f64>, bool); 5] {
+        let number = |v: &Option<Stat>| v.and_then(|(y, _, _)| y);
+        let integer = |v: &Option<Stat>| v.is_some_and(|(_, _, i)| i);
+        let unsigned = |v: &Option<Stat>| v.and_then(|(_, u, _)| u);
         let nonfinite: u64 = [&self.nan, &self.pos_inf, &self.neg_inf]
             .into_iter()
             .filter_map(unsigned)
             .sum();
         [
-            ("count", number(&self.count)),
-            ("min", number(&self.min)),
-            ("max", number(&self.max)),
-            ("mean", number(&self.mean)),
-            ("nonfinite", Some(nonfinite as f64)),
+            ("count", number(&self.count), integer(&self.count)),
+            ("min", number(&self.min), integer(&self.min)),
+            ("max", number(&self.max), integer(&self.max)),
+            ("mean", number(&self.mean), integer(&self.mean)),
+            ("nonfinite", Some(nonfinite as f64), true),
         ]
     }
 }
@@ -682,8 +697,8 @@ mod tests {
             let o = &old[&m.name];
             let s = &m.summary;
             assert_eq!(
-                (s.count, s.non_finite, s.min_step, s.max_step),
-                (o.count, o.non_finite, o.min_step, o.max_step),
+                (s.count, s.non_finite, s.min_step, s.max_step, s.integers),
+                (o.count, o.non_finite, o.min_step, o.max_step, o.integers),
                 "{}",
                 m.name
             );

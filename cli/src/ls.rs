@@ -16,8 +16,9 @@ struct Row {
     start: Option<f64>,
     steps: Option<u64>,
     results: Vec<(String, f64)>,
-    /// Key metrics' last values and their non-finite counts.
-    last: Vec<(String, f64, usize)>,
+    /// Key metrics' last values (and the value as a table shows it) and their
+    /// non-finite counts.
+    last: Vec<(String, f64, String, usize)>,
     error: Option<String>,
 }
 
@@ -54,7 +55,10 @@ pub fn ls(args: &LsArgs) -> Result<(), String> {
                     last: key_metrics(&summary)
                         .iter()
                         .take(3)
-                        .map(|k| ((*k).clone(), summary[*k].last, summary[*k].non_finite))
+                        .map(|k| {
+                            let s = &summary[*k];
+                            ((*k).clone(), s.last, s.text(s.last), s.non_finite)
+                        })
                         .collect(),
                     error: None,
                 }
@@ -102,7 +106,7 @@ fn row_json(r: &Row) -> Json {
     let last: Map<String, Json> = r
         .last
         .iter()
-        .map(|(k, v, _)| (k.clone(), json_number(*v)))
+        .map(|(k, v, ..)| (k.clone(), json_number(*v)))
         .collect();
     json!({
         "run": r.name,
@@ -169,8 +173,8 @@ fn print_table(rows: &[Row]) {
             None => r
                 .last
                 .iter()
-                .map(|(k, v, bad)| {
-                    let text = format!("{k}={}", format_float(*v));
+                .map(|(k, _, v, bad)| {
+                    let text = format!("{k}={v}");
                     match bad {
                         0 => text,
                         n => paint.warn(&format!("{text} ({n} non-finite)")),

@@ -281,6 +281,8 @@ pub struct Summary {
     /// The last value, NaN or ±∞ if it was: divergence must not hide behind the last
     /// finite value.
     pub last: f64,
+    /// Every point was a JSON integer (a count, a number of tokens): values print whole.
+    pub integers: bool,
 }
 
 impl Summary {
@@ -294,6 +296,17 @@ impl Summary {
             min_step: None,
             max_step: None,
             last: f64::NAN,
+            integers: true,
+        }
+    }
+
+    /// A value of this metric for a table: whole for a metric of integers (a histogram
+    /// count of 1024 is `1024`, not `1.02e3`), else by the console's float rules.
+    pub fn text(&self, x: f64) -> String {
+        if self.integers && x.fract() == 0.0 && x.abs() < 1e15 {
+            format!("{}", x as i64)
+        } else {
+            trainlog::format::format_float(x)
         }
     }
 
@@ -304,6 +317,7 @@ impl Summary {
         }
         self.count += later.count;
         self.non_finite += later.non_finite;
+        self.integers &= later.integers;
         if later.min < self.min {
             self.min = later.min;
             self.min_step = later.min_step;
@@ -315,8 +329,9 @@ impl Summary {
         self.last = later.last;
     }
 
-    /// Adds a point, in file order, logged at `step`.
-    pub fn add(&mut self, x: f64, step: Option<u64>) {
+    /// Adds a point, in file order, logged at `step`; `integer` if it was a JSON integer.
+    pub fn add(&mut self, x: f64, step: Option<u64>, integer: bool) {
+        self.integers &= integer;
         self.count += 1;
         if x.is_finite() {
             if x < self.min {
@@ -348,18 +363,22 @@ pub fn summarize(lines: &[Json]) -> BTreeMap<String, Summary> {
     for line in lines.iter().filter(|l| l["hparams"] != true) {
         for (k, v) in fields(line) {
             let Some(x) = number(v) else { continue };
-            out.entry(k.clone())
-                .or_default()
-                .add(x, line["step"].as_u64());
+            out.entry(k.clone()).or_default().add(
+                x,
+                line["step"].as_u64(),
+                v.is_i64() || v.is_u64(),
+            );
         }
     }
     out
 }
 
 /// A value for a table cell: `-` when there is none (a minimum with no finite point).
-pub fn cell(x: f64, present: bool) -> String {
+/// A value of `summary`'s metric for a table cell (see [`Summary::text`]); `-` when there
+/// is none (a minimum with no finite point).
+pub fn cell(summary: &Summary, x: f64, present: bool) -> String {
     if present {
-        trainlog::format::format_float(x)
+        summary.text(x)
     } else {
         "-".into()
     }

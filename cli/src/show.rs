@@ -126,9 +126,9 @@ pub fn show(args: &ShowArgs) -> Result<(), String> {
             out,
             "         {k:<28} {:>8} {:>12} {:>12} {:>12} {}",
             m.count,
-            cell(m.min, finite),
-            cell(m.max, finite),
-            cell(m.last, true),
+            cell(&m, m.min, finite),
+            cell(&m, m.max, finite),
+            cell(&m, m.last, true),
             if m.non_finite > 0 {
                 paint.warn(&bad)
             } else {

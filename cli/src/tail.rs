@@ -1,5 +1,7 @@
 //! `trainlog tail [-f] [-n N] FILE|RUN`: records as dict lines; `-f` follows new ones,
-//! including rank files created after it started.
+//! including rank files created after it started, and files truncated, or deleted and
+//! created again, as `tail -F` does. A line that is not JSON (or not UTF-8) is named on
+//! stderr and skipped; histograms print as their statistics, as in the other commands.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use serde_json::Value as Json;
 use trainlog::jsonl::to_record;
 
 use crate::args::TailArgs;
-use crate::runs::metric_files;
+use crate::runs::{histogram_stats, metric_files};
 
 /// One followed file.
 struct Source {
@@ -19,35 +21,79 @@ struct Source {
     reader: BufReader<std::fs::File>,
     /// Lines read so far, for error messages.
     number: usize,
+    /// Which file is open (device and inode on Unix), to notice one created anew.
+    identity: Option<(u64, u64)>,
+}
+
+/// A file's identity: another file at the same path (deleted and created again) has
+/// another. Unix only; elsewhere only truncation is noticed.
+fn identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
 }
 
 impl Source {
     fn open(rank: Option<u32>, path: PathBuf) -> Result<Source, String> {
         let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let identity = file.metadata().ok().as_ref().and_then(identity);
         Ok(Source {
             rank,
             path,
             reader: BufReader::new(file),
             number: 0,
+            identity,
         })
+    }
+
+    /// Whether the path now holds another file, or this one was cut shorter than what was
+    /// read: then it is read again from its start. A path with no file (deleted, not yet
+    /// created again) is waited for.
+    fn reopen_if_replaced(&mut self) -> Result<bool, String> {
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return Ok(false);
+        };
+        let position = self.reader.stream_position().unwrap_or(0);
+        let replaced = identity(&meta) != self.identity;
+        if !replaced && meta.len() >= position {
+            return Ok(false);
+        }
+        // Gone again before it could be opened: looked at on the next round.
+        let Ok(source) = Source::open(self.rank, self.path.clone()) else {
+            return Ok(false);
+        };
+        let what = if replaced { "replaced" } else { "truncated" };
+        eprintln!(
+            "trainlog: {}: file {what}, reading it from its start",
+            self.path.display()
+        );
+        *self = source;
+        Ok(true)
     }
 
     /// The complete lines the file has now; a last line still being written is left for
     /// the next call.
-    fn new_lines(&mut self) -> Result<Vec<(usize, String)>, String> {
+    fn new_lines(&mut self) -> Result<Vec<(usize, Vec<u8>)>, String> {
         let mut lines = Vec::new();
         loop {
-            let mut line = String::new();
+            let mut line = Vec::new();
             let n = self
                 .reader
-                .read_line(&mut line)
+                .read_until(b'\n', &mut line)
                 .map_err(|e| format!("{}: {e}", self.path.display()))?;
-            if n == 0 || !line.ends_with('\n') {
+            if n == 0 || line.last() != Some(&b'\n') {
                 let _ = self.reader.seek(SeekFrom::Current(-(line.len() as i64)));
                 return Ok(lines);
             }
             self.number += 1;
-            if !line.trim().is_empty() {
+            if !line.trim_ascii().is_empty() {
                 lines.push((self.number, line));
             }
         }
@@ -59,14 +105,23 @@ impl Source {
         out: &mut impl Write,
         many: bool,
         number: usize,
-        line: &str,
+        line: &[u8],
     ) -> Result<(), String> {
-        let json: Json = serde_json::from_str(line)
-            .map_err(|e| format!("{}:{number}: not valid JSON ({e})", self.path.display()))?;
+        let json: Json = match serde_json::from_slice(line) {
+            Ok(json) => json,
+            Err(e) => {
+                let why = e.to_string().replace(" at line 1 column ", " at column ");
+                eprintln!(
+                    "trainlog: {}:{number}: skipped a line that is not a JSON object ({why})",
+                    self.path.display()
+                );
+                return Ok(());
+            }
+        };
         let mut text = String::new();
         let _ = trainlog::format::write_dict(
             &mut text,
-            &to_record(&json),
+            &to_record(&histogram_stats(json)),
             trainlog::format::color_enabled(),
         );
         match self.rank {
@@ -123,6 +178,7 @@ pub fn tail(args: &TailArgs) -> Result<(), String> {
         // Ranks are named once there is more than one file.
         let many = sources.len() > 1;
         for source in &mut sources {
+            source.reopen_if_replaced()?;
             for (number, line) in source.new_lines()? {
                 source.print(&mut out, many, number, &line)?;
             }

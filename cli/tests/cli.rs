@@ -426,6 +426,42 @@ fn ls_and_show_report_nan_as_the_last_value_and_count_non_finite_points() {
 }
 
 #[test]
+fn show_and_compare_print_integers_whole_and_an_exact_zero_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let hist = |count: u64| {
+        json!({"edges": [0.0, 1.0], "counts": [count], "count": count, "min": 0.0,
+               "max": 1.0, "mean": 0.5, "nan": 0, "pos_inf": 0, "neg_inf": 0})
+    };
+    let run = raw_run(
+        dir.path(),
+        "counts",
+        &[
+            json!({"step": 0, "tokens": 1024, "loss": 0.0, "h": hist(1024)}),
+            json!({"step": 1, "tokens": 2048, "loss": 1.0, "h": hist(4096)}),
+        ],
+    );
+    let (ok, out, err) = output(cli().arg("show").arg(&run));
+    assert!(ok, "{err}");
+    let row = |name: &str| -> Vec<String> {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {out}"));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(row("tokens"), ["tokens", "2", "1024", "2048", "2048", "0"]);
+    assert_eq!(
+        row("h.count"),
+        ["h.count", "2", "1024", "4096", "4096", "0"]
+    );
+    // A float metric keeps its decimals; its exact zero is `0`.
+    assert_eq!(row("loss"), ["loss", "2", "0", "1.000", "1.000", "0"]);
+    let (ok, out, err) = output(cli().arg("compare").arg(&run).arg(&run));
+    assert!(ok, "{err}");
+    assert!(!out.contains("e3"), "{out}");
+}
+
+#[test]
 fn plot_breaks_svg_lines_at_nan_marks_lone_points_and_refuses_all_nan() {
     let dir = tempfile::tempdir().unwrap();
     let t = "2026-11-24T07:40:31.000000Z";
@@ -804,6 +840,56 @@ fn tail_starts_with_the_last_n_and_follows_rank_files_created_later() {
     let started = Instant::now();
     assert_eq!(out.next().unwrap().unwrap(), "[rank 1] step=0, loss=5");
     assert!(started.elapsed() < Duration::from_secs(10));
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn tail_skips_bad_lines_shows_histogram_statistics_and_follows_a_file_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics_rank0.jsonl");
+    let mut text = b"{\"step\":0,\"loss\":1}\n{\"step\":1,\"loss\":\xff}\n".to_vec();
+    text.extend_from_slice(
+        b"{\"step\":2,\"h\":{\"edges\":[0,1],\"counts\":[3],\"count\":3,\"min\":0.0,\"max\":1.0,\"mean\":0.5,\"nan\":0,\"pos_inf\":0,\"neg_inf\":0}}\n",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let (ok, out, err) = output(cli().arg("tail").arg(&path));
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("metrics_rank0.jsonl:2: skipped a line"),
+        "{err}"
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "step=0, loss=1",
+            "step=2, h.count=3, h.max=1.000, h.mean=0.500, h.min=0, h.nonfinite=0"
+        ]
+    );
+
+    let mut child = cli()
+        .args(["tail", "-f", "-n", "0"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Truncated and written again (a run restarted in place), then deleted and created
+    // anew: each time read from its start, as `tail -F` does.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&path, "{\"step\":10,\"loss\":0.5}\n").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "step=10, loss=0.500");
+    std::fs::remove_file(&path).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&path, "{\"step\":20,\"loss\":0.25}\n").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "step=20, loss=0.250");
     child.kill().unwrap();
     let _ = child.wait();
 }
