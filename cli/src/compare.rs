@@ -9,7 +9,8 @@ use trainlog::format::format_duration;
 
 use crate::args::{CompareArgs, Direction};
 use crate::runs::{
-    flat_params, json_number, key_metrics, labels, lower_is_better, RunData, Summary,
+    flat_params, json_number, key_metrics, labels, lower_is_better, pad, visible, width, RunData,
+    Summary,
 };
 use crate::style::Paint;
 
@@ -156,7 +157,7 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
     for metric in &metrics {
         let d = direction(metric);
         let word = if d == Direction::Min { "min" } else { "max" };
-        table.section(&format!("{metric} (best = {word})"));
+        table.section(&format!("{} (best = {word})", visible(metric)));
         let cells: Vec<Option<&Summary>> = summaries.iter().map(|s| s.get(metric)).collect();
         let last = cells
             .iter()
@@ -262,7 +263,7 @@ impl Table {
             .lines
             .iter()
             .filter_map(|l| match l {
-                Line::Row { label, .. } => Some(label.chars().count()),
+                Line::Row { label, .. } => Some(width(label)),
                 _ => None,
             })
             .max()
@@ -271,20 +272,17 @@ impl Table {
         let widths: Vec<usize> = (0..self.names.len())
             .map(|i| {
                 let cells = self.lines.iter().filter_map(|l| match l {
-                    Line::Row { cells, .. } => Some(cells[i].chars().count()),
+                    Line::Row { cells, .. } => Some(width(&cells[i])),
                     _ => None,
                 });
-                cells
-                    .chain([self.names[i].chars().count()])
-                    .max()
-                    .unwrap_or(1)
+                cells.chain([width(&self.names[i])]).max().unwrap_or(1)
             })
             .collect();
         let mut out = std::io::stdout().lock();
         let mut head = format!("{:label_width$}", "");
         for (name, w) in self.names.iter().zip(&widths) {
             // Each column is its widest cell plus room for the ` *` of the best value.
-            head.push_str(&format!("  {name:<0$}", w + 2));
+            head.push_str(&format!("  {}", pad(name, w + 2)));
         }
         let _ = writeln!(out, "{}", paint.head(head.trim_end()));
         for line in &self.lines {
@@ -301,7 +299,7 @@ impl Table {
                     marked,
                     paint: how,
                 } => {
-                    let mut text = format!("{label:label_width$}");
+                    let mut text = pad(label, label_width);
                     for ((cell, w), mark) in cells.iter().zip(&widths).zip(marked) {
                         text.push_str("  ");
                         // Without colour the best cell gets a `*`, so pipes see it too.
@@ -315,9 +313,9 @@ impl Table {
                         } else {
                             how(paint, &shown)
                         };
-                        let pad = (w + 2).saturating_sub(shown.chars().count());
+                        let spaces = (w + 2).saturating_sub(width(&shown));
                         text.push_str(&painted);
-                        text.push_str(&" ".repeat(pad));
+                        text.push_str(&" ".repeat(spaces));
                     }
                     let _ = writeln!(out, "{}", text.trim_end());
                 }

@@ -2,12 +2,14 @@
 //! results and last values.
 
 use std::io::Write;
+use std::path::Path;
 
 use serde_json::{json, Map, Value as Json};
 use trainlog::format::format_float;
 
 use crate::args::{LsArgs, StatusFilter};
-use crate::runs::{find_runs, format_time, json_number, key_metrics, RunData};
+
+use crate::runs::{find_runs, format_time, json_number, key_metrics, pad, visible, width, RunData};
 use crate::style::Paint;
 
 struct Row {
@@ -28,12 +30,33 @@ pub fn ls(args: &LsArgs) -> Result<(), String> {
         return Err(format!("{} is not a directory", root.display()));
     }
     let mut rows = Vec::new();
-    for run in find_runs(root) {
-        let mut name = run.strip_prefix(root).unwrap_or(&run).display().to_string();
-        if name.is_empty() {
-            // DIR is itself a run: name it as given.
-            name = root.display().to_string();
+    let (runs, unread) = find_runs(root);
+    let name_of = |run: &Path| {
+        let name = run.strip_prefix(root).unwrap_or(run).display().to_string();
+        if !name.is_empty() {
+            return visible(&name).into_owned();
         }
+        // DIR is itself a run: its own name (`.` says nothing), else as given.
+        let name = std::fs::canonicalize(root)
+            .ok()
+            .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| root.display().to_string());
+        visible(&name).into_owned()
+    };
+    // Directories that could not be searched are listed, not skipped in silence.
+    for (dir, why) in unread {
+        rows.push(Row {
+            name: name_of(&dir),
+            status: Some("unreadable".into()),
+            start: None,
+            steps: None,
+            results: Vec::new(),
+            last: Vec::new(),
+            error: Some(why),
+        });
+    }
+    for run in runs {
+        let name = name_of(&run);
         let row = match RunData::load(&run) {
             Ok(data) => {
                 let summary = data.summary();
@@ -126,22 +149,17 @@ fn print_table(rows: &[Row]) {
         .map(|r| {
             r.results
                 .iter()
-                .map(|(k, v)| format!("{k}={}", format_float(*v)))
+                .map(|(k, v)| format!("{}={}", visible(k), format_float(*v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         })
         .collect();
     // A results column only when some run has results.
     let with_results = results.iter().any(|r| !r.is_empty());
-    let rwidth = results
-        .iter()
-        .map(|r| r.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(7);
+    let rwidth = results.iter().map(|r| width(r)).max().unwrap_or(0).max(7);
     let nwidth = rows
         .iter()
-        .map(|r| r.name.chars().count())
+        .map(|r| width(&r.name))
         .max()
         .unwrap_or(0)
         .clamp(3, 48);
@@ -164,7 +182,7 @@ fn print_table(rows: &[Row]) {
         let started = r.start.map_or_else(|| "-".into(), format_time);
         let steps = r.steps.map_or_else(|| "?".into(), |s| s.to_string());
         let res = if with_results {
-            format!("{:<rwidth$}  ", if res.is_empty() { "-" } else { res })
+            format!("{}  ", pad(if res.is_empty() { "-" } else { res }, rwidth))
         } else {
             String::new()
         };
@@ -174,7 +192,7 @@ fn print_table(rows: &[Row]) {
                 .last
                 .iter()
                 .map(|(k, _, v, bad)| {
-                    let text = format!("{k}={v}");
+                    let text = format!("{}={v}", visible(k));
                     match bad {
                         0 => text,
                         n => paint.warn(&format!("{text} ({n} non-finite)")),
@@ -185,8 +203,8 @@ fn print_table(rows: &[Row]) {
         };
         let _ = writeln!(
             out,
-            "{:<nwidth$}  {} {started:<19} {steps:>7}  {res}{last}",
-            r.name,
+            "{}  {} {started:<19} {steps:>7}  {res}{last}",
+            pad(&r.name, nwidth),
             paint.pad(status, 10, Paint::status),
         );
     }

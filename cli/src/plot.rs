@@ -133,7 +133,7 @@ pub fn plot(args: &PlotArgs) -> Result<(), String> {
             ));
         }
         charts.push(chart::Chart {
-            title: metric.clone(),
+            title: crate::runs::visible(metric).into_owned(),
             series,
         });
     }

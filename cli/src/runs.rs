@@ -12,11 +12,21 @@ use trainlog::jsonl::number;
 use crate::engine::{FileScan, Keep};
 use trainlog::run::{read_info, read_params, RunInfo};
 
-/// The `metrics_rank<r>.jsonl` files of a run directory, by rank.
+/// The `metrics_rank<r>.jsonl` files of a run directory, by rank (none when it cannot be
+/// read: see [`run_files`]).
 pub fn metric_files(run: &Path) -> Vec<(u32, PathBuf)> {
-    let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(run)
-        .into_iter()
-        .flatten()
+    run_files(run).unwrap_or_default()
+}
+
+/// The `metrics_rank<r>.jsonl` files of a directory, by rank, or why it cannot be read
+/// (`<dir>: cannot read it: permission denied`). A directory that does not exist has none.
+pub fn run_files(run: &Path) -> Result<Vec<(u32, PathBuf)>, String> {
+    let entries = match std::fs::read_dir(run) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(unreadable(run, &e)),
+    };
+    let mut files: Vec<(u32, PathBuf)> = entries
         .flatten()
         .filter_map(|e| {
             let rank = trainlog::jsonl::rank_of(e.file_name().to_str()?)?;
@@ -24,30 +34,72 @@ pub fn metric_files(run: &Path) -> Vec<(u32, PathBuf)> {
         })
         .collect();
     files.sort();
-    files
+    Ok(files)
+}
+
+/// Why a directory cannot be read, for people: `runs/a: cannot read it: permission denied`.
+fn unreadable(dir: &Path, e: &std::io::Error) -> String {
+    format!("{}: cannot read it: {}", dir.display(), e.kind())
 }
 
 pub fn is_run(dir: &Path) -> bool {
     dir.join("run.json").is_file() || !metric_files(dir).is_empty()
 }
 
-/// Every run directory under `root` (a run's own subdirectories are not searched).
-pub fn find_runs(root: &Path) -> Vec<PathBuf> {
+/// Every run directory under `root` (a run's own subdirectories are not searched), and
+/// the directories that could not be read, with why.
+pub fn find_runs(root: &Path) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut runs = Vec::new();
+    let mut unread = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         if is_run(&dir) {
             runs.push(dir);
             continue;
         }
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(entry.path());
+                    }
+                }
             }
+            Err(e) => unread.push((dir.clone(), unreadable(&dir, &e))),
         }
     }
     runs.sort();
-    runs
+    unread.sort();
+    (runs, unread)
+}
+
+/// A name as a terminal or a chart shows it: control characters escaped (`\n`,
+/// `\u{1b}`), as the console's dict lines write them, so a metric or run name can neither
+/// forge a line, send escape sequences to the terminal, nor make an SVG that is not XML.
+pub fn visible(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// How many terminal columns `s` takes (a CJK character two, a combining mark none).
+pub fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` padded with spaces to `columns` terminal columns (see [`width`]).
+pub fn pad(s: &str, columns: usize) -> String {
+    format!("{s}{}", " ".repeat(columns.saturating_sub(width(s))))
 }
 
 /// Labels for runs given on the command line: their directory names, or the paths as
@@ -59,7 +111,10 @@ pub fn labels(runs: &[PathBuf]) -> Vec<String> {
             |n| n.to_string_lossy().into_owned(),
         )
     };
-    let names: Vec<String> = runs.iter().map(name).collect();
+    let names: Vec<String> = runs
+        .iter()
+        .map(|p| visible(&name(p)).into_owned())
+        .collect();
     let unique = names
         .iter()
         .collect::<std::collections::BTreeSet<_>>()
@@ -68,7 +123,9 @@ pub fn labels(runs: &[PathBuf]) -> Vec<String> {
     if unique {
         names
     } else {
-        runs.iter().map(|p| p.display().to_string()).collect()
+        runs.iter()
+            .map(|p| visible(&p.display().to_string()).into_owned())
+            .collect()
     }
 }
 
@@ -89,7 +146,7 @@ impl RunData {
 
     /// Reads the run, keeping the points `keep` asks for.
     pub fn load_keeping(path: &Path, keep: Keep<'_>) -> Result<RunData, String> {
-        let files = metric_files(path);
+        let files = run_files(path)?;
         if files.is_empty() && !path.join("run.json").is_file() {
             return Err(not_a_run(path));
         }

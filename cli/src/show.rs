@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value as Json};
 use trainlog::format::format_float;
 
 use crate::args::ShowArgs;
-use crate::runs::{cell, format_time, json_number, RunData};
+use crate::runs::{cell, format_time, json_number, pad, visible, RunData};
 use crate::style::Paint;
 
 pub fn show(args: &ShowArgs) -> Result<(), String> {
@@ -94,7 +94,8 @@ pub fn show(args: &ShowArgs) -> Result<(), String> {
                 };
                 let _ = writeln!(
                     out,
-                    "         {name:<28} {:>12}{meta}",
+                    "         {} {:>12}{meta}",
+                    pad(&visible(name), 28),
                     format_float(r.value)
                 );
             }
@@ -124,7 +125,8 @@ pub fn show(args: &ShowArgs) -> Result<(), String> {
         let bad = format!("{:>10}", m.non_finite);
         let _ = writeln!(
             out,
-            "         {k:<28} {:>8} {:>12} {:>12} {:>12} {}",
+            "         {} {:>8} {:>12} {:>12} {:>12} {}",
+            pad(&visible(&k), 28),
             m.count,
             cell(&m, m.min, finite),
             cell(&m, m.max, finite),

@@ -461,6 +461,122 @@ fn show_and_compare_print_integers_whole_and_an_exact_zero_as_zero() {
     assert!(!out.contains("e3"), "{out}");
 }
 
+/// The command line run as a user without root's right to read any directory: as
+/// `nobody` through `setpriv` when the tests run as root (CI does), else as the user.
+#[cfg(unix)]
+fn cli_unprivileged() -> Command {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = if root {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_trainlog"));
+        cmd
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_trainlog"))
+    };
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_run_directory_is_reported_as_such() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(dir.path(), 0o755);
+    let line = [json!({"step": 0, "loss": 1.0})];
+    let ok = raw_run(dir.path(), "ok", &line);
+    let locked = raw_run(dir.path(), "locked", &line);
+    mode(&ok, 0o755);
+    mode(&ok.join("metrics_rank0.jsonl"), 0o644);
+    mode(&locked, 0o000);
+    let (ran, out, err) = output(cli_unprivileged().arg("ls").arg(dir.path()));
+    assert!(ran, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("locked"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("unreadable") && row.contains("cannot read it: permission denied"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("ok ")), "{out}");
+    let (ran, _, err) = output(cli_unprivileged().arg("show").arg(&locked));
+    assert!(!ran);
+    assert!(
+        err.contains("locked: cannot read it: permission denied"),
+        "{err}"
+    );
+    mode(&locked, 0o755);
+}
+
+#[test]
+fn names_are_escaped_alike_and_columns_count_display_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = raw_run(
+        dir.path(),
+        "names",
+        &[
+            json!({"step": 0, "red\u{1b}[31m": 1.0, "損失": 2.0, "a<b&c": 3.0, "plain": 4.0}),
+            json!({"step": 1, "red\u{1b}[31m": 1.5, "損失": 2.5, "a<b&c": 3.5, "plain": 4.5}),
+        ],
+    );
+    let (ok, out, err) = output(cli().arg("show").arg(&run));
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains('\u{1b}'),
+        "no escape sequence reaches the terminal: {out:?}"
+    );
+    assert!(out.contains("red\\u{1b}[31m"), "{out}");
+    // The count column starts at the same terminal column on every metric row.
+    let column_of_count = |name: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap();
+        let at = line.find(" 2 ").unwrap();
+        unicode_width::UnicodeWidthStr::width(&line[..at])
+    };
+    let plain = column_of_count("plain");
+    assert_eq!(column_of_count("損失"), plain, "{out}");
+    assert_eq!(column_of_count("red"), plain, "{out}");
+    let (ok, out, err) = output(cli().arg("compare").arg(&run).arg(&run));
+    assert!(ok, "{err}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    // The chart's SVG stays XML: no control character, markup characters escaped.
+    let svg = dir.path().join("names.svg");
+    let (ok, _, err) = output(
+        cli()
+            .arg("plot")
+            .arg(&run)
+            .args(["-m", "red\u{1b}[31m", "-m", "a<b&c", "-m", "損失", "-o"])
+            .arg(&svg),
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
+    assert!(
+        text.contains("a&lt;b&amp;c") && text.contains("損失"),
+        "{text}"
+    );
+    assert!(text.contains("red\\u{1b}[31m"), "{text}");
+}
+
+#[test]
+fn ls_on_a_run_directory_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = raw_run(dir.path(), "solo", &[json!({"step": 0, "loss": 1.0})]);
+    let (ok, out, err) = output(cli().arg("ls").arg(".").current_dir(&run));
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("solo ")), "{out}");
+}
+
 #[test]
 fn plot_breaks_svg_lines_at_nan_marks_lone_points_and_refuses_all_nan() {
     let dir = tempfile::tempdir().unwrap();
