@@ -66,6 +66,10 @@ pub enum StatusFilter {
 pub struct ShowArgs {
     /// The run directory.
     pub run: PathBuf,
+    /// Whose metrics, in a run of several ranks: a rank, or `all` (a table per rank).
+    /// Default: rank 0 (the lowest rank the run has).
+    #[arg(long, value_name = "N|all", value_parser = parse_rank)]
+    pub rank: Option<RankChoice>,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -84,6 +88,10 @@ pub struct CompareArgs {
     /// Two or more run directories.
     #[arg(required = true, num_args = 2..)]
     pub runs: Vec<PathBuf>,
+    /// Whose metrics, in runs of several ranks: a rank, or `all` (a column per run and
+    /// rank). Default: rank 0 (each run's lowest rank).
+    #[arg(long, value_name = "N|all", value_parser = parse_rank)]
+    pub rank: Option<RankChoice>,
     /// How to pick a metric's best value: `min:NAME` or `max:NAME` (repeatable).
     #[arg(long, value_name = "min|max:METRIC", value_parser = parse_best)]
     pub best: Vec<(Direction, String)>,
@@ -93,6 +101,23 @@ pub struct CompareArgs {
     /// One JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--rank`: one rank, or every rank apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankChoice {
+    One(u32),
+    All,
+}
+
+fn parse_rank(s: &str) -> Result<RankChoice, String> {
+    match s {
+        "all" => Ok(RankChoice::All),
+        n => n
+            .parse()
+            .map(RankChoice::One)
+            .map_err(|_| format!("`{n}`: a rank is a number, or `all`")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

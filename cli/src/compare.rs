@@ -7,7 +7,7 @@ use std::io::Write;
 use serde_json::{json, Map, Value as Json};
 use trainlog::format::format_duration;
 
-use crate::args::{CompareArgs, Direction};
+use crate::args::{CompareArgs, Direction, RankChoice};
 use crate::runs::{
     flat_params, json_number, key_metrics, labels, lower_is_better, pad, visible, width, RunData,
     Summary,
@@ -24,12 +24,29 @@ fn param_text(v: Option<&Json>) -> String {
 }
 
 pub fn compare(args: &CompareArgs) -> Result<(), String> {
-    let runs: Vec<RunData> = args
+    let loaded: Vec<RunData> = args
         .runs
         .iter()
         .map(|p| RunData::load(p))
         .collect::<Result<_, _>>()?;
-    let names = labels(&args.runs);
+    // A column per run, of its rank 0 (lowest rank) or the rank asked for; with
+    // `--rank all`, a column per run and rank.
+    let mut columns: Vec<(&RunData, String, Option<u32>)> = Vec::new();
+    for (run, name) in loaded.iter().zip(labels(&args.runs)) {
+        match args.rank {
+            Some(RankChoice::All) if run.ranks().len() > 1 => {
+                for rank in run.ranks() {
+                    columns.push((run, format!("{name} rank {rank}"), Some(rank)));
+                }
+            }
+            Some(RankChoice::One(rank)) => columns.push((run, name, run.rank_for(Some(rank))?)),
+            _ => columns.push((run, name, run.default_rank())),
+        }
+    }
+    let several_ranks = loaded.iter().any(|r| r.ranks().len() > 1);
+    let runs: Vec<&RunData> = columns.iter().map(|c| c.0).collect();
+    let names: Vec<String> = columns.iter().map(|c| c.1.clone()).collect();
+    let ranks: Vec<Option<u32>> = columns.iter().map(|c| c.2).collect();
     let params: Vec<BTreeMap<String, Json>> = runs
         .iter()
         .map(|r| r.params().map(|p| flat_params(&p)))
@@ -38,7 +55,10 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
     let (differ, equal): (Vec<&String>, Vec<&String>) = keys
         .into_iter()
         .partition(|k| params.iter().any(|p| p.get(*k) != params[0].get(*k)));
-    let summaries: Vec<BTreeMap<String, Summary>> = runs.iter().map(|r| r.summary()).collect();
+    let summaries: Vec<BTreeMap<String, Summary>> = columns
+        .iter()
+        .map(|(run, _, rank)| run.summary_of(*rank))
+        .collect();
     let mut all_metrics: BTreeMap<String, ()> = BTreeMap::new();
     for s in &summaries {
         all_metrics.extend(s.keys().map(|k| (k.clone(), ())));
@@ -100,9 +120,10 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
         return crate::print_json(&json!({
             "runs": names,
             "paths": runs.iter().map(|r| r.path.display().to_string()).collect::<Vec<_>>(),
-            "status": runs.iter().map(RunData::status).collect::<Vec<_>>(),
-            "duration_secs": runs.iter().map(RunData::duration).collect::<Vec<_>>(),
-            "steps": runs.iter().map(RunData::steps).collect::<Vec<_>>(),
+            "ranks": ranks,
+            "status": runs.iter().map(|r| r.status()).collect::<Vec<_>>(),
+            "duration_secs": runs.iter().map(|r| r.duration()).collect::<Vec<_>>(),
+            "steps": runs.iter().map(|r| r.steps()).collect::<Vec<_>>(),
             "params": {"differ": out_params, "equal": equal_params},
             "metrics": out_metrics,
         }));
@@ -134,6 +155,17 @@ pub fn compare(args: &CompareArgs) -> Result<(), String> {
         runs.iter().map(|r| r.steps().to_string()).collect(),
         |_, s| s.to_owned(),
     );
+    if several_ranks {
+        // Which rank's records each column's metrics are.
+        let cells = ranks
+            .iter()
+            .map(|r| r.map_or_else(|| "-".into(), |r| r.to_string()))
+            .collect();
+        table.row("rank", cells, |_, s| s.to_owned());
+        if args.rank.is_none() {
+            table.note("(metrics of each run's rank 0; --rank N|all for others)");
+        }
+    }
     let folded = if args.all_params || equal.is_empty() {
         String::new()
     } else {

@@ -59,7 +59,8 @@ pub fn ls(args: &LsArgs) -> Result<(), String> {
         let name = name_of(&run);
         let row = match RunData::load(&run) {
             Ok(data) => {
-                let summary = data.summary();
+                // The last values of rank 0 (the lowest rank), as `show` gives by default.
+                let summary = data.summary_of(data.default_rank());
                 Row {
                     name,
                     status: data.status(),

@@ -215,10 +215,42 @@ impl RunData {
         Ok(Json::Object(current))
     }
 
-    /// Per metric, over every rank's file in rank order.
-    pub fn summary(&self) -> BTreeMap<String, Summary> {
+    /// The ranks that have a metrics file, in order.
+    pub fn ranks(&self) -> Vec<u32> {
+        self.files.iter().map(|(rank, _)| *rank).collect()
+    }
+
+    /// The rank shown unless another is asked for: 0, else the lowest the run has.
+    pub fn default_rank(&self) -> Option<u32> {
+        self.files.first().map(|(rank, _)| *rank)
+    }
+
+    /// The rank `choice` names (one of the run's), or the default; an error naming the
+    /// ranks there are when the run has no such rank.
+    pub fn rank_for(&self, choice: Option<u32>) -> Result<Option<u32>, String> {
+        match choice {
+            None => Ok(self.default_rank()),
+            Some(rank) if self.files.iter().any(|(r, _)| *r == rank) => Ok(Some(rank)),
+            Some(rank) => Err(format!(
+                "{} has no rank {rank} (its ranks: {})",
+                self.path.display(),
+                self.ranks()
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// Per metric, of one rank's file (`None`: every rank's, in rank order).
+    pub fn summary_of(&self, rank: Option<u32>) -> BTreeMap<String, Summary> {
         let mut out: BTreeMap<String, Summary> = BTreeMap::new();
-        for (_, file) in &self.files {
+        for (_, file) in self
+            .files
+            .iter()
+            .filter(|(r, _)| rank.is_none_or(|x| x == *r))
+        {
             for metric in &file.metrics {
                 out.entry(metric.name.clone())
                     .or_default()

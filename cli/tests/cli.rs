@@ -569,6 +569,80 @@ fn names_are_escaped_alike_and_columns_count_display_width() {
 }
 
 #[test]
+fn show_and_compare_say_which_rank_their_metrics_are_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = raw_run(
+        dir.path(),
+        "two",
+        &[
+            json!({"rank": 0, "step": 0, "loss": 2.0}),
+            json!({"rank": 0, "step": 1, "loss": 1.0}),
+        ],
+    );
+    std::fs::write(
+        run.join("metrics_rank1.jsonl"),
+        "{\"rank\":1,\"step\":0,\"loss\":4.0}\n{\"rank\":1,\"step\":1,\"loss\":3.0}\n{\"rank\":1,\"step\":2,\"loss\":2.5}\n",
+    )
+    .unwrap();
+    let loss_cells = |out: &str| -> Vec<Vec<String>> {
+        out.lines()
+            .filter(|l| l.split_whitespace().next() == Some("loss"))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    // Rank 0 by default, and said so; not the two ranks' points mixed.
+    let (ok, out, err) = output(cli().arg("show").arg(&run));
+    assert!(ok, "{err}");
+    assert!(out.contains("ranks    0, 1 (metrics of rank 0"), "{out}");
+    assert_eq!(
+        loss_cells(&out),
+        [["loss", "2", "1.000", "2.000", "1.000", "0"]]
+    );
+    let (ok, out, err) = output(cli().arg("show").arg(&run).args(["--rank", "1"]));
+    assert!(ok, "{err}");
+    assert_eq!(
+        loss_cells(&out),
+        [["loss", "3", "2.500", "4.000", "2.500", "0"]]
+    );
+    let (ok, out, err) = output(cli().arg("show").arg(&run).args(["--rank", "all"]));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("metrics (rank 0)") && out.contains("metrics (rank 1)"),
+        "{out}"
+    );
+    assert_eq!(loss_cells(&out).len(), 2, "{out}");
+    let (ok, _, err) = output(cli().arg("show").arg(&run).args(["--rank", "5"]));
+    assert!(
+        !ok && err.contains("has no rank 5 (its ranks: 0, 1)"),
+        "{err}"
+    );
+    let (ok, out, err) = output(cli().arg("show").arg(&run).arg("--json"));
+    assert!(ok, "{err}");
+    let json: Json = serde_json::from_str(&out).unwrap();
+    assert_eq!((&json["rank"], &json["ranks"]), (&json!(0), &json!([0, 1])));
+    assert_eq!(json["metrics"]["loss"]["count"], 2);
+    // Compare: a rank row, and with --rank all a column per run and rank.
+    let (ok, out, err) = output(cli().arg("compare").arg(&run).arg(&run));
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["rank", "0", "0"]),
+        "{out}"
+    );
+    let (ok, out, err) = output(
+        cli()
+            .arg("compare")
+            .arg(&run)
+            .arg(&run)
+            .args(["--rank", "all"]),
+    );
+    assert!(ok, "{err}");
+    let head = out.lines().next().unwrap();
+    assert_eq!(head.matches("rank 0").count(), 2, "{out}");
+    assert_eq!(head.matches("rank 1").count(), 2, "{out}");
+}
+
+#[test]
 fn ls_on_a_run_directory_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let run = raw_run(dir.path(), "solo", &[json!({"step": 0, "loss": 1.0})]);
