@@ -148,9 +148,11 @@ pub fn time_unit(span: f64) -> (f64, &'static str) {
 
 /// Wall-clock ticks (UTC) over unix seconds `lo..=hi`.
 pub fn wall(lo: f64, hi: f64, target: usize) -> Axis {
-    const STEPS: [f64; 20] = [
-        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
-        10800.0, 21600.0, 43200.0, 86400.0, 172800.0, 604800.0,
+    // Down to milliseconds, so a run shorter than a second still gets ticks.
+    const STEPS: [f64; 29] = [
+        0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0,
+        60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 21600.0, 43200.0,
+        86400.0, 172800.0, 604800.0,
     ];
     let (lo, hi) = if hi > lo {
         (lo, hi)
@@ -175,6 +177,8 @@ pub fn wall(lo: f64, hi: f64, target: usize) -> Axis {
                 text[..10].to_owned()
             } else if days_differ {
                 format!("{} {}", &text[5..10], &text[11..16])
+            } else if step < 1.0 {
+                subsecond_label(v, step)
             } else if step < 60.0 {
                 text[11..19].to_owned()
             } else {
@@ -186,9 +190,54 @@ pub fn wall(lo: f64, hi: f64, target: usize) -> Axis {
     Axis { lo, hi, ticks }
 }
 
+/// `HH:MM:SS.f…` for a tick at Unix time `v` on an axis of steps under a second, with as
+/// many decimals as the step has (counted in whole milliseconds, so `0.1 × k` never reads
+/// `…0.0999`).
+fn subsecond_label(v: f64, step: f64) -> String {
+    let decimals = (-step.log10().floor()) as u32;
+    let ms = (v * 1000.0).round() as i64;
+    let (secs, ms) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let day = secs.rem_euclid(86400);
+    let fraction = format!("{ms:03}");
+    format!(
+        "{:02}:{:02}:{:02}.{}",
+        day / 3600,
+        day / 60 % 60,
+        day % 60,
+        &fraction[..decimals.clamp(1, 3) as usize]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_under_a_second_gets_wall_clock_ticks() {
+        let t0 = 1_767_225_600.0; // 2026-01-01T00:00:00Z
+        let axis = wall(t0, t0 + 0.45, 6);
+        assert_eq!(
+            labels(&axis),
+            [
+                "00:00:00.0",
+                "00:00:00.1",
+                "00:00:00.2",
+                "00:00:00.3",
+                "00:00:00.4"
+            ]
+        );
+        let axis = wall(t0 + 0.0105, t0 + 0.0395, 6);
+        assert_eq!(
+            labels(&axis),
+            [
+                "00:00:00.015",
+                "00:00:00.020",
+                "00:00:00.025",
+                "00:00:00.030",
+                "00:00:00.035"
+            ]
+        );
+    }
 
     fn labels(axis: &Axis) -> Vec<&str> {
         axis.ticks.iter().map(|(_, l)| l.as_str()).collect()
