@@ -138,6 +138,7 @@ pub fn plot(args: &PlotArgs) -> Result<(), String> {
         });
     }
     let options = chart::Options {
+        escape_undrawable: !svg,
         smooth: args.smooth,
         log_y: args.log_y,
         x: match args.x {

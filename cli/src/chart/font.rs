@@ -46,9 +46,30 @@ impl Fonts {
             .sum()
     }
 
+    /// `text` with each character the font has no glyph for written as its escape
+    /// (`\u{640d}`), so a PNG shows which character it was rather than a `?`.
+    pub fn drawable<'t>(&self, text: &'t str, bold: bool) -> std::borrow::Cow<'t, str> {
+        let face = self.face(bold);
+        if text.chars().all(|c| face.glyph_index(c).is_some()) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        text.chars()
+            .map(|c| match face.glyph_index(c) {
+                Some(_) => c.to_string(),
+                None => c.escape_unicode().to_string(),
+            })
+            .collect::<String>()
+            .into()
+    }
+
     /// `text` shortened in the middle with `…` to fit `max` pixels.
     pub fn elide(&self, text: &str, size: f32, max: f32) -> String {
-        if self.width(text, size, false) <= max {
+        self.elide_styled(text, size, false, max)
+    }
+
+    /// [`elide`](Self::elide), in bold or not.
+    pub fn elide_styled(&self, text: &str, size: f32, bold: bool, max: f32) -> String {
+        if self.width(text, size, bold) <= max {
             return text.to_owned();
         }
         let chars: Vec<char> = text.chars().collect();
@@ -62,7 +83,7 @@ impl Fonts {
                 .chain(['…'].iter())
                 .chain(chars[chars.len() - tail..].iter())
                 .collect();
-            if self.width(&s, size, false) <= max {
+            if self.width(&s, size, bold) <= max {
                 return s;
             }
         }

@@ -45,6 +45,9 @@ pub struct Options {
     pub smooth: f64,
     pub log_y: bool,
     pub x: XKind,
+    /// Text for a PNG: characters the embedded font cannot draw become a visible escape
+    /// (`\u{640d}`) instead of a `?` (an SVG's viewer has fonts of its own for them).
+    pub escape_undrawable: bool,
 }
 
 /// Okabe & Ito's palette, distinguishable with the common colour-vision deficiencies
@@ -223,10 +226,19 @@ fn layout_chart(
         plot_bottom - ((y - y_axis.lo) / (y_axis.hi - y_axis.lo)) as f32 * (plot_bottom - plot_top)
     };
 
-    let mut title = chart.title.clone();
+    let shown = |text: &str| {
+        if options.escape_undrawable {
+            fonts.drawable(text, false).into_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut title = shown(&chart.title);
     if options.smooth > 0.0 {
         title.push_str(&format!("  (smoothed {})", options.smooth));
     }
+    // A long title is shortened in the middle to fit above its plot.
+    let title = fonts.elide_styled(&title, TITLE_SIZE, true, right - left);
     shapes.push(Shape::Text {
         at: (left, top + 26.0),
         text: title,
@@ -330,7 +342,7 @@ fn layout_chart(
     let max_label = (right - left) * 0.6;
     for (j, series) in chart.series.iter().enumerate() {
         let color = PALETTE[j % PALETTE.len()];
-        let label = fonts.elide(&series.label, LEGEND_SIZE, max_label);
+        let label = fonts.elide(&shown(&series.label), LEGEND_SIZE, max_label);
         let w = 22.0 + fonts.width(&label, LEGEND_SIZE, false);
         if x > left && x + w > right {
             row += 1;
@@ -354,4 +366,60 @@ fn layout_chart(
         x += w + 20.0;
     }
     legend_top - top + row as f32 * LEGEND_ROW + 18.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(scene: &Scene) -> Vec<(String, f32, bool)> {
+        scene
+            .shapes
+            .iter()
+            .filter_map(|s| match s {
+                Shape::Text {
+                    text, size, bold, ..
+                } => Some((text.clone(), *size, *bold)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn png_text_escapes_what_the_font_cannot_draw_and_long_titles_fit() {
+        let title = format!("損失/{}", "long.metric.name.".repeat(20));
+        let chart = Chart {
+            title: title.clone(),
+            series: vec![Series {
+                label: "実験".into(),
+                points: vec![(0.0, 1.0), (1.0, 0.5)],
+            }],
+        };
+        let options = |escape| Options {
+            escape_undrawable: escape,
+            smooth: 0.0,
+            log_y: false,
+            x: XKind::Step,
+        };
+        let png = texts(&layout(std::slice::from_ref(&chart), &options(true)));
+        let fonts = font::fonts();
+        let (shown_title, size, bold) = &png[0];
+        assert!(
+            shown_title.starts_with("\\u{640d}\\u{5931}/"),
+            "{shown_title}"
+        );
+        assert!(shown_title.contains('…'), "{shown_title}");
+        assert!(
+            fonts.width(shown_title, *size, *bold) <= WIDTH,
+            "{shown_title}"
+        );
+        assert!(
+            png.iter().any(|(t, ..)| t == "\\u{5b9f}\\u{9a13}"),
+            "{png:?}"
+        );
+        // An SVG keeps the characters (its viewer has fonts for them).
+        let svg = texts(&layout(&[chart], &options(false)));
+        assert!(svg[0].0.starts_with("損失/"), "{:?}", svg[0]);
+        assert!(svg.iter().any(|(t, ..)| t == "実験"), "{svg:?}");
+    }
 }
