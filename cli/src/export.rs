@@ -119,7 +119,9 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
 struct RankFile {
     rank: u32,
     path: PathBuf,
-    lines: std::io::Lines<BufReader<std::fs::File>>,
+    reader: BufReader<std::fs::File>,
+    /// The line being read, reused.
+    line: Vec<u8>,
     number: usize,
     /// The next row and its sort step (a row without a step sorts with the one before).
     head: Option<(u64, Json)>,
@@ -131,22 +133,34 @@ struct RankFile {
 impl RankFile {
     fn advance(&mut self, results: Option<&RunInfo>) -> Result<(), String> {
         self.head = None;
-        while let Some(line) = self.lines.next() {
-            let line = line.map_err(|e| format!("{}: {e}", self.path.display()))?;
+        loop {
+            self.line.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| format!("{}: {e}", self.path.display()))?;
+            if read == 0 {
+                return Ok(());
+            }
             self.number += 1;
-            if line.trim().is_empty() {
+            let complete = self.line.last() == Some(&b'\n');
+            let text = self.line.trim_ascii();
+            if text.is_empty() {
                 continue;
             }
-            let mut row: Json = match serde_json::from_str(&line) {
+            let mut row: Json = match serde_json::from_slice(text) {
                 Ok(row) => row,
                 // A torn last line (a crash mid-write) is not a record.
-                Err(_) if self.is_last_line() => continue,
+                Err(_) if !complete => continue,
+                // Nor is a line that is not JSON (invalid UTF-8 included): named, skipped.
                 Err(e) => {
-                    return Err(format!(
-                        "{}:{}: not valid JSON ({e})",
+                    let why = e.to_string().replace(" at line 1 column ", " at column ");
+                    eprintln!(
+                        "trainlog: {}:{}: skipped a line that is not a JSON object ({why})",
                         self.path.display(),
                         self.number
-                    ))
+                    );
+                    continue;
                 }
             };
             if row["hparams"] == true || replaced_by_run_json(&row, results) {
@@ -164,7 +178,6 @@ impl RankFile {
             self.head = Some((self.last_step, row));
             return Ok(());
         }
-        Ok(())
     }
 
     /// Whether a later resume line took this row's step back.
@@ -175,13 +188,6 @@ impl RankFile {
         self.resumes
             .iter()
             .any(|&(line, from)| line > self.number && from <= step)
-    }
-
-    fn is_last_line(&mut self) -> bool {
-        // `Lines` has no peek; a torn line can only be followed by nothing.
-        std::fs::read(&self.path)
-            .map(|bytes| !bytes.ends_with(b"\n"))
-            .unwrap_or(false)
     }
 }
 
@@ -202,7 +208,8 @@ fn for_each_row(run: &Path, mut f: impl FnMut(&Json) -> Result<(), String>) -> R
         let mut rank_file = RankFile {
             rank,
             path,
-            lines: BufReader::new(file).lines(),
+            reader: BufReader::new(file),
+            line: Vec::new(),
             number: 0,
             head: None,
             last_step: 0,
