@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
@@ -12,6 +12,7 @@ use trainlog::jsonl::fields;
 use trainlog::run::{read_info, RunInfo};
 
 use crate::args::{ExportArgs, Format};
+use crate::engine::{reason, Lines};
 use crate::runs::{has_histogram, histogram_stats, is_run, json_number, labels, metric_files};
 
 fn csv_cell(s: &str) -> String {
@@ -119,46 +120,27 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
 struct RankFile {
     rank: u32,
     path: PathBuf,
-    reader: BufReader<std::fs::File>,
-    /// The line being read, reused.
-    line: Vec<u8>,
-    number: usize,
+    lines: Lines,
     /// The next row and its sort step (a row without a step sorts with the one before).
     head: Option<(u64, Json)>,
     last_step: u64,
-    /// Resume lines (line number, step): the rows they orphan are left out.
-    resumes: Vec<(usize, u64)>,
 }
 
 impl RankFile {
     fn advance(&mut self, results: Option<&RunInfo>) -> Result<(), String> {
         self.head = None;
-        loop {
-            self.line.clear();
-            let read = self
-                .reader
-                .read_until(b'\n', &mut self.line)
-                .map_err(|e| format!("{}: {e}", self.path.display()))?;
-            if read == 0 {
-                return Ok(());
-            }
-            self.number += 1;
-            let complete = self.line.last() == Some(&b'\n');
-            let text = self.line.trim_ascii();
-            if text.is_empty() {
-                continue;
-            }
-            let mut row: Json = match serde_json::from_slice(text) {
+        while let Some(line) = self.lines.next_line()? {
+            let mut row: Json = match serde_json::from_slice(line.text) {
                 Ok(row) => row,
                 // A torn last line (a crash mid-write) is not a record.
-                Err(_) if !complete => continue,
+                Err(_) if !line.complete => continue,
                 // Nor is a line that is not JSON (invalid UTF-8 included): named, skipped.
                 Err(e) => {
-                    let why = e.to_string().replace(" at line 1 column ", " at column ");
                     eprintln!(
-                        "trainlog: {}:{}: skipped a line that is not a JSON object ({why})",
+                        "trainlog: {}:{}: skipped a line that is not a JSON object ({})",
                         self.path.display(),
-                        self.number
+                        line.number,
+                        reason(&e)
                     );
                     continue;
                 }
@@ -166,7 +148,7 @@ impl RankFile {
             if row["hparams"] == true || replaced_by_run_json(&row, results) {
                 continue;
             }
-            if trainlog::jsonl::is_resume(&row) || self.orphaned(&row) {
+            if line.orphaned(row["step"].as_u64()) {
                 continue;
             }
             if row.get("rank").is_none() {
@@ -178,16 +160,7 @@ impl RankFile {
             self.head = Some((self.last_step, row));
             return Ok(());
         }
-    }
-
-    /// Whether a later resume line took this row's step back.
-    fn orphaned(&self, row: &Json) -> bool {
-        let Some(step) = row["step"].as_u64() else {
-            return false;
-        };
-        self.resumes
-            .iter()
-            .any(|&(line, from)| line > self.number && from <= step)
+        Ok(())
     }
 }
 
@@ -203,17 +176,12 @@ fn for_each_row(run: &Path, mut f: impl FnMut(&Json) -> Result<(), String>) -> R
     let info = read_info(run).ok();
     let mut files = Vec::new();
     for (rank, path) in metric_files(run) {
-        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let resumes = trainlog::jsonl::resumes(&path).map_err(|e| e.to_string())?;
         let mut rank_file = RankFile {
             rank,
+            lines: Lines::open(&path)?,
             path,
-            reader: BufReader::new(file),
-            line: Vec::new(),
-            number: 0,
             head: None,
             last_step: 0,
-            resumes,
         };
         rank_file.advance(info.as_ref())?;
         files.push(rank_file);
