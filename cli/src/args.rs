@@ -29,6 +29,7 @@ pub enum Command {
     Export(ExportArgs),
     Plot(PlotArgs),
     Sync(SyncArgs),
+    Serve(ServeArgs),
     Completions(CompletionsArgs),
 }
 
@@ -235,6 +236,25 @@ pub struct SyncArgs {
     /// The logger's output directory (its `*_spool` directories are sent).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+}
+
+/// A read-only JSON API over the runs under a directory (the dashboard page comes next).
+///
+/// `GET /api/runs` lists the runs; `GET /api/scalars?run=NAME&metric=NAME&points=N` gives
+/// one series, every point counted, cut to N buckets with their min and max. Listens on
+/// 127.0.0.1 only unless told otherwise.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  trainlog serve runs
+  curl -s localhost:6007/api/runs | jq '.[].name'
+  curl -s 'localhost:6007/api/scalars?run=sft_a&metric=loss&points=500' | jq .total")]
+pub struct ServeArgs {
+    /// The directory whose runs are served (searched recursively).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Where to listen; an address other than 127.0.0.1 or ::1 is warned about.
+    #[arg(long, default_value = "127.0.0.1:6007", value_name = "HOST:PORT")]
+    pub addr: String,
 }
 
 /// A completion script for your shell, on standard output.

@@ -15,6 +15,7 @@ mod export;
 mod ls;
 mod plot;
 mod runs;
+mod serve;
 mod show;
 mod style;
 mod sync;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Command::Export(a) => export::export(&a),
         Command::Plot(a) => plot::plot(&a),
         Command::Sync(a) => sync::sync(&a),
+        Command::Serve(a) => serve::serve(&a),
         Command::Completions(a) => {
             clap_complete::generate(
                 a.shell,
