@@ -5,7 +5,8 @@
 //!   `status`, `start`, `duration_secs`, `steps`, `ranks`, `params`, `metrics` (names) and
 //!   `last` (rank 0's last value of each), or `error` for a run that cannot be read.
 //! - `GET /api/scalars?run=NAME&metric=NAME[&points=N][&rank=R]`: one series of one rank
-//!   (rank 0 by default): `total` (its number of points), `step` and `value` arrays, and,
+//!   (rank 0 by default; its points logged with a step): `total` (its number of points),
+//!   `step` and `value` arrays, and,
 //!   when it has more than `points` (default 1000), one entry per bucket of consecutive
 //!   points with the bucket's `min` and `max` too, so a one-step spike survives.
 //!
