@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 use trainlog::jsonl::fields;
@@ -135,8 +136,8 @@ pub struct RunData {
     pub path: PathBuf,
     /// `run.json`, for runs of the run API.
     pub info: Option<RunInfo>,
-    /// Each rank's file, in rank order.
-    pub files: Vec<(u32, FileScan)>,
+    /// Each rank's file, in rank order (shared: `serve` keeps them between requests).
+    pub files: Vec<(u32, Arc<FileScan>)>,
 }
 
 impl RunData {
@@ -146,15 +147,25 @@ impl RunData {
 
     /// Reads the run, keeping the points `keep` asks for.
     pub fn load_keeping(path: &Path, keep: Keep<'_>) -> Result<RunData, String> {
+        RunData::load_with(path, |file| {
+            let scan = FileScan::read(file, keep)?;
+            report_bad_lines(file, &scan);
+            Ok(Arc::new(scan))
+        })
+    }
+
+    /// Reads the run, its metrics files through `read` (which may keep them).
+    pub fn load_with(
+        path: &Path,
+        mut read: impl FnMut(&Path) -> Result<Arc<FileScan>, String>,
+    ) -> Result<RunData, String> {
         let files = run_files(path)?;
         if files.is_empty() && !path.join("run.json").is_file() {
             return Err(not_a_run(path));
         }
         let mut scans = Vec::with_capacity(files.len());
         for (rank, file) in files {
-            let scan = FileScan::read(&file, keep)?;
-            report_bad_lines(&file, &scan);
-            scans.push((rank, scan));
+            scans.push((rank, read(&file)?));
         }
         let info = match read_info(path) {
             Ok(info) => Some(info),

@@ -146,3 +146,27 @@ fn nothing_outside_the_directory_and_nothing_but_reading() {
     let (status, s) = request(&server, "GET", "/api/scalars?run=inside&metric=lr");
     assert_eq!((status, &s["total"]), (200, &serde_json::json!(3)));
 }
+
+#[test]
+fn a_line_appended_is_in_the_next_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    write_run(dir.path(), "live", 3);
+    let server = serve(dir.path());
+    let total = |server: &Server| {
+        let (_, s) = request(server, "GET", "/api/scalars?run=live&metric=lr");
+        s["total"].as_u64().unwrap()
+    };
+    assert_eq!(total(&server), 3);
+    // Kept between requests, and read again once the file changed.
+    assert_eq!(total(&server), 3);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("live").join("metrics_rank0.jsonl"))
+        .unwrap();
+    writeln!(f, "{{\"step\":3,\"lr\":0.002}}").unwrap();
+    drop(f);
+    assert_eq!(total(&server), 4);
+    let (_, runs) = request(&server, "GET", "/api/runs");
+    assert_eq!(runs[0]["steps"], 4);
+    assert_eq!(runs[0]["last"]["lr"], 0.002);
+}

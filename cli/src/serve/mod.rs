@@ -11,10 +11,13 @@
 //!   points with the bucket's `min` and `max` too, so a one-step spike survives.
 //!
 //! Errors are JSON (`{"error": "..."}`) with a 4xx status. Nothing writes or deletes; a run
-//! name can never leave DIR (`..`, absolute paths and symlinks out are refused).
+//! name can never leave DIR (`..`, absolute paths and symlinks out are refused). Files are
+//! kept in memory between requests and read again when they change ([`Cache`]).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
@@ -53,8 +56,9 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         "trainlog: serving {} on http://{bound}/ (read-only; Ctrl-C stops)",
         root.display()
     );
+    let mut cache = Cache::default();
     for request in server.incoming_requests() {
-        let (status, body) = answer(&root, request.method(), request.url());
+        let (status, body) = answer(&root, &mut cache, request.method(), request.url());
         let header = tiny_http::Header::from_bytes(
             &b"Content-Type"[..],
             &b"application/json; charset=utf-8"[..],
@@ -70,15 +74,15 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
 }
 
 /// The status and JSON body for a request.
-fn answer(root: &Path, method: &tiny_http::Method, url: &str) -> (u16, Json) {
+fn answer(root: &Path, cache: &mut Cache, method: &tiny_http::Method, url: &str) -> (u16, Json) {
     if *method != tiny_http::Method::Get {
         return error(405, "read-only: only GET requests are answered");
     }
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let query = parse_query(query);
     match path {
-        "/api/runs" => (200, runs(root)),
-        "/api/scalars" => scalars(root, &query).unwrap_or_else(|e| e),
+        "/api/runs" => (200, runs(root, cache)),
+        "/api/scalars" => scalars(root, cache, &query).unwrap_or_else(|e| e),
         _ => error(404, &format!("no such endpoint: {path}")),
     }
 }
@@ -87,8 +91,39 @@ fn error(status: u16, message: &str) -> (u16, Json) {
     (status, json!({ "error": message }))
 }
 
+/// Metrics files as read, with every metric's points, kept between requests and read
+/// again when a file's size or modification time changes.
+#[derive(Default)]
+struct Cache {
+    files: HashMap<PathBuf, (Stamp, Arc<FileScan>)>,
+}
+
+/// What tells that a file changed: its length and modification time.
+type Stamp = (u64, Option<std::time::SystemTime>);
+
+impl Cache {
+    /// `path` as read now: from memory while it has not changed.
+    fn scan(&mut self, path: &Path) -> Result<Arc<FileScan>, String> {
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let stamp = (meta.len(), meta.modified().ok());
+        if let Some((seen, scan)) = self.files.get(path) {
+            if *seen == stamp {
+                return Ok(scan.clone());
+            }
+        }
+        let every_point = Keep {
+            x: X::Step,
+            metrics: &[],
+            all_up_to: usize::MAX,
+        };
+        let scan = Arc::new(FileScan::read(path, every_point)?);
+        self.files.insert(path.to_path_buf(), (stamp, scan.clone()));
+        Ok(scan)
+    }
+}
+
 /// `GET /api/runs`.
-fn runs(root: &Path) -> Json {
+fn runs(root: &Path, cache: &mut Cache) -> Json {
     let (found, unread) = find_runs(root);
     let mut out: Vec<Json> = unread
         .into_iter()
@@ -96,7 +131,7 @@ fn runs(root: &Path) -> Json {
         .collect();
     for run in found {
         let name = relative(root, &run);
-        let entry = match RunData::load(&run) {
+        let entry = match RunData::load_with(&run, |file| cache.scan(file)) {
             Ok(data) => {
                 let summary = data.summary_of(data.default_rank());
                 let last: Map<String, Json> = summary
@@ -134,7 +169,11 @@ fn relative(root: &Path, dir: &Path) -> String {
 }
 
 /// `GET /api/scalars`.
-fn scalars(root: &Path, query: &[(String, String)]) -> Result<(u16, Json), (u16, Json)> {
+fn scalars(
+    root: &Path,
+    cache: &mut Cache,
+    query: &[(String, String)],
+) -> Result<(u16, Json), (u16, Json)> {
     let get = |key: &str| {
         query
             .iter()
@@ -163,10 +202,8 @@ fn scalars(root: &Path, query: &[(String, String)]) -> Result<(u16, Json), (u16,
     let Some((rank, path)) = files.into_iter().find(|(r, _)| Some(*r) == rank) else {
         return Err(error(404, &format!("run `{name}` has no such rank")));
     };
-    let metrics = [metric.to_owned()];
-    let scan =
-        FileScan::read(&path, Keep::points(X::Step, &metrics)).map_err(|e| error(500, &e))?;
-    let Some(series) = scan.metrics.into_iter().find(|m| m.name == metric) else {
+    let scan = cache.scan(&path).map_err(|e| error(500, &e))?;
+    let Some(series) = scan.metrics.iter().find(|m| m.name == metric) else {
         return Err(error(
             404,
             &format!("run `{name}` has no metric `{metric}`"),
