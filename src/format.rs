@@ -99,6 +99,23 @@ fn write_value(out: &mut impl Write, v: &Value) -> fmt::Result {
     }
 }
 
+/// `s` with control characters escaped as the console writes them (`\n`, `\t`,
+/// `\u{1b}`): borrowed when it has none.
+///
+/// ```
+/// use trainlog::format::escape_controls;
+/// assert_eq!(escape_controls("loss"), "loss");
+/// assert_eq!(escape_controls("red\u{1b}[31m\n"), "red\\u{1b}[31m\\n");
+/// ```
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    let _ = write_text(&mut out, s);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Writes text with control characters escaped (`\n`, `\t`, `\u{1b}`), so a value can
 /// neither forge a console line nor send escape sequences to the terminal.
 fn write_text(out: &mut impl Write, s: &str) -> fmt::Result {

@@ -21,7 +21,7 @@ use std::path::Path;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value as Json;
 
-use crate::runs::Summary;
+use crate::runs::{Summary, HISTOGRAM_FIELDS};
 
 /// Which points to keep, besides every metric's summary.
 #[derive(Clone, Copy)]
@@ -189,6 +189,15 @@ impl Lines {
 /// its column is what helps.
 pub fn reason(e: &serde_json::Error) -> String {
     e.to_string().replace(" at line 1 column ", " at column ")
+}
+
+/// Names a skipped line on stderr: `trainlog: FILE:LINE: skipped a line that is not a JSON
+/// object (WHY)`, the same words from every command.
+pub fn report_skipped(path: &Path, line: usize, why: &str) {
+    eprintln!(
+        "trainlog: {}:{line}: skipped a line that is not a JSON object ({why})",
+        path.display()
+    );
 }
 
 /// How many skipped lines are named; the rest are counted.
@@ -393,9 +402,6 @@ impl LineSeed<'_, '_> {
         }
     }
 }
-
-/// The fields a histogram becomes.
-const HISTOGRAM_FIELDS: [&str; 5] = ["count", "min", "max", "mean", "nonfinite"];
 
 impl<'de> Visitor<'de> for LineSeed<'_, '_> {
     type Value = ();
@@ -722,12 +728,13 @@ impl Histogram {
             .into_iter()
             .filter_map(unsigned)
             .sum();
+        let [count, min, max, mean, nonfinite_name] = HISTOGRAM_FIELDS;
         [
-            ("count", number(&self.count), integer(&self.count)),
-            ("min", number(&self.min), integer(&self.min)),
-            ("max", number(&self.max), integer(&self.max)),
-            ("mean", number(&self.mean), integer(&self.mean)),
-            ("nonfinite", Some(nonfinite as f64), true),
+            (count, number(&self.count), integer(&self.count)),
+            (min, number(&self.min), integer(&self.min)),
+            (max, number(&self.max), integer(&self.max)),
+            (mean, number(&self.mean), integer(&self.mean)),
+            (nonfinite_name, Some(nonfinite as f64), true),
         ]
     }
 }

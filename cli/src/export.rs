@@ -12,7 +12,7 @@ use trainlog::jsonl::fields;
 use trainlog::run::{read_info, RunInfo};
 
 use crate::args::{ExportArgs, Format};
-use crate::engine::{reason, Lines};
+use crate::engine::{reason, report_skipped, Lines};
 use crate::runs::{has_histogram, histogram_stats, is_run, json_number, labels, metric_files};
 
 fn csv_cell(s: &str) -> String {
@@ -136,12 +136,7 @@ impl RankFile {
                 Err(_) if !line.complete => continue,
                 // Nor is a line that is not JSON (invalid UTF-8 included): named, skipped.
                 Err(e) => {
-                    eprintln!(
-                        "trainlog: {}:{}: skipped a line that is not a JSON object ({})",
-                        self.path.display(),
-                        line.number,
-                        reason(&e)
-                    );
+                    report_skipped(&self.path, line.number, &reason(&e));
                     continue;
                 }
             };

@@ -10,7 +10,7 @@ use trainlog::jsonl::fields;
 #[cfg(test)]
 use trainlog::jsonl::number;
 
-use crate::engine::{FileScan, Keep};
+use crate::engine::{report_skipped, FileScan, Keep};
 use trainlog::run::{read_info, read_params, RunInfo};
 
 /// The `metrics_rank<r>.jsonl` files of a run directory, by rank (none when it cannot be
@@ -74,24 +74,10 @@ pub fn find_runs(root: &Path) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     (runs, unread)
 }
 
-/// A name as a terminal or a chart shows it: control characters escaped (`\n`,
-/// `\u{1b}`), as the console's dict lines write them, so a metric or run name can neither
-/// forge a line, send escape sequences to the terminal, nor make an SVG that is not XML.
-pub fn visible(name: &str) -> std::borrow::Cow<'_, str> {
-    if !name.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(name);
-    }
-    name.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
-}
+/// A name as a terminal or a chart shows it: control characters escaped as the console's
+/// dict lines write them, so a metric or run name can neither forge a line, send escape
+/// sequences to the terminal, nor make an SVG that is not XML.
+pub use trainlog::format::escape_controls as visible;
 
 /// How many terminal columns `s` takes (a CJK character two, a combining mark none).
 pub fn width(s: &str) -> usize {
@@ -141,14 +127,10 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// Reads the run's summaries (no points), naming its skipped lines on stderr.
     pub fn load(path: &Path) -> Result<RunData, String> {
-        RunData::load_keeping(path, Keep::NONE)
-    }
-
-    /// Reads the run, keeping the points `keep` asks for.
-    pub fn load_keeping(path: &Path, keep: Keep<'_>) -> Result<RunData, String> {
         RunData::load_with(path, |file| {
-            let scan = FileScan::read(file, keep)?;
+            let scan = FileScan::read(file, Keep::NONE)?;
             report_bad_lines(file, &scan);
             Ok(Arc::new(scan))
         })
@@ -282,10 +264,7 @@ fn not_a_run(path: &Path) -> String {
 /// Names the lines of `file` that were skipped (the first few, then a count), on stderr.
 pub fn report_bad_lines(file: &Path, scan: &FileScan) {
     for (line, why) in &scan.first_bad {
-        eprintln!(
-            "trainlog: {}:{line}: skipped a line that is not a JSON object ({why})",
-            file.display()
-        );
+        report_skipped(file, *line, why);
     }
     if scan.bad_lines > scan.first_bad.len() {
         eprintln!(
@@ -322,6 +301,9 @@ pub fn flat_params(params: &Json) -> BTreeMap<String, Json> {
     out
 }
 
+/// The fields a histogram becomes, `<name>.count` and so on (the last counts NaN and ±∞).
+pub const HISTOGRAM_FIELDS: [&str; 5] = ["count", "min", "max", "mean", "nonfinite"];
+
 /// `line` with each histogram (an object with `edges` and `counts`, as JSONL writes
 /// `log_histogram`'s values) replaced by its statistics as numeric fields
 /// `<name>.count`, `.min`, `.max`, `.mean` and `.nonfinite`, so that tables, summaries and
@@ -337,14 +319,15 @@ pub fn histogram_stats(line: Json) -> Json {
             out.insert(k, v);
             continue;
         }
-        for name in ["count", "min", "max", "mean"] {
+        let [statistics @ .., nonfinite_name] = HISTOGRAM_FIELDS;
+        for name in statistics {
             out.insert(format!("{k}.{name}"), v[name].clone());
         }
         let nonfinite: u64 = ["nan", "pos_inf", "neg_inf"]
             .iter()
             .filter_map(|n| v[*n].as_u64())
             .sum();
-        out.insert(format!("{k}.nonfinite"), nonfinite.into());
+        out.insert(format!("{k}.{nonfinite_name}"), nonfinite.into());
     }
     Json::Object(out)
 }

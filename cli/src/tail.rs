@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use trainlog::jsonl::to_record;
 
 use crate::args::TailArgs;
+use crate::engine::{reason, report_skipped};
 use crate::runs::{histogram_stats, metric_files};
 
 /// One followed file.
@@ -110,11 +111,7 @@ impl Source {
         let json: Json = match serde_json::from_slice(line) {
             Ok(json) => json,
             Err(e) => {
-                let why = e.to_string().replace(" at line 1 column ", " at column ");
-                eprintln!(
-                    "trainlog: {}:{number}: skipped a line that is not a JSON object ({why})",
-                    self.path.display()
-                );
+                report_skipped(&self.path, number, &reason(&e));
                 return Ok(());
             }
         };
