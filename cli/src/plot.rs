@@ -39,6 +39,7 @@ pub fn plot(args: &PlotArgs) -> Result<(), String> {
         x,
         metrics: &metrics,
         all_up_to: if metrics.is_empty() { ALL_POINTS } else { 0 },
+        times: false,
     };
     let mut scans = Vec::new();
     for (run, name) in &runs {

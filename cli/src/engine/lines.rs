@@ -18,6 +18,14 @@ pub struct Lines {
     floor: Vec<(usize, u64)>,
     /// The first resume line after the current line.
     next_resume: usize,
+    /// Bytes read through the last line that ended with a newline.
+    offset: u64,
+    /// The number of the last line that ended with a newline.
+    whole: usize,
+    /// Reading only what was appended after an offset ([`Lines::open_at`]): a resume line
+    /// there stops the reading ([`Lines::saw_resume`]), since its orphans are earlier.
+    appended: bool,
+    saw_resume: bool,
 }
 
 /// One line of a metrics file (see [`Lines`]).
@@ -54,7 +62,48 @@ impl Lines {
             resumes,
             floor,
             next_resume: 0,
+            offset: 0,
+            whole: 0,
+            appended: false,
+            saw_resume: false,
         })
+    }
+
+    /// The lines appended after byte `offset`, which ends line `number`: only whole lines
+    /// (one without a newline may still be being written), stopping at a resume line.
+    pub fn open_at(path: &Path, offset: u64, number: usize) -> Result<Lines, String> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Lines {
+            path: path.to_path_buf(),
+            reader: std::io::BufReader::with_capacity(1 << 16, file),
+            buf: Vec::with_capacity(512),
+            number,
+            resumes: Vec::new(),
+            floor: Vec::new(),
+            next_resume: 0,
+            offset,
+            whole: number,
+            appended: true,
+            saw_resume: false,
+        })
+    }
+
+    /// Bytes read through the last whole line.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The number of the last whole line read.
+    pub fn whole_lines(&self) -> usize {
+        self.whole
+    }
+
+    /// Whether reading appended lines stopped at a resume line (see [`Lines::open_at`]).
+    pub fn saw_resume(&self) -> bool {
+        self.saw_resume
     }
 
     /// The next line that is not blank and not a resume line; `None` at the end.
@@ -68,7 +117,24 @@ impl Lines {
             if read == 0 {
                 return Ok(None);
             }
+            let complete = self.buf.last() == Some(&b'\n');
+            if self.appended {
+                if !complete {
+                    return Ok(None);
+                }
+                if self.buf.windows(8).any(|w| w == b"\"resume\"")
+                    && serde_json::from_slice::<serde_json::Value>(&self.buf)
+                        .is_ok_and(|v| trainlog::jsonl::is_resume(&v))
+                {
+                    self.saw_resume = true;
+                    return Ok(None);
+                }
+            }
             self.number += 1;
+            if complete {
+                self.offset += read as u64;
+                self.whole = self.number;
+            }
             while self.next_resume < self.floor.len()
                 && self.floor[self.next_resume].0 <= self.number
             {
@@ -80,7 +146,6 @@ impl Lines {
             {
                 continue;
             }
-            let complete = self.buf.last() == Some(&b'\n');
             return Ok(Some(Line {
                 number,
                 text: self.buf.trim_ascii(),

@@ -42,6 +42,9 @@ pub struct Keep<'a> {
     /// none (then [`FileScan::points_dropped`] says so). For a caller that picks its
     /// metrics after reading and would rather not read twice.
     pub all_up_to: usize,
+    /// Keep each point's record time too ([`Metric::times`]), for a reader that draws
+    /// either axis (`serve`).
+    pub times: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,7 @@ impl Keep<'_> {
         x: X::Step,
         metrics: &[],
         all_up_to: 0,
+        times: false,
     };
 
     /// The points of `metrics` on `x`.
@@ -64,8 +68,17 @@ impl Keep<'_> {
             x,
             metrics,
             all_up_to: 0,
+            times: false,
         }
     }
+
+    /// Every metric's points by step, with their times: what `serve` keeps.
+    pub const EVERYTHING: Keep<'static> = Keep {
+        x: X::Step,
+        metrics: &[],
+        all_up_to: usize::MAX,
+        times: true,
+    };
 }
 
 /// One metric of a file.
@@ -75,11 +88,14 @@ pub struct Metric {
     pub summary: Summary,
     /// (x, y) in file order, when [`Keep`] asked for this metric.
     pub points: Vec<(f64, f64)>,
+    /// Each point's record time (Unix seconds, NaN for a line without one), when
+    /// [`Keep::times`] asked for them.
+    pub times: Vec<f64>,
     keep: bool,
 }
 
 /// What one metrics file holds, read once.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct FileScan {
     /// Metrics in the order they first appear.
     pub metrics: Vec<Metric>,
@@ -102,6 +118,12 @@ pub struct FileScan {
     /// number from 1, why).
     pub bad_lines: usize,
     pub first_bad: Vec<(usize, String)>,
+    /// Bytes read through the last whole line, and its number: where reading what is
+    /// appended starts ([`FileScan::read_appended`]).
+    read_to: u64,
+    lines_read: usize,
+    /// The last line read had no newline (it may grow): it is read again with the rest.
+    tail_taken: bool,
 }
 
 /// How many skipped lines are named; the rest are counted.
@@ -110,20 +132,54 @@ const NAMED_BAD: usize = 5;
 impl FileScan {
     /// Reads `path`, keeping what `keep` asks for.
     pub fn read(path: &Path, keep: Keep<'_>) -> Result<FileScan, String> {
-        let mut lines = Lines::open(path)?;
         let mut scan = FileScan::default();
+        scan.take_lines(Lines::open(path)?, path, keep)?;
+        Ok(scan)
+    }
+
+    /// Adds the lines appended to `path` since it was read with `keep`, reading from where
+    /// the last read stopped; bytes before it are not read again. It reads the file whole
+    /// again when that cannot be right: the file is shorter than what was read (truncated
+    /// or replaced), a resume line was appended (its orphans are earlier lines), or the last
+    /// line read had no newline. (Metrics are in the order they first appear, except that a
+    /// name first seen in a hyperparameter line and later as a metric may come where it first
+    /// came as a metric.)
+    pub fn read_appended(&mut self, path: &Path, keep: Keep<'_>) -> Result<(), String> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        if len < self.read_to || self.tail_taken {
+            *self = FileScan::read(path, keep)?;
+            return Ok(());
+        }
+        let lines = Lines::open_at(path, self.read_to, self.lines_read)?;
+        if self.take_lines(lines, path, keep)? {
+            *self = FileScan::read(path, keep)?;
+        }
+        Ok(())
+    }
+
+    /// Takes every line `lines` gives; true when it stopped at an appended resume line.
+    fn take_lines(
+        &mut self,
+        mut lines: Lines,
+        path: &Path,
+        keep: Keep<'_>,
+    ) -> Result<bool, String> {
         let mut parsed = Parsed::default();
+        self.tail_taken = false;
+        self.last_text.clear();
         while let Some(line) = lines.next_line()? {
             parsed.clear();
             let result = LineSeed {
-                scan: &mut scan,
+                scan: self,
                 parsed: &mut parsed,
                 keep,
             }
             .deserialize(&mut serde_json::Deserializer::from_slice(line.text));
             if let Err(e) = result {
                 if line.complete {
-                    scan.bad(line.number, reason(&e));
+                    self.bad(line.number, reason(&e));
                 }
                 // A torn last line (a crash mid-write) is not a bad line.
                 continue;
@@ -131,19 +187,25 @@ impl FileScan {
             if line.orphaned(parsed.step) {
                 continue;
             }
-            scan.take(&parsed, line.text, keep);
+            self.tail_taken = !line.complete;
+            self.take(&parsed, line.text, keep);
         }
-        if !scan.last_text.is_empty() {
-            scan.last_time = match parse_time(&scan.last_text) {
+        self.read_to = lines.offset();
+        self.lines_read = lines.whole_lines();
+        if !self.last_text.is_empty() {
+            self.last_time = match parse_time(&self.last_text) {
                 Some(t) => Some(t),
                 // The last timestamp is not a time: the last one that is, read again.
                 None => last_time_of(path)?,
             };
         }
         // Names seen only in hyperparameter lines are not metrics.
-        scan.metrics.retain(|m| m.summary.count > 0);
-        scan.index.clear();
-        Ok(scan)
+        self.metrics.retain(|m| m.summary.count > 0);
+        self.index.clear();
+        for (i, m) in self.metrics.iter().enumerate() {
+            self.index.insert(m.name.clone(), i);
+        }
+        Ok(lines.saw_resume())
     }
 
     fn bad(&mut self, line: usize, why: String) {
@@ -162,6 +224,7 @@ impl FileScan {
             name: name.to_owned(),
             summary: Summary::new(),
             points: Vec::new(),
+            times: Vec::new(),
             keep: (keep.all_up_to > 0 && !self.points_dropped)
                 || keep.metrics.iter().any(|m| m == name),
         });
@@ -202,6 +265,9 @@ impl FileScan {
             if metric.keep {
                 if let Some(x) = x {
                     metric.points.push((x, y));
+                    if keep.times {
+                        metric.times.push(line.time.unwrap_or(f64::NAN));
+                    }
                     self.kept_points += 1;
                 }
             }
@@ -219,6 +285,7 @@ impl FileScan {
             if !keep.metrics.contains(&metric.name) {
                 metric.keep = false;
                 metric.points = Vec::new();
+                metric.times = Vec::new();
             }
         }
     }
@@ -371,6 +438,99 @@ mod tests {
         }
     }
 
+    /// Everything a scan kept, to compare two scans.
+    fn kept(scan: &FileScan) -> String {
+        // Sorted: a name first seen in a hyperparameter line can be listed at its first
+        // line or at its first value (see `read_appended`).
+        let mut metrics: Vec<_> = scan
+            .metrics
+            .iter()
+            .map(|m| {
+                let s = &m.summary;
+                format!(
+                    "{} {} {} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                    m.name,
+                    s.count,
+                    s.non_finite,
+                    s.min,
+                    s.max,
+                    s.last,
+                    s.min_step,
+                    s.max_step,
+                    m.points,
+                    m.times.iter().map(|t| t.to_bits()).collect::<Vec<_>>()
+                )
+            })
+            .collect();
+        metrics.sort();
+        format!(
+            "{metrics:#?} {:?} {:?} {:?} {:?} {} {:?}",
+            scan.first_time,
+            scan.last_time,
+            scan.max_step,
+            scan.hparams,
+            scan.bad_lines,
+            scan.first_bad
+        )
+    }
+
+    proptest::proptest! {
+        /// A file read while it is written, in pieces cut anywhere (mid-line too), ends up
+        /// as read whole: appended lines are read from where the last reading stopped,
+        /// and a resume line, a shrunk file or a line taken without its newline make a
+        /// whole reading.
+        #[test]
+        fn reading_what_is_appended_ends_as_reading_the_whole_file(
+            lines in proptest::collection::vec(line(), 1..30),
+            cuts in proptest::collection::vec(0.0f64..1.0, 0..6),
+        ) {
+            let mut text = String::new();
+            for (i, l) in lines.iter().enumerate() {
+                // Some timestamps, so times are kept.
+                let l = l.replacen('{', &format!("{{\"timestamp\":\"2026-01-01T00:00:{:02}.000000Z\",", i % 60), 1);
+                text.push_str(&l);
+                text.push('\n');
+            }
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| (c * text.len() as f64) as usize).collect();
+            cuts.push(text.len());
+            cuts.sort();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("metrics_rank0.jsonl");
+            std::fs::write(&path, &text[..cuts[0]]).unwrap();
+            let mut live = FileScan::read(&path, Keep::EVERYTHING).unwrap();
+            for &cut in &cuts[1..] {
+                std::fs::write(&path, &text[..cut]).unwrap();
+                live.read_appended(&path, Keep::EVERYTHING).unwrap();
+            }
+            let whole = FileScan::read(&path, Keep::EVERYTHING).unwrap();
+            proptest::prop_assert_eq!(kept(&live), kept(&whole));
+        }
+    }
+
+    #[test]
+    fn appended_lines_are_read_from_the_offset_and_a_shorter_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics_rank0.jsonl");
+        std::fs::write(&path, "{\"step\":0,\"loss\":1}\n{\"step\":1,\"lo").unwrap();
+        let mut scan = FileScan::read(&path, Keep::EVERYTHING).unwrap();
+        assert_eq!(scan.metrics[0].points, [(0.0, 1.0)]);
+        assert_eq!(scan.read_to, 20);
+        // The torn line completed, and a bad line, named with its line number.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"ss\":2}\nnot json\n{\"step\":2,\"loss\":3}\n").unwrap();
+        scan.read_appended(&path, Keep::EVERYTHING).unwrap();
+        assert_eq!(scan.metrics[0].points, [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]);
+        assert_eq!(scan.first_bad.iter().map(|b| b.0).collect::<Vec<_>>(), [3]);
+        // Replaced by a shorter file: read whole.
+        std::fs::write(&path, "{\"step\":0,\"loss\":5}\n").unwrap();
+        scan.read_appended(&path, Keep::EVERYTHING).unwrap();
+        assert_eq!(scan.metrics[0].points, [(0.0, 5.0)]);
+        assert_eq!(scan.bad_lines, 0);
+    }
+
     #[test]
     fn first_and_last_times_are_those_that_are_times() {
         let text = concat!(
@@ -444,6 +604,7 @@ mod tests {
             x: X::Step,
             metrics: &[],
             all_up_to: up_to,
+            times: false,
         };
         let scan = FileScan::read(&path, all(3)).unwrap();
         assert!(!scan.points_dropped);

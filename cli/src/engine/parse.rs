@@ -97,7 +97,7 @@ impl<'de> Visitor<'de> for LineSeed<'_, '_> {
                     // the first and last are needed: the text is kept, parsed later.
                     self.parsed.time_text.clear();
                     match text.as_deref() {
-                        Some(text) if self.keep.x == X::Time => {
+                        Some(text) if self.keep.x == X::Time || self.keep.times => {
                             self.parsed.time = parse_time(text);
                         }
                         Some(text) => self.parsed.time_text.push_str(text),
