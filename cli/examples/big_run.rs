@@ -1,19 +1,21 @@
 //! Writes a run of N steps (default 1,000,000) with three metrics through trainlog's own
-//! JSONL backend, for measuring how the command line reads runs of the size people train:
+//! JSONL backend (and any others in BACKENDS, e.g. `async,tensorboard`), for measuring how the command line reads runs of the size people train:
 //! `loss` (a decaying curve), `lr` (a schedule) and `grad.norm` (uniform noise in [0, 1),
 //! the worst case for a chart: every pixel column holds its whole range).
 //!
 //! ```text
-//! cargo run --release -p trainlog-cli --example big_run -- DIR [STEPS]
+//! cargo run --release -p trainlog-cli --example big_run -- DIR [STEPS] [BACKENDS]
 //! ```
 
 use tracing_subscriber::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().ok_or("usage: big_run DIR [STEPS]")?;
+    let dir = args.next().ok_or("usage: big_run DIR [STEPS] [BACKENDS]")?;
     let steps: u64 = args.next().map_or(Ok(1_000_000), |s| s.parse())?;
+    let backends = args.next().unwrap_or_else(|| "async".into());
     let (layer, guard) = trainlog::MetricLogger::builder()
+        .backends(&backends)?
         .output_dir(&dir)
         .rank(0)
         .console(false)

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value as Json;
 
-use super::{parse_time, FileScan, Keep, X};
+use super::{FileScan, Keep, X};
 use crate::runs::HISTOGRAM_FIELDS;
 
 /// One line as parsed: its step, time, whether it holds hyperparameters, and its numeric
@@ -98,7 +98,7 @@ impl<'de> Visitor<'de> for LineSeed<'_, '_> {
                     self.parsed.time_text.clear();
                     match text.as_deref() {
                         Some(text) if self.keep.x == X::Time || self.keep.times => {
-                            self.parsed.time = parse_time(text);
+                            self.parsed.time = self.scan.clock.parse(text);
                         }
                         Some(text) => self.parsed.time_text.push_str(text),
                         None => {}
