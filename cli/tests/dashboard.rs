@@ -79,6 +79,8 @@ fn the_dashboard_lists_runs_draws_charts_and_draws_new_points_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     write_run(dir.path(), "sweep/lr-0.001", 0.001, None);
     let live = write_run(dir.path(), "sweep/lr-0.0003", 0.0003, Some(1234));
+    // A second rank, shown apart when asked.
+    std::fs::copy(&live, live.with_file_name("metrics_rank1.jsonl")).unwrap();
     let server = support::serve(dir.path());
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -88,6 +90,7 @@ fn the_dashboard_lists_runs_draws_charts_and_draws_new_points_in_chromium() {
         .arg(format!("http://{}/", server.addr))
         .arg("sweep/lr-0.0003")
         .arg(&live)
+        .arg(dir.path().join("new-run"))
         .arg(&shots)
         .output()
         .unwrap();
@@ -149,6 +152,36 @@ fn the_dashboard_lists_runs_draws_charts_and_draws_new_points_in_chromium() {
     assert!(
         tooltip.contains("sweep/lr-0.001") && tooltip.contains("sweep/lr-0.0003"),
         "{tooltip}"
+    );
+    // Zoomed on a fifth of the steps: that window comes whole (no buckets).
+    let zoomed = &seen["zoomed"];
+    assert!(zoomed["zoom"]["from"].as_f64().unwrap() > 500.0, "{zoomed}");
+    assert_eq!(zoomed["bucketed"], false, "{zoomed}");
+    assert!(
+        zoomed["foot"].as_str().unwrap().contains("zoomed"),
+        "{zoomed}"
+    );
+    let window = zoomed["totals"][0].as_u64().unwrap();
+    assert!((100..2000).contains(&window), "{zoomed}");
+    assert_eq!(zoomed["points"][0], window, "every point of the window");
+    // Relative time starts near 0 (the runs' first line is at 00:00:00); wall time is
+    // 2026's Unix seconds; steps end at the last one.
+    let axes = &seen["axes"];
+    assert!(axes["relative"][0].as_f64().unwrap().abs() < 1.0, "{axes}");
+    assert!(axes["wall"][0].as_f64().unwrap() > 1.7e9, "{axes}");
+    assert_eq!(seen["logy_distr"], 3);
+    assert_eq!(
+        seen["ranks"],
+        serde_json::json!([
+            "sweep/lr-0.0003 · rank 0",
+            "sweep/lr-0.0003 · rank 1",
+            "sweep/lr-0.001"
+        ])
+    );
+    assert!(
+        seen["new_run_seconds"].as_f64().is_some_and(|s| s < 2.0),
+        "a new run is listed without a reload: {}",
+        seen["rows_at_end"]
     );
     assert!(shots.join("dashboard.png").is_file());
 }

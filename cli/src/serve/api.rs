@@ -47,10 +47,16 @@ pub fn runs(root: &Path, cache: &Mutex<Cache>) -> Json {
                 }
                 let params = data.params().map(|p| flat_params(&p)).unwrap_or_default();
                 let info = data.info.as_ref();
+                let first_time = data
+                    .files
+                    .iter()
+                    .filter_map(|(_, f)| f.first_time)
+                    .reduce(f64::min);
                 json!({
                     "name": name,
                     "status": data.status(),
                     "start": data.start(),
+                    "first_time": first_time,
                     "duration_secs": data.duration(),
                     "steps": data.steps(),
                     "ranks": data.ranks(),

@@ -3,7 +3,8 @@
 //!
 //! - `GET /`: the dashboard (its files are embedded: nothing is fetched from elsewhere).
 //! - `GET /api/runs`: every run under DIR, as `ls` finds them: `name` (relative to DIR),
-//!   `status`, `start`, `duration_secs`, `steps`, `ranks`, `params`, `tags`, `results`,
+//!   `status`, `start`, `first_time` (of its first record), `duration_secs`, `steps`,
+//!   `ranks`, `params`, `tags`, `results`,
 //!   `metrics` (names), and rank 0's `last`, `min`, `max` and `nonfinite` (count) of each,
 //!   or `error` for a run that cannot be read.
 //! - `GET /api/scalars?run=NAME&metric=NAME[&points=N][&rank=R][&from=STEP][&to=STEP]`: one

@@ -1,11 +1,13 @@
 """Drives headless Chromium over the DevTools protocol against `trainlog serve`.
 
-    dashboard.py CHROMIUM URL RUN METRICS_FILE SCREENSHOT_DIR
+    dashboard.py CHROMIUM URL RUN METRICS_FILE NEW_RUN_DIR SCREENSHOT_DIR
 
 Loads the page, waits for the runs table and the charts, appends lines to METRICS_FILE (a
 file of run RUN: 50 more steps of `loss`, in trainlog's format) and waits until the `loss`
-chart draws RUN's new last step, then prints one JSON object: console errors, what the page showed
-before and after, and how long the new step took to be drawn. Screenshots go to
+chart draws RUN's new last step; hovers, drags to zoom, switches the x axis, log y and
+every rank; writes a run in NEW_RUN_DIR and waits for its row. Then prints one JSON
+object: console errors, what the page showed at each point, and how long the new step took
+to be drawn. Screenshots go to
 SCREENSHOT_DIR. Nothing is asserted here: the Rust test asserts on the JSON.
 """
 
@@ -21,7 +23,7 @@ import time
 
 import websocket
 
-chromium, url, run, metrics_file, shots = sys.argv[1:6]
+chromium, url, run, metrics_file, new_run_dir, shots = sys.argv[1:7]
 profile = tempfile.mkdtemp(prefix="trainlog-chromium-")
 browser = subprocess.Popen(
     [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -155,6 +157,53 @@ if box:
     tooltip = js("document.getElementById('tooltip').hidden ? null : document.getElementById('tooltip').innerText")
     screenshot("dashboard-hover.png")
 
+# Drag across the middle fifth of the loss chart: it zooms and fetches that window whole.
+LOSS = "window.trainlogDebug.charts.get('s:loss')"
+box = js(f"(() => {{ const p = {LOSS}.plot; const r = p.over.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }})()")
+y = box[1] + box[3] / 2
+call("Input.dispatchMouseEvent", {"type": "mousePressed", "x": box[0] + box[2] * 0.4, "y": y, "button": "left", "clickCount": 1})
+for f in (0.42, 0.45, 0.48):
+    call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": box[0] + box[2] * f, "y": y, "button": "left", "buttons": 1})
+call("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": box[0] + box[2] * 0.5, "y": y, "button": "left", "clickCount": 1})
+wait_for(f"!!({LOSS}.zoom && {LOSS}.series.length && {LOSS}.series.every(s => !s.data[0].min))", 5)
+zoomed = js(f"""(() => {{ const c = {LOSS}; return {{
+  zoom: c.zoom, foot: c.card.querySelector('.foot').textContent,
+  totals: c.series.map(s => s.data[0].total), points: c.series.map(s => s.data[0].step.length),
+  bucketed: c.series.some(s => !!s.data[0].min) }}; }})()""")
+screenshot("dashboard-zoomed.png")
+
+# The other x axes, log y, every rank: each redraws without an error.
+def choose(element, value):
+    js(f"(() => {{ const e = document.getElementById('{element}'); "
+       f"if (e.type === 'checkbox') e.checked = {json.dumps(bool(value))}; else e.value = {json.dumps(value)}; "
+       f"e.dispatchEvent(new Event('change')); }})()")
+    pump(0.5)
+
+axes = {}
+for axis in ("relative", "wall", "step"):
+    choose("xaxis", axis)
+    wait_for(f"!!{LOSS}.plot", 5)
+    axes[axis] = js(f"(() => {{ const x = {LOSS}.plot.data[0]; return [Math.min(...x), Math.max(...x)]; }})()")
+choose("logy", True)
+logy = js(f"{LOSS}.plot.scales.y.distr")
+choose("logy", False)
+choose("all-ranks", True)
+wait_for(f"{LOSS}.series.length > 0 && {LOSS}.series.every(s => s.data)", 5)
+ranks = js(f"{LOSS}.series.map(s => s.source.label)")
+choose("all-ranks", False)
+
+# A new run appears in the table without a reload.
+os.makedirs(new_run_dir, exist_ok=True)
+with open(os.path.join(new_run_dir, "metrics_rank0.jsonl"), "w") as f:
+    for step in range(10):
+        f.write(json.dumps({"timestamp": "2026-01-01T00:00:00.000000Z", "rank": 0, "step": step, "loss": 1.0}) + "\n")
+new_name = os.path.basename(new_run_dir)
+new_run_after, _ = wait_for(f"[...document.querySelectorAll('#runs tbody tr[data-run]')].some(r => r.dataset.run.endsWith({json.dumps(new_name)}))", 5)
+rows_at_end = js("[...document.querySelectorAll('#runs tbody tr[data-run]')].map(r => r.dataset.run)")
+js("window.scrollTo(0, 0)")
+pump(0.3)
+screenshot("dashboard-top.png")
+
 errors = []
 for e in events:
     method, params = e.get("method"), e.get("params", {})
@@ -168,6 +217,8 @@ for e in events:
 
 print(json.dumps({"load_seconds": load_time, "before": before, "appended_step": appended,
                   "drawn_after_seconds": drawn_after, "after": after, "tooltip": tooltip,
+                  "zoomed": zoomed, "axes": axes, "logy_distr": logy, "ranks": ranks,
+                  "new_run_seconds": new_run_after, "rows_at_end": rows_at_end,
                   "errors": errors}))
 conn.close()
 browser.kill()

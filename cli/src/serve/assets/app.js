@@ -6,6 +6,7 @@
 const POINTS = 2000;          // points (or min/max buckets) asked for per series
 const FIRST_SELECTED = 10;    // runs selected when the page opens: the most recent ones
 const HIST_FIELDS = ["count", "min", "max", "mean", "nonfinite"];
+const TOP = "top level";   // the group of names without a `/` or `.` prefix
 const PALETTE = ["#f57c00", "#1976d2", "#388e3c", "#d32f2f", "#7b1fa2", "#0097a7", "#5d4037",
   "#c2185b", "#455a64", "#afb42b", "#512da8", "#00796b", "#e64a19", "#303f9f", "#689f38"];
 
@@ -53,7 +54,7 @@ function fmt(v) {
   if (!Number.isFinite(x)) return `<span class="bad">${Number.isNaN(x) ? "NaN" : x > 0 ? "+∞" : "−∞"}</span>`;
   if (Number.isInteger(x) && Math.abs(x) < 1e15) return String(x);
   const a = Math.abs(x);
-  return a !== 0 && (a < 1e-3 || a >= 1e6) ? x.toExponential(4) : String(+x.toPrecision(5));
+  return a !== 0 && (a < 1e-3 || a >= 1e6) ? (+x.toPrecision(5)).toExponential() : String(+x.toPrecision(5));
 }
 
 function fmtDuration(s) {
@@ -92,6 +93,12 @@ function best(run, metric) {
   return HIGHER_IS_BETTER.test(metric) ? run.max?.[metric] : run.min?.[metric];
 }
 
+// run-2 before run-10.
+const collator = new Intl.Collator(undefined, { numeric: true });
+function natural(a, b) {
+  return collator.compare(a, b);
+}
+
 function differingParams(runs) {
   const values = new Map();
   for (const run of runs) {
@@ -127,10 +134,10 @@ function renderRuns() {
   const { key, desc } = state.sort;
   runs.sort((a, b) => {
     const x = sortValue(a, key), y = sortValue(b, key);
-    if (x === y) return a.name.localeCompare(b.name);
+    if (x === y) return natural(a.name, b.name);
     if (x === undefined || x === null) return 1;
     if (y === undefined || y === null) return -1;
-    const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    const c = typeof x === "number" && typeof y === "number" ? x - y : natural(String(x), String(y));
     return desc ? -c : c;
   });
   const m = state.metricCol;
@@ -211,13 +218,14 @@ function chartSpecs() {
   }
   const f = state.metricFilter;
   const groups = new Map();
-  for (const s of specs.filter((s) => !f || f.test(s.title)).sort((a, b) => a.title.localeCompare(b.title))) {
+  for (const s of specs.filter((s) => !f || f.test(s.title)).sort((a, b) => natural(a.title, b.title))) {
     const m = /^([^/.]+)[/.]/.exec(s.title);
-    const group = m ? m[1] : "(no prefix)";
+    const group = m ? m[1] : TOP;
     if (!groups.has(group)) groups.set(group, []);
     groups.get(group).push(s);
   }
-  return [...groups.entries()].sort((a, b) => (a[0] === "(no prefix)") - (b[0] === "(no prefix)") || a[0].localeCompare(b[0]));
+  // Names without a prefix (loss, lr) first: they are what a run is watched for.
+  return [...groups.entries()].sort((a, b) => (b[0] === TOP) - (a[0] === TOP) || natural(a[0], b[0]));
 }
 
 // The (run, rank) lines a chart draws.
@@ -230,6 +238,17 @@ function sources() {
   }
   return out;
 }
+
+// A chart follows its card's width (the grid's columns change with the window).
+const resizer = new ResizeObserver((entries) => {
+  for (const e of entries) {
+    const chart = charts.get(e.target.dataset.key);
+    const width = Math.floor(e.contentRect.width);
+    if (chart?.plot && width > 0 && Math.abs(chart.plot.width - width) > 1) {
+      chart.plot.setSize({ width, height: 240 });
+    }
+  }
+});
 
 const observer = new IntersectionObserver((entries) => {
   for (const e of entries) {
@@ -269,6 +288,7 @@ function renderCharts() {
         chart = new Chart(spec);
         charts.set(spec.key, chart);
         observer.observe(chart.card);
+        resizer.observe(chart.card);
       }
       grid.appendChild(chart.card);
       // New lines (runs selected, ranks shown) are fetched; the others are kept.
@@ -276,7 +296,7 @@ function renderCharts() {
     }
   }
   for (const [key, chart] of charts) {
-    if (!wanted.has(key)) { observer.unobserve(chart.card); chart.destroy(); charts.delete(key); }
+    if (!wanted.has(key)) { observer.unobserve(chart.card); resizer.unobserve(chart.card); chart.destroy(); charts.delete(key); }
   }
   for (const section of root.querySelectorAll("details.group")) {
     if (!groups.some(([g]) => g === section.dataset.group)) section.remove();
@@ -337,7 +357,8 @@ class Chart {
   xs(answer, source) {
     if (state.x === "step") return answer.step;
     const run = state.byName.get(source.run);
-    const start = run?.start ?? 0;
+    // Relative to the run's first record, as TensorBoard does.
+    const start = run?.first_time ?? run?.start ?? 0;
     return answer.time.map((t) => (t === null ? null : state.x === "relative" ? t - start : t));
   }
 
@@ -418,7 +439,7 @@ class Chart {
     this.plotKey = key;
     const el = this.card.querySelector(".plot");
     el.innerHTML = "";
-    const width = Math.max(300, el.clientWidth || this.card.clientWidth - 16);
+    const width = Math.max(200, Math.floor(this.card.getBoundingClientRect().width) - 16);
     this.plot = new uPlot({
       width, height: 240,
       legend: { show: false },
@@ -426,7 +447,7 @@ class Chart {
       scales: { x: { time: state.x === "wall" }, y: { distr: state.logy ? 3 : 1 } },
       axes: [
         { values: state.x === "relative" ? (u, v) => v.map(fmtSeconds) : undefined, grid: { stroke: "#eee" } },
-        { size: 64, grid: { stroke: "#eee" }, values: (u, ticks) => ticks.map(fmtTick) },
+        { size: 64, grid: { stroke: "#eee" }, values: (u, ticks) => fmtTicks(ticks) },
       ],
       series, bands,
       hooks: {
@@ -469,14 +490,25 @@ function finite(v) {
   return x === null || !Number.isFinite(x) ? null : x;
 }
 
-// A y tick: short, with as many digits as tells neighbours apart (uPlot's own would print
-// 0.0001 and 0.00015 both as 0.000).
-function fmtTick(v) {
-  if (v === null || v === undefined) return "";
-  const a = Math.abs(v);
-  if (a === 0) return "0";
-  if (a < 1e-3 || a >= 1e6) return v.toExponential(1);
-  return String(+v.toPrecision(4));
+// Y ticks with as many decimals as their spacing needs, so neighbours never print the same
+// (uPlot's own would print 0.99915 and 0.9992 both as 0.9992, or 1e-4 steps as 0.000).
+function fmtTicks(ticks) {
+  const finite = ticks.filter((v) => v !== null && Number.isFinite(v));
+  let step = Infinity;
+  for (let i = 1; i < finite.length; i++) step = Math.min(step, Math.abs(finite[i] - finite[i - 1]));
+  const big = Math.max(...finite.map(Math.abs), 0);
+  const exponential = big >= 1e6 || (big > 0 && big < 1e-3);
+  const spaced = Number.isFinite(step) && step > 0;
+  const digits = spaced ? Math.min(6, Math.max(0, Math.ceil(Math.log10(big / step) - 1e-9))) : 2;
+  return ticks.map((v) => {
+    if (v === null || v === undefined) return "";
+    if (v === 0) return "0";
+    // Log y: ticks a decade (or a few steps) apart, each short.
+    if (state.logy) return String(+v.toPrecision(3));
+    if (exponential) return v.toExponential(digits);
+    const decimals = spaced ? Math.min(12, Math.max(0, Math.ceil(-Math.log10(step) - 1e-9))) : 2;
+    return v.toFixed(decimals);
+  });
 }
 
 function fmtSeconds(s) {
@@ -606,7 +638,12 @@ function bind() {
     for (const c of charts.values()) if (c.series.length) c.draw();
   });
   $("logy").addEventListener("change", (e) => { state.logy = e.target.checked; for (const c of charts.values()) if (c.series.length) c.draw(); });
-  $("xaxis").addEventListener("change", (e) => { state.x = e.target.value; for (const c of charts.values()) { c.zoom = null; if (c.series.length) c.draw(); } });
+  $("xaxis").addEventListener("change", (e) => {
+    state.x = e.target.value;
+    for (const c of charts.values()) {
+      if (c.zoom) { c.zoom = null; c.dirtyAll = true; c.stale = true; if (c.visible) c.load(); } else if (c.series.length) c.draw();
+    }
+  });
   $("all-ranks").addEventListener("change", (e) => { state.allRanks = e.target.checked; renderCharts(); });
   $("select-shown").addEventListener("click", () => { state.touched = true; for (const r of shownRuns()) if (!r.error) state.selected.add(r.name); renderRuns(); renderCharts(); });
   $("select-none").addEventListener("click", () => { state.touched = true; state.selected.clear(); renderRuns(); renderCharts(); });
@@ -625,16 +662,6 @@ function bind() {
     if (state.selected.has(name)) state.selected.delete(name); else state.selected.add(name);
     renderRuns();
     renderCharts();
-  });
-  let resize = null;
-  window.addEventListener("resize", () => {
-    clearTimeout(resize);
-    resize = setTimeout(() => {
-      for (const c of charts.values()) {
-        const el = c.card.querySelector(".plot");
-        c.plot?.setSize({ width: Math.max(300, el.clientWidth), height: 240 });
-      }
-    }, 150);
   });
 }
 
