@@ -238,14 +238,16 @@ pub struct SyncArgs {
     pub dir: PathBuf,
 }
 
-/// A read-only JSON API over the runs under a directory (the dashboard page comes next).
+/// A live dashboard of the runs under a directory, in the browser (read-only).
 ///
-/// `GET /api/runs` lists the runs; `GET /api/scalars?run=NAME&metric=NAME&points=N` gives
-/// one series, every point counted, cut to N buckets with their min and max. Listens on
-/// 127.0.0.1 only unless told otherwise.
+/// Open http://127.0.0.1:6007/ for the runs table and the charts, which follow new lines
+/// as they are written. The page's JSON API is there for scripts too: `GET /api/runs` lists
+/// the runs; `GET /api/scalars?run=NAME&metric=NAME&points=N` gives one series, every
+/// point counted, cut to N buckets with their min and max; `GET /api/events` streams
+/// changes. Listens on 127.0.0.1 only unless told otherwise.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  trainlog serve runs
+  trainlog serve runs              then open http://127.0.0.1:6007/
   curl -s localhost:6007/api/runs | jq '.[].name'
   curl -s 'localhost:6007/api/scalars?run=sft_a&metric=loss&points=500' | jq .total")]
 pub struct ServeArgs {

@@ -886,9 +886,9 @@ fn compare_shows_the_params_that_differ_and_each_runs_final_loss() {
         steps.split_whitespace().collect::<Vec<_>>(),
         ["steps", "30", "50"]
     );
-    // Equal params (lr, batch_size, ...) are folded away.
+    // Equal params (lr, batch_size, seed, ...) are folded away.
     assert!(
-        out.contains("(4 equal, --all-params to list them)"),
+        out.contains("(5 equal, --all-params to list them)"),
         "{out}"
     );
     assert!(

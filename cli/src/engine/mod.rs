@@ -305,6 +305,22 @@ impl FileScan {
         }
     }
 
+    /// The points kept, over every metric.
+    pub fn points_kept(&self) -> usize {
+        self.metrics.iter().map(|m| m.points.len()).sum()
+    }
+
+    /// Lets go of every point, keeping the summaries; what is appended later adds to the
+    /// summaries only.
+    pub fn drop_every_point(&mut self) {
+        for metric in &mut self.metrics {
+            metric.keep = false;
+            metric.points = Vec::new();
+            metric.times = Vec::new();
+        }
+        self.kept_points = 0;
+    }
+
     /// Stops keeping the points of every metric not asked for by name.
     #[cold]
     fn drop_points(&mut self, keep: Keep<'_>) {

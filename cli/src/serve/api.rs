@@ -1,11 +1,10 @@
 //! The JSON API (see the module docs of `serve`): what each endpoint answers.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde_json::{json, Map, Value as Json};
 
-use super::cache::{lock, Cache};
+use super::cache::Cache;
 use crate::runs::{find_runs, flat_params, is_run, json_number, run_files, RunData};
 
 /// Points a series is cut down to unless the request says otherwise, and the most a
@@ -21,7 +20,7 @@ pub fn error(status: u16, message: &str) -> Answer {
 }
 
 /// `GET /api/runs`.
-pub fn runs(root: &Path, cache: &Mutex<Cache>) -> Json {
+pub fn runs(root: &Path, cache: &Cache) -> Json {
     let (found, unread) = find_runs(root);
     let mut out: Vec<Json> = unread
         .into_iter()
@@ -29,7 +28,7 @@ pub fn runs(root: &Path, cache: &Mutex<Cache>) -> Json {
         .collect();
     for run in found {
         let name = relative(root, &run);
-        let data = RunData::load_with(&run, |file| lock(cache).scan(file).map(|(scan, _)| scan));
+        let data = RunData::load_with(&run, |file| cache.scan(file, false).map(|(scan, _)| scan));
         let entry = match data {
             Ok(data) => {
                 let summary = data.summary_of(data.default_rank());
@@ -88,11 +87,7 @@ pub fn relative(root: &Path, dir: &Path) -> String {
 }
 
 /// `GET /api/scalars`.
-pub fn scalars(
-    root: &Path,
-    cache: &Mutex<Cache>,
-    query: &[(String, String)],
-) -> Result<Answer, Answer> {
+pub fn scalars(root: &Path, cache: &Cache, query: &[(String, String)]) -> Result<Answer, Answer> {
     let get = |key: &str| {
         query
             .iter()
@@ -129,7 +124,7 @@ pub fn scalars(
     let Some((rank, path)) = files.into_iter().find(|(r, _)| Some(*r) == rank) else {
         return Err(error(404, &format!("run `{name}` has no such rank")));
     };
-    let (scan, _) = lock(cache).scan(&path).map_err(|e| error(500, &e))?;
+    let (scan, _) = cache.scan(&path, true).map_err(|e| error(500, &e))?;
     let Some(series) = scan.metrics.iter().find(|m| m.name == metric) else {
         return Err(error(
             404,

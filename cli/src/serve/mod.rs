@@ -18,12 +18,13 @@
 //!
 //! Errors are JSON (`{"error": "..."}`) with a 4xx status. Nothing writes or deletes; a run
 //! name can never leave DIR (`..`, absolute paths and symlinks out are refused). Files are
-//! kept in memory; a watcher reads what is appended to them, from where it stopped.
+//! kept in memory as requests need them ([`cache`]); a watcher reads what is appended to
+//! them, from where it stopped.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use crate::args::ServeArgs;
@@ -98,7 +99,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         "trainlog: serving {} on http://{bound}/ (read-only; Ctrl-C stops)",
         root.display()
     );
-    let cache: &'static Mutex<Cache> = Box::leak(Box::default());
+    let cache: &'static Cache = Box::leak(Box::default());
     let listeners: &'static Listeners = Box::leak(Box::default());
     let watched = root.clone();
     std::thread::Builder::new()
@@ -148,7 +149,7 @@ fn header(name: &str, value: &str) -> tiny_http::Header {
 }
 
 /// The status and JSON body for an API request.
-fn answer(root: &Path, cache: &Mutex<Cache>, method: &tiny_http::Method, url: &str) -> Answer {
+fn answer(root: &Path, cache: &Cache, method: &tiny_http::Method, url: &str) -> Answer {
     if *method != tiny_http::Method::Get {
         return error(405, "read-only: only GET requests are answered");
     }
