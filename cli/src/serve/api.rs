@@ -26,54 +26,80 @@ pub fn runs(root: &Path, cache: &Cache) -> Json {
         .into_iter()
         .map(|(dir, why)| json!({ "name": relative(root, &dir), "error": why }))
         .collect();
-    for run in found {
-        let name = relative(root, &run);
-        let data = RunData::load_with(&run, |file| cache.scan(file, false).map(|(scan, _)| scan));
-        let entry = match data {
-            Ok(data) => {
-                let summary = data.summary_of(data.default_rank());
-                let (mut last, mut min, mut max, mut nonfinite) =
-                    (Map::new(), Map::new(), Map::new(), Map::new());
-                for (k, s) in &summary {
-                    last.insert(k.clone(), json_number(s.last));
-                    if s.min <= s.max {
-                        min.insert(k.clone(), json_number(s.min));
-                        max.insert(k.clone(), json_number(s.max));
-                    }
-                    if s.non_finite > 0 {
-                        nonfinite.insert(k.clone(), s.non_finite.into());
-                    }
-                }
-                let params = data.params().map(|p| flat_params(&p)).unwrap_or_default();
-                let info = data.info.as_ref();
-                let first_time = data
-                    .files
-                    .iter()
-                    .filter_map(|(_, f)| f.first_time)
-                    .reduce(f64::min);
-                json!({
-                    "name": name,
-                    "status": data.status(),
-                    "start": data.start(),
-                    "first_time": first_time,
-                    "duration_secs": data.duration(),
-                    "steps": data.steps(),
-                    "ranks": data.ranks(),
-                    "params": params,
-                    "tags": info.map(|i| json!(i.tags)).unwrap_or_else(|| json!({})),
-                    "results": info.map(|i| json!(i.results)).unwrap_or_else(|| json!({})),
-                    "metrics": summary.keys().collect::<Vec<_>>(),
-                    "last": last,
-                    "min": min,
-                    "max": max,
-                    "nonfinite": nonfinite,
+    // Runs read (the first time) on every core: a thousand small runs are many files.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = found.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = found
+            .chunks(chunk)
+            .map(|runs| {
+                scope.spawn(move || {
+                    runs.iter()
+                        .map(|run| run_json(root, cache, run))
+                        .collect::<Vec<_>>()
                 })
+            })
+            .collect();
+        for (part, runs) in parts.into_iter().zip(found.chunks(chunk)) {
+            match part.join() {
+                Ok(part) => out.extend(part),
+                // A bug (its message is on stderr): these runs say so, the rest are listed.
+                Err(_) => out.extend(runs.iter().map(|run| {
+                    json!({ "name": relative(root, run), "error": "reading this run failed (a bug: see the server's output)" })
+                })),
             }
-            Err(e) => json!({ "name": name, "error": e }),
-        };
-        out.push(entry);
-    }
+        }
+    });
     Json::Array(out)
+}
+
+/// One run as `/api/runs` lists it.
+fn run_json(root: &Path, cache: &Cache, run: &Path) -> Json {
+    let name = relative(root, run);
+    let data = RunData::load_with(run, |file| cache.scan(file, false).map(|(scan, _)| scan));
+    let entry = match data {
+        Ok(data) => {
+            let summary = data.summary_of(data.default_rank());
+            let (mut last, mut min, mut max, mut nonfinite) =
+                (Map::new(), Map::new(), Map::new(), Map::new());
+            for (k, s) in &summary {
+                last.insert(k.clone(), json_number(s.last));
+                if s.min <= s.max {
+                    min.insert(k.clone(), json_number(s.min));
+                    max.insert(k.clone(), json_number(s.max));
+                }
+                if s.non_finite > 0 {
+                    nonfinite.insert(k.clone(), s.non_finite.into());
+                }
+            }
+            let params = data.params().map(|p| flat_params(&p)).unwrap_or_default();
+            let info = data.info.as_ref();
+            let first_time = data
+                .files
+                .iter()
+                .filter_map(|(_, f)| f.first_time)
+                .reduce(f64::min);
+            json!({
+                "name": name,
+                "status": data.status(),
+                "start": data.start(),
+                "first_time": first_time,
+                "duration_secs": data.duration(),
+                "steps": data.steps(),
+                "ranks": data.ranks(),
+                "params": params,
+                "tags": info.map(|i| json!(i.tags)).unwrap_or_else(|| json!({})),
+                "results": info.map(|i| json!(i.results)).unwrap_or_else(|| json!({})),
+                "metrics": summary.keys().collect::<Vec<_>>(),
+                "last": last,
+                "min": min,
+                "max": max,
+                "nonfinite": nonfinite,
+            })
+        }
+        Err(e) => json!({ "name": name, "error": e }),
+    };
+    entry
 }
 
 /// A run's name as the API gives it: its path relative to DIR (`.` for DIR itself).
