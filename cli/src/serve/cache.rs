@@ -39,6 +39,30 @@ struct Entry {
     used: Instant,
 }
 
+impl Entry {
+    /// Brings the scan up to the file, now `stamp`; whether it read anything.
+    fn update(&mut self, path: &Path, stamp: Stamp, points: bool) -> Result<bool, String> {
+        let keep = |points| if points { Keep::EVERYTHING } else { Keep::NONE };
+        if self.stamp.is_none() || (points && !self.points) {
+            // First reading, or the points are wanted now: the file whole.
+            let points = points || self.points;
+            self.scan = Arc::new(FileScan::read(path, keep(points))?);
+            self.points = points;
+            Ok(true)
+        } else if self.stamp != Some(stamp) {
+            if self.stamp.map(|s| s.id) == Some(stamp.id) {
+                // Clones only if a request still holds the old one.
+                Arc::make_mut(&mut self.scan).read_appended(path, keep(self.points))?;
+            } else {
+                self.scan = Arc::new(FileScan::read(path, keep(self.points))?);
+            }
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+}
+
 /// What tells that a file changed, and how: its length, modification time and identity.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Stamp {
@@ -81,24 +105,14 @@ impl Cache {
             .clone();
         let mut entry = lock(&entry);
         let stamp = Stamp::of(path)?;
-        let keep = |points| if points { Keep::EVERYTHING } else { Keep::NONE };
-        let mut read = false;
-        if entry.stamp.is_none() || (points && !entry.points) {
-            // First reading, or the points are wanted now: the file whole.
-            let points = points || entry.points;
-            entry.scan = Arc::new(FileScan::read(path, keep(points))?);
-            entry.points = points;
-            read = true;
-        } else if entry.stamp != Some(stamp) {
-            let (same_file, points) = (entry.stamp.map(|s| s.id) == Some(stamp.id), entry.points);
-            if same_file {
-                // Clones only if a request still holds the old one.
-                Arc::make_mut(&mut entry.scan).read_appended(path, keep(points))?;
-            } else {
-                entry.scan = Arc::new(FileScan::read(path, keep(points))?);
+        let read = match entry.update(path, stamp, points) {
+            Ok(read) => read,
+            Err(e) => {
+                // Part of an appended stretch may be in: read the file whole next time.
+                entry.stamp = None;
+                return Err(e);
             }
-            read = true;
-        }
+        };
         entry.stamp = Some(stamp);
         if points {
             entry.used = Instant::now();
