@@ -14,9 +14,14 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The project's Python helper script `tests/python/<name>`.
+/// The project's Python helper script `tests/python/<name>`: the package's own, else the
+/// workspace root's (the command line and the framework adapters use the root's readers).
 pub fn script(name: &str) -> PathBuf {
-    manifest_dir().join("tests/python").join(name)
+    let own = manifest_dir().join("tests/python").join(name);
+    if own.exists() {
+        return own;
+    }
+    manifest_dir().join("../tests/python").join(name)
 }
 
 /// The interpreter of the environment for `tests/python/requirements-<name>.txt`,
