@@ -14,11 +14,13 @@ files. Everything is flushed at ``finish()`` and at interpreter exit.
 
 import atexit
 import logging
+import os
 from collections.abc import Mapping
 
 from . import _trainlog
+from ._trainlog import Histogram
 
-__all__ = ["init", "Run", "MetricHandler", "setup_metric_logger"]
+__all__ = ["init", "Run", "MetricHandler", "setup_metric_logger", "Histogram"]
 
 METRICS_LOGGER = "instructlab.training.metrics"
 
@@ -74,6 +76,19 @@ def _start(backends, output_dir, rank=None, run_name=None):
     elif _started != settings:
         raise RuntimeError(
             f"trainlog already logs with {_started}; one pipeline per process")
+
+
+def _after_fork_in_child():
+    """A forked child has the parent's logger but not its threads: forget it (logging
+    there raises a clear error instead of waiting for threads that are not there)."""
+    global _started
+    if _started is not None:
+        _trainlog.forget_after_fork()
+        _started = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _finish_at_exit():
