@@ -47,3 +47,24 @@ def test_exit_without_finish_loses_nothing(tmp_path):
             run.log({{"loss": step}}, step=step)
     """)
     assert len(read(tmp_path / "metrics_rank0.jsonl")) == 10000
+
+
+def test_steps_that_go_back_or_repeat_are_kept(tmp_path):
+    run_script(tmp_path, f"""
+        import trainlog
+        with trainlog.init(output_dir={str(tmp_path)!r}) as run:
+            for step in (5, 3, 3, 0):
+                run.log({{"loss": float(step)}}, step=step)
+    """)
+    assert [l["step"] for l in read(tmp_path / "metrics_rank0.jsonl")] == [5, 3, 3, 0]
+
+
+def test_an_exception_inside_the_with_block_propagates_and_the_records_are_written(tmp_path):
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import trainlog
+        with trainlog.init(output_dir={str(tmp_path)!r}) as run:
+            run.log({{"loss": 1.0}}, step=0)
+            raise ValueError("diverged")
+    """)], capture_output=True, text=True)
+    assert out.returncode != 0 and "ValueError: diverged" in out.stderr
+    assert read(tmp_path / "metrics_rank0.jsonl")[0]["loss"] == 1.0
