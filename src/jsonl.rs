@@ -262,10 +262,8 @@ fn resumes_by_blocks(path: &Path, block_size: usize) -> Result<Vec<(usize, u64)>
             line += memchr::memchr_iter(b'\n', &data[counted..hit]).count();
             let start = memchr::memrchr(b'\n', &data[..hit]).map_or(0, |i| i + 1);
             let end = memchr::memchr(b'\n', &data[hit..whole]).map_or(whole, |i| hit + i);
-            if let Ok(value) = serde_json::from_slice::<Json>(&data[start..end]) {
-                if let (true, Some(step)) = (is_resume(&value), value["step"].as_u64()) {
-                    out.push((line, step));
-                }
+            if let Some(step) = resume_step(&data[start..end]) {
+                out.push((line, step));
             }
             // The newline ending this line is counted with the next stretch.
             counted = end;
@@ -277,6 +275,18 @@ fn resumes_by_blocks(path: &Path, block_size: usize) -> Result<Vec<(usize, u64)>
         carry = data[whole..].to_vec();
     }
     Ok(out)
+}
+
+/// The step of a resume line, given as the line's bytes (a trailing newline is fine);
+/// `None` for any other line. Only lines holding `"resume"` are parsed.
+pub fn resume_step(line: &[u8]) -> Option<u64> {
+    memchr::memmem::find(line, b"\"resume\"")?;
+    let value: Json = serde_json::from_slice(line).ok()?;
+    if is_resume(&value) {
+        value["step"].as_u64()
+    } else {
+        None
+    }
 }
 
 /// Whether a line is a resume line (see [`without_orphans`]).

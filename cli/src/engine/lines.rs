@@ -122,10 +122,7 @@ impl Lines {
                 if !complete {
                     return Ok(None);
                 }
-                if self.buf.windows(8).any(|w| w == b"\"resume\"")
-                    && serde_json::from_slice::<serde_json::Value>(&self.buf)
-                        .is_ok_and(|v| trainlog::jsonl::is_resume(&v))
-                {
+                if trainlog::jsonl::resume_step(&self.buf).is_some() {
                     self.saw_resume = true;
                     return Ok(None);
                 }
