@@ -1,40 +1,116 @@
 //! `log_dict`: metrics whose keys are only known at run time.
 //!
 //! The value is flattened on the caller's thread into record fields (see `flatten`), so
-//! NaN and the infinities survive. The event carries those fields as JSON text in its
-//! `dict` field, which every layer can read; trainlog's own capture takes the exact
-//! values from a thread-local handoff instead, recognised by the text's address, so it
-//! never has to parse the text back (and never meets a NaN that JSON cannot hold).
+//! NaN and the infinities survive. The event's `dict` field stands for those fields: a
+//! layer that formats it (`{:?}`) gets them as JSON text, written only then; trainlog's
+//! own capture takes the exact values from a thread-local handoff instead, recognised by
+//! the address of the `dict` value, so it never writes or parses text (and never meets a
+//! NaN that JSON cannot hold).
 
 use std::cell::RefCell;
+use std::fmt;
 
 use serde::Serialize;
+use tracing::field::FieldSet;
 
 use crate::flatten::flatten_into;
 use crate::{Key, Value};
 
-/// Fields of the `log_dict` event being dispatched on this thread, and the address and
-/// length of the `dict` text that stands for them.
+/// Fields of a `log_dict` event being dispatched on this thread, and the address of the
+/// [`DictText`] that is its `dict` field.
 struct Pending {
-    text: (usize, usize),
+    at: std::ops::Range<usize>,
     fields: Vec<(Key, Value)>,
+    /// The fields' names as a run-time callsite's, when they have one (see [`sites`]).
+    site: Option<&'static FieldSet>,
 }
 
 thread_local! {
-    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+    /// The events being dispatched on this thread, innermost last (a layer may log from
+    /// inside another event's dispatch).
+    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
 }
 
-/// When `text` is the `dict` field of a `log_dict` event being dispatched on this thread,
-/// appends its exact fields to `out` and returns true.
-pub(crate) fn take_pending(text: &str, out: &mut Vec<(Key, Value)>) -> bool {
-    let id = (text.as_ptr() as usize, text.len());
-    PENDING
-        .try_with(|slot| match &*slot.borrow() {
-            Some(p) if p.text == id => {
-                out.extend(p.fields.iter().cloned());
-                true
+/// The `dict` field of an emitted event. Not zero-sized, so that its address names it.
+struct DictText {
+    _named: u8,
+}
+
+impl fmt::Debug for DictText {
+    /// The fields as a JSON object, written for layers that ask (trainlog's do not).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self as *const DictText as usize;
+        let text = PENDING
+            .try_with(|stack| {
+                let stack = stack.borrow();
+                stack
+                    .iter()
+                    .rev()
+                    .find(|p| p.at.contains(&at))
+                    .map(|p| json_text(&p.fields))
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+/// `fields` as one JSON object; a histogram shows as `{"count":n}` (binning is the
+/// worker's job).
+fn json_text(fields: &[(Key, Value)]) -> String {
+    let mut text = Vec::with_capacity(16 * fields.len() + 2);
+    text.push(b'{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        crate::json::write_str(&mut text, k);
+        text.push(b':');
+        match v {
+            Value::Histogram(h) => {
+                text.extend_from_slice(b"{\"count\":");
+                text.extend_from_slice(itoa::Buffer::new().format(h.len()).as_bytes());
+                text.push(b'}');
             }
-            _ => false,
+            v => crate::json::write_value(&mut text, v),
+        }
+    }
+    text.push(b'}');
+    // Written from `str`s and JSON tokens only.
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Runs `f` on the fields (and their run-time callsite, if any) of the `log_dict` event
+/// whose `dict` value is at `at`, when it is being dispatched on this thread.
+pub(crate) fn with_pending<R>(
+    at: usize,
+    f: impl FnOnce(&[(Key, Value)], Option<&'static FieldSet>) -> R,
+) -> Option<R> {
+    PENDING
+        .try_with(|stack| {
+            let stack = stack.borrow();
+            let p = stack.iter().rev().find(|p| p.at.contains(&at))?;
+            Some(f(&p.fields, p.site))
+        })
+        .ok()
+        .flatten()
+}
+
+/// When `value` (a `dict` field recorded with `record_debug`) is the [`DictText`] of a
+/// `log_dict` event being dispatched on this thread, appends its exact fields to `out`
+/// and returns true.
+pub(crate) fn take_pending(value: &dyn fmt::Debug, out: &mut Vec<(Key, Value)>) -> bool {
+    let at = value as *const dyn fmt::Debug as *const () as usize;
+    PENDING
+        .try_with(|stack| {
+            match stack.borrow().iter().rev().find(|p| p.at.contains(&at)) {
+                Some(p) => {
+                    out.extend(p.fields.iter().cloned());
+                    true
+                }
+                None => false,
+            }
         })
         .unwrap_or(false)
 }
@@ -81,41 +157,24 @@ pub(crate) fn is_emitted(meta: &tracing::Metadata<'_>) -> bool {
 
 /// Emits one metrics event for `fields` (a `log_dict`, `log_hparams` or run-API record).
 pub(crate) fn emit(step: Option<u64>, hparams: bool, fields: Vec<(Key, Value)>) {
-    let mut text = Vec::with_capacity(16 * fields.len() + 2);
-    text.push(b'{');
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if i > 0 {
-            text.push(b',');
-        }
-        crate::json::write_str(&mut text, k);
-        text.push(b':');
-        match v {
-            // Other layers see how many values there were; binning is the worker's job.
-            Value::Histogram(h) => {
-                text.extend_from_slice(b"{\"count\":");
-                text.extend_from_slice(itoa::Buffer::new().format(h.len()).as_bytes());
-                text.push(b'}');
-            }
-            v => crate::json::write_value(&mut text, v),
-        }
-    }
-    text.push(b'}');
-    // Written from `str`s and JSON tokens only.
-    let text = String::from_utf8(text).unwrap_or_default();
-    let pending = Pending {
-        text: (text.as_ptr() as usize, text.len()),
-        fields,
-    };
-    let previous = PENDING.try_with(|slot| slot.replace(Some(pending))).ok();
-    let dict = text.as_str();
+    // `dict` is this local, borrowed by the event: its place in memory is what
+    // `take_pending` looks for. `tracing` hands layers `&dict.0`, which lies inside it.
+    let dict = tracing::field::debug(DictText { _named: 0 });
+    let start = &dict as *const _ as usize;
+    let at = start..start + std::mem::size_of_val(&dict);
+    let site = sites::site(&fields);
+    let pushed = PENDING
+        .try_with(|stack| stack.borrow_mut().push(Pending { at, fields, site }))
+        .is_ok();
     match (step, hparams) {
         (Some(step), false) => tracing::info!(target: "metrics", step, dict),
         (None, false) => tracing::info!(target: "metrics", dict),
         (Some(step), true) => tracing::info!(target: "metrics", step, hparams = true, dict),
         (None, true) => tracing::info!(target: "metrics", hparams = true, dict),
     }
-    // Restores what an outer `log_dict` on this thread had (a layer may log from inside).
-    let _ = PENDING.try_with(|slot| slot.replace(previous.flatten()));
+    if pushed {
+        let _ = PENDING.try_with(|stack| stack.borrow_mut().pop());
+    }
 }
 
 /// Logs a histogram of `values` (a slice of `f32` or `f64`: weights, gradients,
@@ -183,4 +242,147 @@ pub fn log_dict<T: Serialize + ?Sized>(step: Option<u64>, value: &T) {
 /// ```
 pub fn log_hparams<T: Serialize + ?Sized>(value: &T) {
     flatten_and_emit(None, true, value);
+}
+
+/// Run-time callsites for `log_dict` names that are `&'static str` (the Python package's,
+/// which it interns): a leaked [`FieldSet`] per set of names, so that an event of such
+/// fields takes the compact, allocation-free encoding of ordinary events
+/// (`worker::entry`, where a field is named by its index in its callsite's `FieldSet`)
+/// instead of a boxed `Record`. That halved the cost of the Python package's `run.log`
+/// (measured with `perf`: the boxed record's allocations were freed on the worker's
+/// thread, which made the caller wait on the allocator's lock).
+///
+/// Each thread keeps the sets it made; at most [`MAX_SITES`] are made in all (names that
+/// change every step would otherwise grow memory): past that, records are boxed as before.
+pub(crate) mod sites {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tracing::field::FieldSet;
+    use tracing::Metadata;
+    use tracing_core::callsite::Callsite;
+    use tracing_core::subscriber::Interest;
+
+    use crate::{Key, Value};
+
+    /// Most run-time callsites made in a process.
+    pub(crate) const MAX_SITES: usize = 1024;
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+
+    /// What a run-time field set's `Identifier` points at: one per set (not zero-sized, so
+    /// each has an address of its own). Its metadata is never asked for by `tracing` (no
+    /// event is dispatched from it); a placeholder answers.
+    struct RuntimeCallsite {
+        _own_address: u8,
+    }
+
+    static PLACEHOLDER: RuntimeCallsite = RuntimeCallsite { _own_address: 0 };
+    static PLACEHOLDER_META: Metadata<'static> = tracing::metadata! {
+        name: "log_dict",
+        target: "metrics",
+        level: tracing::Level::INFO,
+        fields: &[],
+        callsite: &PLACEHOLDER,
+        kind: tracing::metadata::Kind::EVENT,
+    };
+
+    impl Callsite for RuntimeCallsite {
+        fn set_interest(&self, _: Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            &PLACEHOLDER_META
+        }
+    }
+
+    /// A set of names made into a field set (`None`: names that cannot be one, as the
+    /// same name twice, which only a `Record` resolves).
+    struct Made {
+        names: &'static [&'static str],
+        site: Option<&'static FieldSet>,
+    }
+
+    thread_local! {
+        /// By a hash of the names' addresses and lengths.
+        static MINE: RefCell<HashMap<u64, Vec<Made>, std::hash::BuildHasherDefault<AddressHasher>>> =
+            RefCell::new(HashMap::default());
+    }
+
+    /// FxHash's step: the keys are addresses (of names already interned), chosen by no
+    /// one who could aim collisions at them, and SipHash cost more than the lookup.
+    #[derive(Default)]
+    pub(crate) struct AddressHasher(u64);
+
+    impl std::hash::Hasher for AddressHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.write_u64(u64::from(*b));
+            }
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        fn write_usize(&mut self, n: usize) {
+            self.write_u64(n as u64);
+        }
+        fn finish(&self) -> u64 {
+            self.0
+        }
+    }
+
+    /// The run-time callsite naming `fields`, when every name is `&'static str`.
+    pub(crate) fn site(fields: &[(Key, Value)]) -> Option<&'static FieldSet> {
+        use std::hash::Hasher;
+        let mut hash = AddressHasher::default();
+        for (key, _) in fields {
+            let std::borrow::Cow::Borrowed(name) = key else {
+                return None;
+            };
+            hash.write_usize(name.as_ptr() as usize);
+            hash.write_usize(name.len());
+        }
+        let hash = hash.finish();
+        let same = |made: &Made| {
+            made.names.len() == fields.len()
+                && made
+                    .names
+                    .iter()
+                    .zip(fields)
+                    .all(|(a, (b, _))| std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len())
+        };
+        MINE.try_with(|mine| {
+            let mut mine = mine.try_borrow_mut().ok()?;
+            let candidates = mine.entry(hash).or_default();
+            if let Some(made) = candidates.iter().find(|m| same(m)) {
+                return made.site;
+            }
+            if MADE.fetch_add(1, Ordering::Relaxed) >= MAX_SITES {
+                MADE.fetch_sub(1, Ordering::Relaxed);
+                return None;
+            }
+            let names: Vec<&'static str> = fields
+                .iter()
+                .map(|(k, _)| match k {
+                    std::borrow::Cow::Borrowed(name) => *name,
+                    std::borrow::Cow::Owned(_) => "",
+                })
+                .collect();
+            let names: &'static [&'static str] = Box::leak(names.into_boxed_slice());
+            let mut seen = std::collections::HashSet::with_capacity(names.len());
+            // The compact form names a field by a 16-bit index among at most 128 slots.
+            let site = (names.len() < crate::worker::entry::MAX_SLOTS
+                && names.iter().all(|n| seen.insert(*n)))
+            .then(|| {
+                let callsite: &'static RuntimeCallsite =
+                    Box::leak(Box::new(RuntimeCallsite { _own_address: 0 }));
+                &*Box::leak(Box::new(FieldSet::new(
+                    names,
+                    tracing_core::identify_callsite!(callsite),
+                )))
+            });
+            candidates.push(Made { names, site });
+            site
+        })
+        .ok()
+        .flatten()
+    }
 }

@@ -1,37 +1,93 @@
 //! The Rust side of the Python package `trainlog`: a logger that Python code feeds with
 //! dicts, on trainlog's own pipeline (the same sinks, files and counters as the Rust API).
 //! The Python layer (`python/trainlog/__init__.py`) gives it its three shapes.
+//!
+//! One pipeline runs at a time, and a new one can start after `finish()` (a notebook runs
+//! one training after another): the process's global `tracing` subscriber is installed
+//! once and forwards events to the current pipeline's own subscriber ([`Forward`]).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once, RwLock};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 use trainlog::{Key, MetricGuard, Value};
 
-/// The one logger of this process (trainlog's layer is installed once, globally), and the
-/// process that started it: a `fork()`ed child has a copy of the logger but none of its
-/// threads, so it must not log into it (nothing would write it) nor wait for it to close.
-static LOGGER: Mutex<Option<MetricGuard>> = Mutex::new(None);
-static STARTED_BY: AtomicU32 = AtomicU32::new(0);
+/// The running pipeline's guard (to finish it) and subscriber (what [`Forward`] feeds).
+static ACTIVE: Mutex<Option<MetricGuard>> = Mutex::new(None);
+static CURRENT: RwLock<Option<Dispatch>> = RwLock::new(None);
+static INSTALL: Once = Once::new();
+/// Set in a `fork()`ed child of a process that logs: the child has a copy of the
+/// parent's logger but none of its threads, so it must not log into it (nothing would
+/// write it) nor wait for it to close. Starting a pipeline of its own clears it.
+static FORKED: AtomicBool = AtomicBool::new(false);
 
-/// Refuses to log in a forked child (see [`STARTED_BY`]).
-fn check_process() -> PyResult<()> {
-    let by = STARTED_BY.load(Ordering::Relaxed);
-    if by != 0 && by != std::process::id() {
+/// The global subscriber's one layer: hands each event to the current pipeline.
+struct Forward;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for Forward {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        // Cloned, not held: a layer of the pipeline may log from inside (re-entering
+        // here), and `finish` must be able to take it meanwhile.
+        let current = CURRENT.read().ok().and_then(|d| d.clone());
+        if let Some(dispatch) = current {
+            if dispatch.enabled(event.metadata()) {
+                dispatch.event(event);
+            }
+        }
+    }
+}
+
+/// Runs in the child right after `fork()` (any fork: `os.fork`, multiprocessing, or C
+/// code). Only stores an atomic, which is all a fork handler may safely do.
+extern "C" fn in_forked_child() {
+    FORKED.store(true, Ordering::Relaxed);
+}
+
+const FORKED_MESSAGE: &str = "trainlog: this process was forked from one that logs, and the \
+    logger's threads did not come along; log from the parent, call trainlog.init() in this \
+    process for a logger of its own, or start processes with the `spawn` method \
+    (multiprocessing.set_start_method(\"spawn\"))";
+
+/// Refuses to log into a pipeline that is not running here: a forked child's copy of its
+/// parent's (see [`FORKED`]), or none. Atomic loads: asking the kernel for the process id
+/// on every call, as this first did, cost a tenth of `run.log`.
+#[inline]
+fn check_logging() -> PyResult<()> {
+    if FORKED.load(Ordering::Relaxed) {
+        return Err(PyRuntimeError::new_err(FORKED_MESSAGE));
+    }
+    if !LOGGING.load(Ordering::Relaxed) {
         return Err(PyRuntimeError::new_err(
-            "trainlog: this process was forked from one that logs, and the logger's threads \
-             did not come along; log from the parent, or start processes with the `spawn` \
-             method (multiprocessing.set_start_method(\"spawn\")) and call trainlog.init() in each",
+            "trainlog is not logging: call trainlog.init() (or setup_metric_logger) first",
         ));
     }
     Ok(())
 }
 
+/// Whether a pipeline runs (what [`check_logging`] reads without a lock).
+static LOGGING: AtomicBool = AtomicBool::new(false);
+
 fn runtime(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
+}
+
+/// In a forked child: lets go of the parent's pipeline without closing it (its threads
+/// are the parent's; closing would wait for them forever).
+fn forget_parents() {
+    if let Ok(mut active) = ACTIVE.lock() {
+        std::mem::forget(active.take());
+    }
+    if let Ok(mut current) = CURRENT.write() {
+        std::mem::forget(current.take());
+    }
+    LOGGING.store(false, Ordering::Relaxed);
 }
 
 /// Starts the pipeline: `backends` like `"async,tensorboard"`, files under `output_dir`.
@@ -43,9 +99,12 @@ fn start(
     rank: Option<u32>,
     run_name: Option<&str>,
 ) -> PyResult<()> {
-    check_process()?;
-    let mut slot = LOGGER.lock().map_err(runtime)?;
-    if slot.is_some() {
+    if FORKED.swap(false, Ordering::Relaxed) {
+        // A child starting a pipeline of its own.
+        forget_parents();
+    }
+    let mut active = ACTIVE.lock().map_err(runtime)?;
+    if active.is_some() {
         return Err(PyRuntimeError::new_err(
             "trainlog is already logging in this process: finish() it first",
         ));
@@ -62,12 +121,28 @@ fn start(
         builder = builder.run_name(name.to_owned());
     }
     let (layer, guard) = builder.build().map_err(runtime)?;
-    tracing_subscriber::registry()
-        .with(layer)
-        .try_init()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot install trainlog's layer: {e}")))?;
-    *slot = Some(guard);
-    STARTED_BY.store(std::process::id(), Ordering::Relaxed);
+    let mut installed = Ok(());
+    INSTALL.call_once(|| {
+        installed = tracing_subscriber::registry().with(Forward).try_init();
+        // SAFETY: registers a handler that only stores an atomic (async-signal-safe), with
+        // no prepare or parent handler.
+        let failed = unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
+        if failed != 0 {
+            eprintln!("trainlog: pthread_atfork failed ({failed}); a forked child is not detected");
+        }
+    });
+    if let Err(e) = installed {
+        let _ = guard.shutdown(trainlog::sink::RunOutcome::Failed);
+        return Err(PyRuntimeError::new_err(format!(
+            "cannot install trainlog's subscriber (another global `tracing` subscriber is \
+             set in this process): {e}"
+        )));
+    }
+    *CURRENT.write().map_err(runtime)? = Some(Dispatch::new(
+        tracing_subscriber::registry().with(layer),
+    ));
+    *active = Some(guard);
+    LOGGING.store(true, Ordering::Relaxed);
     Ok(())
 }
 
@@ -80,17 +155,19 @@ struct PyHistogram(trainlog::Histogram);
 impl PyHistogram {
     #[new]
     fn new(values: &Bound<'_, PyAny>) -> PyResult<Self> {
-        // A list, tuple or any iterable of numbers (a numpy array iterates as scalars).
         let mut out: Vec<f64> = Vec::new();
-        for item in values.try_iter()? {
-            let item = item?;
-            let x = if item.hasattr("item")? {
-                item.call_method0("item")?.extract::<f64>()?
-            } else {
-                item.extract::<f64>()?
-            };
-            out.push(x);
+        // numpy arrays, torch tensors, memoryviews and array.array turn into a list of
+        // Python numbers in one C loop (`tolist`); iterating them would make a scalar
+        // object per element and call its `.item()`.
+        let list = if values.hasattr("tolist")? && !values.is_instance_of::<PyList>() {
+            values.call_method0("tolist")?
+        } else {
+            values.clone()
+        };
+        if let Ok(list) = list.cast::<PyList>() {
+            out.reserve(list.len());
         }
+        collect_numbers(&list, &mut out)?;
         Ok(PyHistogram(trainlog::Histogram::new(&out)))
     }
 
@@ -99,39 +176,187 @@ impl PyHistogram {
     }
 }
 
+/// Appends the numbers of `values` (an iterable of numbers; nested lists, as `tolist()`
+/// gives for arrays of more than one dimension, are taken in order) to `out`.
+fn collect_numbers(values: &Bound<'_, PyAny>, out: &mut Vec<f64>) -> PyResult<()> {
+    for item in values.try_iter()? {
+        let item = item?;
+        if let Ok(x) = item.cast::<PyFloat>() {
+            out.push(x.value());
+        } else if item.is_instance_of::<PyList>() {
+            collect_numbers(&item, out)?;
+        } else if item.hasattr("item")? {
+            out.push(item.call_method0("item")?.extract::<f64>()?);
+        } else {
+            out.push(item.extract::<f64>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "a histogram takes numbers, not {}",
+                    item.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?);
+        }
+    }
+    Ok(())
+}
+
 /// One record: `fields` a dict (nested dicts flattened with `.`), at `step` if given.
 #[pyfunction]
 #[pyo3(signature = (fields, step=None, hparams=false))]
-fn log(fields: &Bound<'_, PyDict>, step: Option<u64>, hparams: bool) -> PyResult<()> {
-    check_process()?;
+fn log(fields: &Bound<'_, PyAny>, step: Option<u64>, hparams: bool) -> PyResult<()> {
+    check_logging()?;
+    let dict;
+    let fields = match fields.cast::<PyDict>() {
+        Ok(d) => d,
+        Err(_) => {
+            // Any other mapping, as `dict(fields)` reads it.
+            dict = PyDict::from_sequence(&fields.call_method0("items")?).map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "trainlog logs a dict of metrics, not {}",
+                    fields.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                ))
+            })?;
+            &dict
+        }
+    };
     let mut out = Vec::with_capacity(fields.len());
-    flatten("", fields, &mut out)?;
+    flatten(&Cow::Borrowed(""), fields, &mut out)?;
     trainlog::log_fields(step, hparams, out);
     Ok(())
 }
 
-fn flatten(prefix: &str, dict: &Bound<'_, PyDict>, out: &mut Vec<(Key, Value)>) -> PyResult<()> {
+/// What `trainlog.Run` is built on: `Run.log` is this class's method, a call from Python
+/// straight into Rust (no Python frame between).
+#[pyclass(subclass, module = "trainlog._trainlog")]
+struct Logger;
+
+#[pymethods]
+impl Logger {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Logger
+    }
+
+    /// Logs ``data`` (a dict of numbers, bools, strings, histograms and nested dicts,
+    /// nested names joined with ``.``) at ``step``. Steps that go back or repeat are kept.
+    #[pyo3(signature = (data, step=None))]
+    fn log(&self, data: &Bound<'_, PyAny>, step: Option<u64>) -> PyResult<()> {
+        log(data, step, false)
+    }
+}
+
+fn flatten(prefix: &Key, dict: &Bound<'_, PyDict>, out: &mut Vec<(Key, Value)>) -> PyResult<()> {
     for (k, v) in dict.iter() {
-        let key: String = k
-            .extract::<String>()
-            .map_err(|_| PyTypeError::new_err(format!("metric names are strings, not {k}")))?;
-        let name = if prefix.is_empty() {
-            key
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let name = names::name(prefix, &k)?;
         if let Ok(inner) = v.cast::<PyDict>() {
             flatten(&name, inner, out)?;
             continue;
         }
-        out.push((name.into(), value(&v)?));
+        out.push((name, value(&v)?));
     }
     Ok(())
+}
+
+/// Metric names as `&'static str`, found by the Python string objects that spell them.
+///
+/// The same few names come back every step, usually as the same (interned) `str`
+/// objects. Turning each into a Rust `String` cost an allocation and a UTF-8 copy per
+/// name per call (and another at each copy of the record); here a name is made once and
+/// leaked, and found again by the object's address. Both maps are bounded: past
+/// [`KEPT`] names, names are made per call as before, so names that change every step
+/// cannot grow memory.
+mod names {
+    use super::*;
+
+    /// How many names (and how many name objects) are kept.
+    pub(super) const KEPT: usize = 4096;
+
+    /// Hashes the three addresses of a `by_object` key with one multiply each (FxHash's
+    /// step). SipHash, the default, was a tenth of `run.log`; the keys are addresses
+    /// chosen by no one who could aim collisions at them.
+    #[derive(Default)]
+    struct AddressHasher(u64);
+
+    impl std::hash::Hasher for AddressHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.write_u64(u64::from(*b));
+            }
+        }
+        fn write_usize(&mut self, n: usize) {
+            self.write_u64(n as u64);
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        fn finish(&self) -> u64 {
+            self.0
+        }
+    }
+
+    type ByAddress = std::hash::BuildHasherDefault<AddressHasher>;
+
+    #[derive(Default)]
+    struct Names {
+        /// (prefix address, prefix length, name object's address) → name. The object is
+        /// held, so its address cannot be reused by another string while it is here.
+        by_object: HashMap<(usize, usize, usize), (Py<PyAny>, &'static str), ByAddress>,
+        by_text: HashMap<String, &'static str>,
+    }
+
+    static NAMES: Mutex<Option<Names>> = Mutex::new(None);
+
+    /// `prefix.key` (or `key` at the top level). The lock is never held while Python
+    /// runs (another thread could be waiting for it with the GIL).
+    pub(super) fn name(prefix: &Key, key: &Bound<'_, PyAny>) -> PyResult<Key> {
+        let id = (prefix.as_ptr() as usize, prefix.len(), key.as_ptr() as usize);
+        let cacheable = matches!(prefix, Cow::Borrowed(_));
+        if cacheable {
+            if let Some(names) = NAMES.lock().ok().as_deref().and_then(Option::as_ref) {
+                if let Some((_, name)) = names.by_object.get(&id) {
+                    return Ok(Cow::Borrowed(name));
+                }
+            }
+        }
+        let Ok(key_str) = key.cast::<PyString>() else {
+            return Err(PyTypeError::new_err(format!(
+                "metric names are strings, not {}",
+                key.repr().map(|r| r.to_string()).unwrap_or_default()
+            )));
+        };
+        let text = key_str.to_cow()?;
+        let full = if prefix.is_empty() {
+            text.into_owned()
+        } else {
+            format!("{prefix}.{text}")
+        };
+        if !cacheable {
+            return Ok(Cow::Owned(full));
+        }
+        let mut guard = NAMES.lock().map_err(runtime)?;
+        let names = guard.get_or_insert_with(Names::default);
+        let name = match names.by_text.get(full.as_str()) {
+            Some(name) => *name,
+            None if names.by_text.len() < KEPT => {
+                let name: &'static str = Box::leak(full.clone().into_boxed_str());
+                names.by_text.insert(full, name);
+                name
+            }
+            None => return Ok(Cow::Owned(full)),
+        };
+        if names.by_object.len() < KEPT {
+            names.by_object.insert(id, (key.clone().unbind(), name));
+        }
+        Ok(Cow::Borrowed(name))
+    }
 }
 
 /// A Python value as a trainlog value: bool, int, float, str, or anything with
 /// `__float__` or `.item()` (numpy and torch scalars).
 fn value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if let Ok(f) = v.cast_exact::<PyFloat>() {
+        return Ok(Value::F64(f.value()));
+    }
     if v.is_instance_of::<PyBool>() {
         return Ok(Value::Bool(v.extract()?));
     }
@@ -141,8 +366,8 @@ fn value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
         }
         return Ok(Value::F64(v.extract::<f64>()?));
     }
-    if v.is_instance_of::<PyFloat>() {
-        return Ok(Value::F64(v.extract()?));
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Ok(Value::F64(f.value()));
     }
     if let Ok(h) = v.cast::<PyHistogram>() {
         return Ok(h.get().0.clone().into());
@@ -166,13 +391,16 @@ fn value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
 #[pyfunction]
 #[pyo3(signature = (failed=false))]
 fn finish(py: Python<'_>, failed: bool) -> PyResult<Py<PyDict>> {
-    check_process()?;
-    let guard = LOGGER.lock().map_err(runtime)?.take();
+    if FORKED.load(Ordering::Relaxed) {
+        return Err(PyRuntimeError::new_err(FORKED_MESSAGE));
+    }
+    let guard = ACTIVE.lock().map_err(runtime)?.take();
     let Some(guard) = guard else {
         return Err(PyRuntimeError::new_err(
             "trainlog is not logging: nothing to finish",
         ));
     };
+    LOGGING.store(false, Ordering::Relaxed);
     let outcome = if failed {
         trainlog::sink::RunOutcome::Failed
     } else {
@@ -180,6 +408,9 @@ fn finish(py: Python<'_>, failed: bool) -> PyResult<Py<PyDict>> {
     };
     // The sinks' threads finish their I/O without the GIL.
     let stats = py.detach(|| guard.shutdown(outcome)).map_err(runtime)?;
+    // After the shutdown: a record another thread logged meanwhile still had somewhere to go.
+    let finished = CURRENT.write().map_err(runtime)?.take();
+    drop(finished);
     let out = PyDict::new(py);
     out.set_item("queued", stats.queued)?;
     out.set_item("written", stats.written)?;
@@ -188,20 +419,20 @@ fn finish(py: Python<'_>, failed: bool) -> PyResult<Py<PyDict>> {
     Ok(out.unbind())
 }
 
-/// In a forked child: lets go of the parent's logger without closing it (its threads are
-/// the parent's; closing would wait for them forever).
+/// In a forked child (from Python's at-fork hook): lets go of the parent's pipeline, so
+/// that the child neither logs into it nor waits for its threads at exit.
 #[pyfunction]
 fn forget_after_fork() {
-    if STARTED_BY.load(Ordering::Relaxed) != std::process::id() {
-        if let Ok(mut slot) = LOGGER.lock() {
-            std::mem::forget(slot.take());
-        }
+    if FORKED.load(Ordering::Relaxed) {
+        forget_parents();
     }
 }
 
 #[pymodule]
 fn _trainlog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyHistogram>()?;
+    m.add_class::<Logger>()?;
+    m.add("NAMES_KEPT", names::KEPT)?;
     m.add_function(wrap_pyfunction!(forget_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(log, m)?)?;

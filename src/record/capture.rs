@@ -70,6 +70,11 @@ pub(crate) trait Fields {
     }
     /// The text of a `dict` field (see [`log_dict`](crate::log_dict)).
     fn dict(&mut self, field: &Field, text: &str);
+    /// A `dict` field recorded with `record_debug`: the fields of a `log_dict` event (see
+    /// [`log_dict::take_pending`](crate::log_dict::take_pending)) or any value's text.
+    fn dict_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.dict(field, &format!("{value:?}"));
+    }
     /// A field captured earlier (an enclosing span's, whose callsite `site` announced),
     /// at `index` in that callsite's fields when it is one of them.
     fn captured(&mut self, name: &Key, index: Option<usize>, value: &Value);
@@ -102,10 +107,14 @@ impl Fields for Record {
     }
 
     fn dict(&mut self, field: &Field, text: &str) {
-        if !crate::log_dict::take_pending(text, &mut self.fields)
-            && self.extend_json_str(text).is_err()
-        {
+        if self.extend_json_str(text).is_err() {
             self.text(Some(field_name(field)), text);
+        }
+    }
+
+    fn dict_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !crate::log_dict::take_pending(value, &mut self.fields) {
+            self.dict(field, &format!("{value:?}"));
         }
     }
 }
@@ -230,7 +239,7 @@ impl<F: Fields + ?Sized> Visit for Capture<'_, F> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         match field.name() {
             "message" => self.0.debug(None, value),
-            "dict" => self.0.dict(field, &format!("{value:?}")),
+            "dict" => self.0.dict_debug(field, value),
             "step" => self.text_step(field, &format!("{value:?}")),
             _ => self.0.debug(Some(field_name(field)), value),
         }

@@ -425,6 +425,26 @@ impl<'s> Encoder<'s> {
         &mut self.entry
     }
 
+    /// Writes `value` as the field at `index` of the site announced last.
+    #[inline]
+    pub(crate) fn value(&mut self, index: usize, value: &Value) {
+        let Some(at) = self.at(index) else {
+            return;
+        };
+        match value {
+            Value::Str(text) => self.text_at(at, text),
+            Value::I64(v) => self.number_at(at, Number::I64(*v)),
+            Value::U64(v) => self.number_at(at, Number::U64(*v)),
+            Value::F64(v) => self.number_at(at, Number::F64(*v)),
+            Value::Bool(v) => self.number_at(at, Number::Bool(*v)),
+            other => {
+                if self.room(1) {
+                    self.push(Slot::Boxed(at, Box::new(other.clone())));
+                }
+            }
+        }
+    }
+
     #[inline]
     fn push(&mut self, slot: Slot) {
         // `room` made sure of it.
@@ -567,25 +587,16 @@ impl Fields for Encoder<'_> {
             self.bailed = true;
             return;
         };
-        let Some(at) = self.at(index) else {
-            return;
-        };
-        match value {
-            Value::Str(text) => self.text_at(at, text),
-            Value::I64(v) => self.number_at(at, Number::I64(*v)),
-            Value::U64(v) => self.number_at(at, Number::U64(*v)),
-            Value::F64(v) => self.number_at(at, Number::F64(*v)),
-            Value::Bool(v) => self.number_at(at, Number::Bool(*v)),
-            other => {
-                if self.room(1) {
-                    self.push(Slot::Boxed(at, Box::new(other.clone())));
-                }
-            }
-        }
+        self.value(index, value);
     }
 
     fn dict(&mut self, _field: &Field, _text: &str) {
         // Run-time names and exact values from `log_dict`: only a `Record` holds them.
+        self.bailed = true;
+    }
+
+    fn dict_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {
+        // As `dict`, without writing the text first.
         self.bailed = true;
     }
 }

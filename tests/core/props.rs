@@ -125,3 +125,83 @@ proptest! {
         }
     }
 }
+
+fn to_value(v: &V) -> trainlog::Value {
+    match v {
+        V::F(x) => trainlog::Value::F64(*x),
+        V::I(x) => trainlog::Value::I64(*x),
+        V::U(x) => trainlog::Value::U64(*x),
+        V::B(x) => trainlog::Value::Bool(*x),
+        V::S(x) => trainlog::Value::Str(x.clone()),
+    }
+}
+
+/// The JSONL lines `log_fields` writes for each of `records`, times taken out.
+fn written(records: &[(Option<u64>, bool, Vec<(trainlog::Key, trainlog::Value)>)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = with_logger(MetricLogger::builder().output_dir(dir.path()).rank(0), || {
+        for (step, hparams, fields) in records {
+            trainlog::log_fields(*step, *hparams, fields.clone());
+        }
+    });
+    guard.shutdown(trainlog::sink::RunOutcome::Completed).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("metrics_rank0.jsonl")).unwrap();
+    text.lines()
+        .map(|raw| {
+            let mut line: serde_json::Value = serde_json::from_str(raw).unwrap();
+            line.as_object_mut().unwrap().remove("timestamp");
+            line.to_string()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Names that are `&'static str` take the compact encoding (a run-time callsite per
+    /// set of names); others a boxed record. Both write the same lines, whatever the
+    /// names (duplicates, metadata keys) and values (NaN, long texts, histograms).
+    #[test]
+    fn static_names_and_owned_names_write_the_same_lines(
+        records in proptest::collection::vec(
+            (
+                proptest::option::of(any::<u64>()),
+                any::<bool>(),
+                proptest::collection::vec((name(), value(), any::<bool>()), 0..10),
+            ),
+            1..6,
+        ),
+        histogram in proptest::collection::vec(any::<f64>(), 0..20),
+    ) {
+        let owned: Vec<_> = records
+            .iter()
+            .map(|(step, hparams, fields)| {
+                let mut fields: Vec<(trainlog::Key, trainlog::Value)> = fields
+                    .iter()
+                    .map(|(k, v, _)| (k.clone().into(), to_value(v)))
+                    .collect();
+                fields.push(("weights".to_string().into(), trainlog::Histogram::new(&histogram).into()));
+                (*step, *hparams, fields)
+            })
+            .collect();
+        // The same names leaked into `&'static str`s (one allocation per name, as the
+        // Python package interns them; the flag shares some between records).
+        let mut leaked: std::collections::HashMap<String, &'static str> = Default::default();
+        let statics: Vec<_> = owned
+            .iter()
+            .map(|(step, hparams, fields)| {
+                let fields = fields
+                    .iter()
+                    .map(|(k, v)| {
+                        let name = *leaked
+                            .entry(k.to_string())
+                            .or_insert_with(|| Box::leak(k.to_string().into_boxed_str()));
+                        (trainlog::Key::Borrowed(name), v.clone())
+                    })
+                    .collect();
+                (*step, *hparams, fields)
+            })
+            .collect();
+        prop_assert_eq!(written(&statics), written(&owned));
+    }
+}

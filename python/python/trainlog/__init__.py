@@ -25,8 +25,13 @@ __all__ = ["init", "Run", "MetricHandler", "setup_metric_logger", "Histogram"]
 METRICS_LOGGER = "instructlab.training.metrics"
 
 
-class Run:
-    """A training run logging through trainlog (see ``init``)."""
+class Run(_trainlog.Logger):
+    """A training run logging through trainlog (see ``init``).
+
+    ``run.log(data, step=None)`` (from the Rust base class, a direct call) logs ``data``: a
+    dict of numbers, bools, strings, ``Histogram``s and nested dicts (nested names joined
+    with ``.``), at ``step``. Steps that go back or repeat are kept.
+    """
 
     def __init__(self, output_dir, backends="async", config=None, rank=None, run_name=None):
         _start(backends, output_dir, rank, run_name)
@@ -34,10 +39,6 @@ class Run:
         self.stats = None
         if config:
             _trainlog.log(dict(config), None, True)
-
-    def log(self, data, step=None):
-        """Logs ``data`` (a dict: numbers, bools, strings, nested dicts) at ``step``."""
-        _trainlog.log(data, step, False)
 
     def finish(self, failed=False):
         """Flushes every backend and closes the run; returns the counters."""
@@ -72,7 +73,6 @@ def _start(backends, output_dir, rank=None, run_name=None):
     if _started is None:
         _trainlog.start(*settings)
         _started = settings
-        atexit.register(_finish_at_exit)
     elif _started != settings:
         raise RuntimeError(
             f"trainlog already logs with {_started}; one pipeline per process")
@@ -96,6 +96,9 @@ def _finish_at_exit():
     if _started is not None:
         _started = None
         _trainlog.finish(False)
+
+
+atexit.register(_finish_at_exit)
 
 
 class MetricHandler(logging.Handler):
