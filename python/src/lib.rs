@@ -21,6 +21,9 @@ use trainlog::{Key, MetricGuard, Value};
 
 /// The running pipeline's guard (to finish it) and subscriber (what [`Forward`] feeds).
 static ACTIVE: Mutex<Option<MetricGuard>> = Mutex::new(None);
+/// The run (`run.json`: status, times, host; `parameters.jsonl`) of a pipeline started by
+/// `trainlog.init`, in its output directory.
+static RUN: Mutex<Option<trainlog::run::Run>> = Mutex::new(None);
 static CURRENT: RwLock<Option<Dispatch>> = RwLock::new(None);
 static INSTALL: Once = Once::new();
 /// Set in a `fork()`ed child of a process that logs: the child has a copy of the
@@ -87,17 +90,25 @@ fn forget_parents() {
     if let Ok(mut current) = CURRENT.write() {
         std::mem::forget(current.take());
     }
+    if let Ok(mut run) = RUN.lock() {
+        // The parent's: the child must not mark it finished.
+        run.take();
+    }
     LOGGING.store(false, Ordering::Relaxed);
 }
 
-/// Starts the pipeline: `backends` like `"async,tensorboard"`, files under `output_dir`.
+/// Starts the pipeline: `backends` like `"async,tensorboard"`, files under `output_dir`,
+/// `options` a dict of backend settings (`{"wandb": {"project": ...}}`, see
+/// [`configure`]).
 #[pyfunction]
-#[pyo3(signature = (backends, output_dir, rank=None, run_name=None))]
+#[pyo3(signature = (backends, output_dir, rank=None, run_name=None, options=None, run=false))]
 fn start(
     backends: &str,
     output_dir: &str,
     rank: Option<u32>,
     run_name: Option<&str>,
+    options: Option<&Bound<'_, PyDict>>,
+    run: bool,
 ) -> PyResult<()> {
     if FORKED.swap(false, Ordering::Relaxed) {
         // A child starting a pipeline of its own.
@@ -119,6 +130,9 @@ fn start(
     }
     if let Some(name) = run_name {
         builder = builder.run_name(name.to_owned());
+    }
+    if let Some(options) = options {
+        builder = configure(builder, options)?;
     }
     let (layer, guard) = builder.build().map_err(runtime)?;
     let mut installed = Ok(());
@@ -143,7 +157,167 @@ fn start(
     ));
     *active = Some(guard);
     LOGGING.store(true, Ordering::Relaxed);
+    if run {
+        // After the pipeline: starting the run logs through it.
+        let made = trainlog::run::Run::builder()
+            .dir(output_dir)
+            .create()
+            .and_then(|r| r.start().map(|()| r));
+        match made {
+            Ok(r) => *RUN.lock().map_err(runtime)? = Some(r),
+            Err(e) => {
+                drop(active);
+                let _ = finish_pipeline(trainlog::sink::RunOutcome::Failed);
+                return Err(runtime(e));
+            }
+        }
+    }
     Ok(())
+}
+
+/// The run's parameters (`config`): `parameters.jsonl` and a hyperparameters record for
+/// every backend. Without a run (a handler's pipeline), only the record.
+#[pyfunction]
+fn set_params(values: &Bound<'_, PyDict>) -> PyResult<()> {
+    check_logging()?;
+    let run = RUN.lock().map_err(runtime)?;
+    match run.as_ref() {
+        Some(run) => run.params().set(&to_json(values)?).map_err(runtime),
+        None => {
+            drop(run);
+            log(values, None, true, '.')
+        }
+    }
+}
+
+/// A Python value as JSON, for parameters: dicts (keys as text), lists and tuples, bools,
+/// numbers (NaN and ±∞ as their JSONL spellings), strings, None, `.item()` scalars, and
+/// anything else as its `str()`.
+fn to_json(v: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    use serde_json::Value as Json;
+    if v.is_none() {
+        return Ok(Json::Null);
+    }
+    if let Ok(d) = v.cast::<PyDict>() {
+        let mut map = serde_json::Map::new();
+        for (k, x) in d.iter() {
+            let key = match k.cast::<PyString>() {
+                Ok(s) => s.to_cow()?.into_owned(),
+                Err(_) => k.str()?.to_cow()?.into_owned(),
+            };
+            map.insert(key, to_json(&x)?);
+        }
+        return Ok(Json::Object(map));
+    }
+    if v.is_instance_of::<PyBool>() {
+        return Ok(Json::Bool(v.extract()?));
+    }
+    if v.is_instance_of::<PyInt>() {
+        if let Ok(i) = v.extract::<i64>() {
+            return Ok(i.into());
+        }
+        if let Ok(u) = v.extract::<u64>() {
+            return Ok(u.into());
+        }
+    }
+    if v.is_instance_of::<PyFloat>() || v.is_instance_of::<PyInt>() {
+        let f: f64 = v.extract()?;
+        return Ok(serde_json::Number::from_f64(f).map_or_else(
+            || {
+                let text = match f {
+                    f if f.is_nan() => "NaN",
+                    f if f > 0.0 => "Infinity",
+                    _ => "-Infinity",
+                };
+                Json::String(text.into())
+            },
+            Json::Number,
+        ));
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return Ok(Json::String(s.to_cow()?.into_owned()));
+    }
+    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        return v.try_iter()?.map(|x| to_json(&x?)).collect::<PyResult<Vec<_>>>().map(Json::Array);
+    }
+    if v.hasattr("item")? {
+        return to_json(&v.call_method0("item")?);
+    }
+    Ok(Json::String(v.str()?.to_cow()?.into_owned()))
+}
+
+/// Applies backend settings: `{"tensorboard": {"dir", "run_name"}, "wandb": {"project",
+/// "entity", "run_name", "dir"}, "mlflow": {"url", "experiment", "run_name"}}`. Unset
+/// values come from the environment variables the Rust API reads. An unknown backend or
+/// setting is an error (a typo must not pass silently).
+fn configure(
+    mut builder: trainlog::MetricLoggerBuilder,
+    options: &Bound<'_, PyDict>,
+) -> PyResult<trainlog::MetricLoggerBuilder> {
+    use trainlog::sink::{MlflowOptions, TensorBoardOptions, WandbOptions};
+    for (backend, settings) in options.iter() {
+        let backend: String = backend.extract()?;
+        let settings = settings.cast::<PyDict>().map_err(|_| {
+            PyTypeError::new_err(format!("the settings of {backend} are a dict"))
+        })?;
+        let mut values: Vec<(String, String)> = Vec::new();
+        for (k, v) in settings.iter() {
+            if v.is_none() {
+                continue;
+            }
+            values.push((k.extract()?, v.str()?.extract()?));
+        }
+        let unknown = |key: &str, known: &str| {
+            PyValueError::new_err(format!(
+                "unknown {backend} setting {key:?} (known: {known})"
+            ))
+        };
+        builder = match backend.as_str() {
+            "tensorboard" => {
+                let mut o = TensorBoardOptions::new();
+                for (k, v) in values {
+                    o = match k.as_str() {
+                        "dir" => o.dir(v),
+                        "run_name" => o.run_name(v),
+                        _ => return Err(unknown(&k, "dir, run_name")),
+                    };
+                }
+                builder.configure(o)
+            }
+            "wandb" => {
+                let mut o = WandbOptions::new();
+                for (k, v) in values {
+                    o = match k.as_str() {
+                        "project" => o.project(v),
+                        "entity" => o.entity(v),
+                        "run_name" => o.run_name(v),
+                        "dir" => o.dir(v),
+                        _ => return Err(unknown(&k, "project, entity, run_name, dir")),
+                    };
+                }
+                builder.configure(o)
+            }
+            "mlflow" => {
+                let mut o = MlflowOptions::new();
+                for (k, v) in values {
+                    o = match k.as_str() {
+                        "url" => o.url(v),
+                        "experiment" => o.experiment(v),
+                        "run_name" => o.run_name(v),
+                        _ => return Err(unknown(&k, "url, experiment, run_name")),
+                    };
+                }
+                builder.configure(o)
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "no settings for backend {other:?} here (tensorboard, wandb, mlflow); \
+                     the others read their environment variables"
+                )))
+            }
+        };
+    }
+    Ok(builder)
 }
 
 /// A Python sequence or buffer of numbers, logged as a histogram (binned by trainlog's
@@ -199,27 +373,30 @@ fn collect_numbers(values: &Bound<'_, PyAny>, out: &mut Vec<f64>) -> PyResult<()
     Ok(())
 }
 
-/// One record: `fields` a dict (nested dicts flattened with `.`), at `step` if given.
+/// One record: `fields` a dict (nested names joined with `sep`), at `step` if given.
 #[pyfunction]
-#[pyo3(signature = (fields, step=None, hparams=false))]
-fn log(fields: &Bound<'_, PyAny>, step: Option<u64>, hparams: bool) -> PyResult<()> {
+#[pyo3(signature = (fields, step=None, hparams=false, sep='.'))]
+fn log(fields: &Bound<'_, PyAny>, step: Option<u64>, hparams: bool, sep: char) -> PyResult<()> {
     check_logging()?;
     let dict;
     let fields = match fields.cast::<PyDict>() {
         Ok(d) => d,
         Err(_) => {
             // Any other mapping, as `dict(fields)` reads it.
-            dict = PyDict::from_sequence(&fields.call_method0("items")?).map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "trainlog logs a dict of metrics, not {}",
-                    fields.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                ))
-            })?;
+            dict = fields
+                .call_method0("items")
+                .and_then(|items| PyDict::from_sequence(&items))
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "trainlog logs a dict of metrics, not {}",
+                        fields.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    ))
+                })?;
             &dict
         }
     };
     let mut out = Vec::with_capacity(fields.len());
-    flatten(&Cow::Borrowed(""), fields, &mut out)?;
+    flatten(&Cow::Borrowed(""), sep, fields, &mut out)?;
     trainlog::log_fields(step, hparams, out);
     Ok(())
 }
@@ -241,15 +418,20 @@ impl Logger {
     /// nested names joined with ``.``) at ``step``. Steps that go back or repeat are kept.
     #[pyo3(signature = (data, step=None))]
     fn log(&self, data: &Bound<'_, PyAny>, step: Option<u64>) -> PyResult<()> {
-        log(data, step, false)
+        log(data, step, false, '.')
     }
 }
 
-fn flatten(prefix: &Key, dict: &Bound<'_, PyDict>, out: &mut Vec<(Key, Value)>) -> PyResult<()> {
+fn flatten(
+    prefix: &Key,
+    sep: char,
+    dict: &Bound<'_, PyDict>,
+    out: &mut Vec<(Key, Value)>,
+) -> PyResult<()> {
     for (k, v) in dict.iter() {
-        let name = names::name(prefix, &k)?;
+        let name = names::name(prefix, sep, &k)?;
         if let Ok(inner) = v.cast::<PyDict>() {
-            flatten(&name, inner, out)?;
+            flatten(&name, sep, inner, out)?;
             continue;
         }
         out.push((name, value(&v)?));
@@ -286,6 +468,9 @@ mod names {
         fn write_usize(&mut self, n: usize) {
             self.write_u64(n as u64);
         }
+        fn write_u32(&mut self, n: u32) {
+            self.write_u64(u64::from(n));
+        }
         fn write_u64(&mut self, n: u64) {
             self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
@@ -298,18 +483,19 @@ mod names {
 
     #[derive(Default)]
     struct Names {
-        /// (prefix address, prefix length, name object's address) → name. The object is
-        /// held, so its address cannot be reused by another string while it is here.
-        by_object: HashMap<(usize, usize, usize), (Py<PyAny>, &'static str), ByAddress>,
+        /// (prefix address, prefix length, separator, name object's address) → name. The
+        /// object is held, so its address cannot be reused by another string while it is
+        /// here.
+        by_object: HashMap<(usize, usize, char, usize), (Py<PyAny>, &'static str), ByAddress>,
         by_text: HashMap<String, &'static str>,
     }
 
     static NAMES: Mutex<Option<Names>> = Mutex::new(None);
 
-    /// `prefix.key` (or `key` at the top level). The lock is never held while Python
+    /// `prefix<sep>key` (or `key` at the top level). The lock is never held while Python
     /// runs (another thread could be waiting for it with the GIL).
-    pub(super) fn name(prefix: &Key, key: &Bound<'_, PyAny>) -> PyResult<Key> {
-        let id = (prefix.as_ptr() as usize, prefix.len(), key.as_ptr() as usize);
+    pub(super) fn name(prefix: &Key, sep: char, key: &Bound<'_, PyAny>) -> PyResult<Key> {
+        let id = (prefix.as_ptr() as usize, prefix.len(), sep, key.as_ptr() as usize);
         let cacheable = matches!(prefix, Cow::Borrowed(_));
         if cacheable {
             if let Some(names) = NAMES.lock().ok().as_deref().and_then(Option::as_ref) {
@@ -328,7 +514,7 @@ mod names {
         let full = if prefix.is_empty() {
             text.into_owned()
         } else {
-            format!("{prefix}.{text}")
+            format!("{prefix}{sep}{text}")
         };
         if !cacheable {
             return Ok(Cow::Owned(full));
@@ -388,12 +574,43 @@ fn value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
 }
 
 /// Flushes and closes every sink; returns the counters (`queued`, `written`, `lost`, ...).
+/// A run started by `trainlog.init` is marked completed, or failed with `error`.
 #[pyfunction]
-#[pyo3(signature = (failed=false))]
-fn finish(py: Python<'_>, failed: bool) -> PyResult<Py<PyDict>> {
+#[pyo3(signature = (failed=false, error=None))]
+fn finish(py: Python<'_>, failed: bool, error: Option<String>) -> PyResult<Py<PyDict>> {
     if FORKED.load(Ordering::Relaxed) {
         return Err(PyRuntimeError::new_err(FORKED_MESSAGE));
     }
+    let run = RUN.lock().map_err(runtime)?.take();
+    if let Some(run) = run {
+        // Before the sinks close: failing logs an error event through them.
+        let marked = if failed {
+            run.fail(error.unwrap_or_else(|| "failed".into()))
+        } else {
+            run.complete()
+        };
+        if let Err(e) = marked {
+            // The run's files are the user's; the metrics must still be flushed.
+            eprintln!("trainlog: could not mark the run finished: {e}");
+        }
+    }
+    let outcome = if failed {
+        trainlog::sink::RunOutcome::Failed
+    } else {
+        trainlog::sink::RunOutcome::Completed
+    };
+    // The sinks' threads finish their I/O without the GIL.
+    let stats = py.detach(|| finish_pipeline(outcome))?;
+    let out = PyDict::new(py);
+    out.set_item("queued", stats.queued)?;
+    out.set_item("written", stats.written)?;
+    out.set_item("dropped", stats.dropped)?;
+    out.set_item("lost", stats.lost)?;
+    Ok(out.unbind())
+}
+
+/// Shuts the running pipeline down.
+fn finish_pipeline(outcome: trainlog::sink::RunOutcome) -> PyResult<trainlog::Stats> {
     let guard = ACTIVE.lock().map_err(runtime)?.take();
     let Some(guard) = guard else {
         return Err(PyRuntimeError::new_err(
@@ -401,22 +618,11 @@ fn finish(py: Python<'_>, failed: bool) -> PyResult<Py<PyDict>> {
         ));
     };
     LOGGING.store(false, Ordering::Relaxed);
-    let outcome = if failed {
-        trainlog::sink::RunOutcome::Failed
-    } else {
-        trainlog::sink::RunOutcome::Completed
-    };
-    // The sinks' threads finish their I/O without the GIL.
-    let stats = py.detach(|| guard.shutdown(outcome)).map_err(runtime)?;
+    let stats = guard.shutdown(outcome).map_err(runtime);
     // After the shutdown: a record another thread logged meanwhile still had somewhere to go.
     let finished = CURRENT.write().map_err(runtime)?.take();
     drop(finished);
-    let out = PyDict::new(py);
-    out.set_item("queued", stats.queued)?;
-    out.set_item("written", stats.written)?;
-    out.set_item("dropped", stats.dropped)?;
-    out.set_item("lost", stats.lost)?;
-    Ok(out.unbind())
+    stats
 }
 
 /// In a forked child (from Python's at-fork hook): lets go of the parent's pipeline, so
@@ -437,5 +643,6 @@ fn _trainlog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(log, m)?)?;
     m.add_function(wrap_pyfunction!(finish, m)?)?;
+    m.add_function(wrap_pyfunction!(set_params, m)?)?;
     Ok(())
 }

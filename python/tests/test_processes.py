@@ -1,17 +1,13 @@
 """Threads, fork and histograms."""
 
 import json
-import subprocess
 import sys
-import textwrap
+
+from conftest import run_script
 
 
 def run(tmp_path, body):
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(body))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out
+    return run_script(tmp_path, body)
 
 
 def lines(tmp_path):
@@ -58,6 +54,26 @@ def test_a_forked_child_gets_a_clear_error_and_the_parent_keeps_logging(tmp_path
     assert [l["loss"] for l in lines(tmp_path)] == [1.0, 3.0]
 
 
+def test_a_forked_child_can_start_a_logger_of_its_own(tmp_path):
+    run(tmp_path, f"""
+        import os, trainlog
+        run = trainlog.init(output_dir={str(tmp_path)!r})
+        run.log({{"loss": 1.0}}, step=0)
+        pid = os.fork()
+        if pid == 0:
+            with trainlog.init(output_dir={str(tmp_path / "child")!r}) as child:
+                child.log({{"loss": 2.0}}, step=0)
+            os._exit(0 if child.stats["written"] == 1 else 1)
+        _, status = os.waitpid(pid, 0)
+        assert status == 0, status
+        run.log({{"loss": 3.0}}, step=1)
+        run.finish()
+    """)
+    assert [l["loss"] for l in lines(tmp_path)] == [1.0, 3.0]
+    with open(tmp_path / "child" / "metrics_rank0.jsonl") as f:
+        assert [json.loads(l)["loss"] for l in f] == [2.0]
+
+
 def test_a_forked_child_that_exits_normally_does_not_hang(tmp_path):
     run(tmp_path, f"""
         import os, sys, trainlog
@@ -70,6 +86,33 @@ def test_a_forked_child_that_exits_normally_does_not_hang(tmp_path):
         assert status == 0
         run.finish()
     """)
+
+
+def test_histograms_from_buffers_and_arrays(tmp_path):
+    run(tmp_path, f"""
+        import array, trainlog
+        class Array2D:  # what numpy arrays and torch tensors offer: tolist()
+            def tolist(self): return [[1.0, 2.0], [3.0, float("nan")]]
+        values = array.array("d", [0.25 * i for i in range(1000)])
+        with trainlog.init(output_dir={str(tmp_path)!r}) as run:
+            run.log({{"from_array": trainlog.Histogram(values),
+                      "from_memoryview": trainlog.Histogram(memoryview(values)),
+                      "from_floats32": trainlog.Histogram(array.array("f", [1.5, 2.5])),
+                      "from_tolist": trainlog.Histogram(Array2D()),
+                      "from_ints": trainlog.Histogram(range(10))}}, step=0)
+        try:
+            trainlog.Histogram(["a"])
+        except TypeError as e:
+            assert "numbers" in str(e), e
+        else:
+            raise AssertionError("a histogram of strings")
+    """)
+    (line,) = lines(tmp_path)
+    for name in ("from_array", "from_memoryview"):
+        assert line[name]["count"] == 1000 and line[name]["max"] == 249.75
+    assert line["from_floats32"]["count"] == 2 and line["from_floats32"]["mean"] == 2.0
+    assert line["from_tolist"]["count"] == 4 and line["from_tolist"]["nan"] == 1
+    assert line["from_ints"]["count"] == 10 and line["from_ints"]["max"] == 9.0
 
 
 def test_histograms_and_numpy_like_scalars(tmp_path):
