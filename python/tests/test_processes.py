@@ -1,7 +1,6 @@
 """Threads, fork and histograms."""
 
 import json
-import sys
 
 from conftest import run_script
 
