@@ -103,15 +103,15 @@ pub(crate) fn with_pending<R>(
 pub(crate) fn take_pending(value: &dyn fmt::Debug, out: &mut Vec<(Key, Value)>) -> bool {
     let at = value as *const dyn fmt::Debug as *const () as usize;
     PENDING
-        .try_with(|stack| {
-            match stack.borrow().iter().rev().find(|p| p.at.contains(&at)) {
+        .try_with(
+            |stack| match stack.borrow().iter().rev().find(|p| p.at.contains(&at)) {
                 Some(p) => {
                     out.extend(p.fields.iter().cloned());
                     true
                 }
                 None => false,
-            }
-        })
+            },
+        )
         .unwrap_or(false)
 }
 
@@ -341,14 +341,13 @@ pub(crate) mod sites {
             hash.write_usize(name.len());
         }
         let hash = hash.finish();
-        let same = |made: &Made| {
-            made.names.len() == fields.len()
-                && made
-                    .names
-                    .iter()
-                    .zip(fields)
-                    .all(|(a, (b, _))| std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len())
-        };
+        let same =
+            |made: &Made| {
+                made.names.len() == fields.len()
+                    && made.names.iter().zip(fields).all(|(a, (b, _))| {
+                        std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()
+                    })
+            };
         MINE.try_with(|mine| {
             let mut mine = mine.try_borrow_mut().ok()?;
             let candidates = mine.entry(hash).or_default();

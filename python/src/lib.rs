@@ -152,9 +152,8 @@ fn start(
              set in this process): {e}"
         )));
     }
-    *CURRENT.write().map_err(runtime)? = Some(Dispatch::new(
-        tracing_subscriber::registry().with(layer),
-    ));
+    *CURRENT.write().map_err(runtime)? =
+        Some(Dispatch::new(tracing_subscriber::registry().with(layer)));
     *active = Some(guard);
     LOGGING.store(true, Ordering::Relaxed);
     if run {
@@ -238,7 +237,11 @@ fn to_json(v: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
         return Ok(Json::String(s.to_cow()?.into_owned()));
     }
     if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
-        return v.try_iter()?.map(|x| to_json(&x?)).collect::<PyResult<Vec<_>>>().map(Json::Array);
+        return v
+            .try_iter()?
+            .map(|x| to_json(&x?))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Json::Array);
     }
     if v.hasattr("item")? {
         return to_json(&v.call_method0("item")?);
@@ -257,9 +260,9 @@ fn configure(
     use trainlog::sink::{MlflowOptions, TensorBoardOptions, WandbOptions};
     for (backend, settings) in options.iter() {
         let backend: String = backend.extract()?;
-        let settings = settings.cast::<PyDict>().map_err(|_| {
-            PyTypeError::new_err(format!("the settings of {backend} are a dict"))
-        })?;
+        let settings = settings
+            .cast::<PyDict>()
+            .map_err(|_| PyTypeError::new_err(format!("the settings of {backend} are a dict")))?;
         let mut values: Vec<(String, String)> = Vec::new();
         for (k, v) in settings.iter() {
             if v.is_none() {
@@ -389,7 +392,11 @@ fn log(fields: &Bound<'_, PyAny>, step: Option<u64>, hparams: bool, sep: char) -
                 .map_err(|_| {
                     PyTypeError::new_err(format!(
                         "trainlog logs a dict of metrics, not {}",
-                        fields.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        fields
+                            .get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ))
                 })?;
             &dict
@@ -481,12 +488,15 @@ mod names {
 
     type ByAddress = std::hash::BuildHasherDefault<AddressHasher>;
 
+    /// (prefix address, prefix length, separator, name object's address).
+    type ObjectKey = (usize, usize, char, usize);
+
     #[derive(Default)]
     struct Names {
         /// (prefix address, prefix length, separator, name object's address) → name. The
         /// object is held, so its address cannot be reused by another string while it is
         /// here.
-        by_object: HashMap<(usize, usize, char, usize), (Py<PyAny>, &'static str), ByAddress>,
+        by_object: HashMap<ObjectKey, (Py<PyAny>, &'static str), ByAddress>,
         by_text: HashMap<String, &'static str>,
     }
 
@@ -495,7 +505,12 @@ mod names {
     /// `prefix<sep>key` (or `key` at the top level). The lock is never held while Python
     /// runs (another thread could be waiting for it with the GIL).
     pub(super) fn name(prefix: &Key, sep: char, key: &Bound<'_, PyAny>) -> PyResult<Key> {
-        let id = (prefix.as_ptr() as usize, prefix.len(), sep, key.as_ptr() as usize);
+        let id = (
+            prefix.as_ptr() as usize,
+            prefix.len(),
+            sep,
+            key.as_ptr() as usize,
+        );
         let cacheable = matches!(prefix, Cow::Borrowed(_));
         if cacheable {
             if let Some(names) = NAMES.lock().ok().as_deref().and_then(Option::as_ref) {

@@ -136,15 +136,23 @@ fn to_value(v: &V) -> trainlog::Value {
     }
 }
 
+/// One `log_fields` call: step, hparams, fields.
+type Logged = (Option<u64>, bool, Vec<(trainlog::Key, trainlog::Value)>);
+
 /// The JSONL lines `log_fields` writes for each of `records`, times taken out.
-fn written(records: &[(Option<u64>, bool, Vec<(trainlog::Key, trainlog::Value)>)]) -> Vec<String> {
+fn written(records: &[Logged]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let guard = with_logger(MetricLogger::builder().output_dir(dir.path()).rank(0), || {
-        for (step, hparams, fields) in records {
-            trainlog::log_fields(*step, *hparams, fields.clone());
-        }
-    });
-    guard.shutdown(trainlog::sink::RunOutcome::Completed).unwrap();
+    let guard = with_logger(
+        MetricLogger::builder().output_dir(dir.path()).rank(0),
+        || {
+            for (step, hparams, fields) in records {
+                trainlog::log_fields(*step, *hparams, fields.clone());
+            }
+        },
+    );
+    guard
+        .shutdown(trainlog::sink::RunOutcome::Completed)
+        .unwrap();
     let text = std::fs::read_to_string(dir.path().join("metrics_rank0.jsonl")).unwrap();
     text.lines()
         .map(|raw| {

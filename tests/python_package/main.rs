@@ -16,7 +16,10 @@ fn the_python_package_builds_and_its_pytest_suite_passes() {
     let out = Command::new("bash")
         .arg(format!("{root}/python/ci.sh"))
         .env("TRAINLOG_TENSORBOARD_PYTHON", python::python("tensorboard"))
-        .env("TRAINLOG_READ_TENSORBOARD", python::script("read_tensorboard.py"))
+        .env(
+            "TRAINLOG_READ_TENSORBOARD",
+            python::script("read_tensorboard.py"),
+        )
         .env("TRAINLOG_WANDB_PYTHON", python::python("wandb"))
         .env("TRAINLOG_READ_WANDB", python::script("read_wandb.py"))
         .output()
