@@ -104,7 +104,12 @@ macro_rules! metrics_event {
 /// Times `iters` events emitted in bursts that fit in the queues, running `drain`
 /// (untimed) between bursts: the cost a training loop sees when logging is not
 /// saturating the writer.
-fn bursts(iters: u64, mut drain: impl FnMut(u64)) -> Duration {
+fn bursts(iters: u64, drain: impl FnMut(u64)) -> Duration {
+    bursts_of(iters, |i| metrics_event!(i), drain)
+}
+
+/// [`bursts`] of `log(i)` instead of the usual event.
+fn bursts_of(iters: u64, mut log: impl FnMut(u64), mut drain: impl FnMut(u64)) -> Duration {
     const BURST: u64 = 10_000;
     let mut total = Duration::ZERO;
     let mut done = 0;
@@ -112,13 +117,31 @@ fn bursts(iters: u64, mut drain: impl FnMut(u64)) -> Duration {
         let n = BURST.min(iters - done);
         let start = Instant::now();
         for i in done..done + n {
-            metrics_event!(i);
+            log(i);
         }
         total += start.elapsed();
         done += n;
         drain(n);
     }
     total
+}
+
+/// The usual event's fields for `log_fields`, with run-time names (a `String` each, as
+/// `log_dict` makes them) or `&'static str` names (as the Python package interns them).
+fn fields(i: u64, static_names: bool) -> Vec<(trainlog::Key, trainlog::Value)> {
+    let values = [1.0 / (i as f64 + 1.0), 3e-4, 0.5];
+    ["loss", "lr", "train.acc"]
+        .iter()
+        .zip(values)
+        .map(|(name, v)| {
+            let key = if static_names {
+                trainlog::Key::Borrowed(name)
+            } else {
+                trainlog::Key::Owned(name.to_string())
+            };
+            (key, trainlog::Value::F64(v))
+        })
+        .collect()
 }
 
 fn caller(c: &mut Criterion) {
@@ -163,6 +186,31 @@ fn caller(c: &mut Criterion) {
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
             g.bench_function("trainlog_jsonl", |b| {
                 b.iter_custom(|n| bursts(n, |_| guard.flush().unwrap()))
+            });
+        });
+        drop(guard);
+    }
+    // `log_fields` (what `log_dict` and the Python package call): names made at run time
+    // go as a boxed record; `&'static str` names through a run-time callsite, as events.
+    for (name, static_names) in [
+        ("trainlog_jsonl_log_fields_owned_names", false),
+        ("trainlog_jsonl_log_fields_static_names", true),
+    ] {
+        let out = dir.path().join(name);
+        let (layer, guard) = MetricLogger::builder()
+            .output_dir(&out)
+            .rank(0)
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            g.bench_function(name, |b| {
+                b.iter_custom(|n| {
+                    bursts_of(
+                        n,
+                        |i| trainlog::log_fields(Some(i), false, fields(i, static_names)),
+                        |_| guard.flush().unwrap(),
+                    )
+                })
             });
         });
         drop(guard);
