@@ -1,6 +1,7 @@
 """The wandb-like run API, read back from the files it wrote."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -182,3 +183,22 @@ def test_the_run_directory_says_how_the_run_ended(tmp_path):
     assert read(tmp_path / "uncaught" / "metrics_rank0.jsonl")[0]["loss"] == 1.0
     params = read(tmp_path / "ok" / "parameters.jsonl")
     assert params[-1]["op"] == "set" and params[-1]["value"] == {"lr": 0.1}, params
+
+
+def test_environment_variables_work_as_in_rust_system_metrics_from_their_thread(tmp_path):
+    """TRAINLOG_SYSTEM_METRICS starts the sampler, whose records come from a thread of its
+    own (through the global subscriber, to the current pipeline)."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import time, trainlog
+        with trainlog.init(output_dir={str(tmp_path)!r}) as run:
+            for step in range(6):
+                run.log({{"loss": 1.0}}, step=step)
+                time.sleep(0.1)
+    """))
+    env = dict(os.environ, TRAINLOG_SYSTEM_METRICS="100ms")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = read(tmp_path / "metrics_rank0.jsonl")
+    assert len([l for l in lines if "loss" in l]) == 6
+    assert any(l.get("system.memory.rss_bytes", 0) > 0 for l in lines), lines
