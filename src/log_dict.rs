@@ -350,10 +350,10 @@ pub(crate) mod sites {
             };
         MINE.try_with(|mine| {
             let mut mine = mine.try_borrow_mut().ok()?;
-            let candidates = mine.entry(hash).or_default();
-            if let Some(made) = candidates.iter().find(|m| same(m)) {
+            if let Some(made) = mine.get(&hash).and_then(|c| c.iter().find(|m| same(m))) {
                 return made.site;
             }
+            // Nothing is kept past the bound, not even an empty entry.
             if MADE.fetch_add(1, Ordering::Relaxed) >= MAX_SITES {
                 MADE.fetch_sub(1, Ordering::Relaxed);
                 return None;
@@ -367,9 +367,12 @@ pub(crate) mod sites {
                 .collect();
             let names: &'static [&'static str] = Box::leak(names.into_boxed_slice());
             let mut seen = std::collections::HashSet::with_capacity(names.len());
-            // The compact form names a field by a 16-bit index among at most 128 slots.
+            // The compact form names a field by a 16-bit index among at most 128 slots,
+            // and the worker reads a callsite's names as identifiers (`r#` taken off).
             let site = (names.len() < crate::worker::entry::MAX_SLOTS
-                && names.iter().all(|n| seen.insert(*n)))
+                && names
+                    .iter()
+                    .all(|n| seen.insert(*n) && !n.starts_with("r#")))
             .then(|| {
                 let callsite: &'static RuntimeCallsite =
                     Box::leak(Box::new(RuntimeCallsite { _own_address: 0 }));
@@ -378,7 +381,7 @@ pub(crate) mod sites {
                     tracing_core::identify_callsite!(callsite),
                 )))
             });
-            candidates.push(Made { names, site });
+            mine.entry(hash).or_default().push(Made { names, site });
             site
         })
         .ok()

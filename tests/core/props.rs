@@ -46,6 +46,7 @@ fn name() -> impl Strategy<Value = String> {
         Just("timestamp".to_string()),
         Just("step".to_string()),
         Just("loss".to_string()),
+        Just("r#type".to_string()),
         Just(String::new()),
         "[a-z._]{1,6}",
         "\\PC{0,8}",
