@@ -82,19 +82,30 @@ fn runtime(e: impl std::fmt::Display) -> PyErr {
 }
 
 /// In a forked child: lets go of the parent's pipeline without closing it (its threads
-/// are the parent's; closing would wait for them forever).
-fn forget_parents() {
-    if let Ok(mut active) = ACTIVE.lock() {
-        std::mem::forget(active.take());
+/// are the parent's; closing would wait for them forever). Only tries the locks: one held
+/// at the fork by a thread that did not come along (a sampler thread reading `CURRENT`)
+/// is never released here, and waiting for it would hang the child. False then.
+fn forget_parents() -> bool {
+    use std::sync::TryLockError;
+    let mut clean = true;
+    match ACTIVE.try_lock() {
+        Ok(mut active) => std::mem::forget(active.take()),
+        Err(TryLockError::Poisoned(e)) => std::mem::forget(e.into_inner().take()),
+        Err(TryLockError::WouldBlock) => clean = false,
     }
-    if let Ok(mut current) = CURRENT.write() {
-        std::mem::forget(current.take());
+    match CURRENT.try_write() {
+        Ok(mut current) => std::mem::forget(current.take()),
+        Err(TryLockError::Poisoned(e)) => std::mem::forget(e.into_inner().take()),
+        Err(TryLockError::WouldBlock) => clean = false,
     }
-    if let Ok(mut run) = RUN.lock() {
-        // The parent's: the child must not mark it finished.
-        run.take();
+    match RUN.try_lock() {
+        // The parent's run: the child must not mark it finished.
+        Ok(mut run) => std::mem::forget(run.take()),
+        Err(TryLockError::Poisoned(e)) => std::mem::forget(e.into_inner().take()),
+        Err(TryLockError::WouldBlock) => clean = false,
     }
     LOGGING.store(false, Ordering::Relaxed);
+    clean
 }
 
 /// Starts the pipeline: `backends` like `"async,tensorboard"`, files under `output_dir`,
@@ -110,9 +121,15 @@ fn start(
     options: Option<&Bound<'_, PyDict>>,
     run: bool,
 ) -> PyResult<()> {
-    if FORKED.swap(false, Ordering::Relaxed) {
-        // A child starting a pipeline of its own.
-        forget_parents();
+    if FORKED.swap(false, Ordering::Relaxed) && !forget_parents() {
+        // A child starting a pipeline of its own, whose parent was in the middle of
+        // trainlog's bookkeeping on another thread when it forked.
+        FORKED.store(true, Ordering::Relaxed);
+        return Err(PyRuntimeError::new_err(
+            "trainlog: this process was forked while another thread of its parent held \
+             trainlog's state, which cannot be taken over here; start processes with the \
+             `spawn` method (multiprocessing.set_start_method(\"spawn\"))",
+        ));
     }
     let mut active = ACTIVE.lock().map_err(runtime)?;
     if active.is_some() {

@@ -1,6 +1,10 @@
 """Threads, fork and histograms."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 from conftest import run_script
 
@@ -129,3 +133,35 @@ def test_histograms_and_numpy_like_scalars(tmp_path):
     assert line["weights"]["count"] == 100
     assert line["loss"] == 0.5 and line["inf"] == "Infinity"
     assert line["ok"] is True and line["phase"] == "train"
+
+
+def test_forking_while_another_thread_logs_never_hangs_the_child(tmp_path):
+    """Forks while the system-metrics thread logs (holding trainlog's locks now and then):
+    each child gets a logger of its own or the clear error, and never waits forever for a
+    lock whose holder stayed in the parent."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, trainlog
+        run = trainlog.init(output_dir={str(tmp_path)!r})
+        outcomes = []
+        for n in range(30):
+            run.log({{"loss": 1.0}}, step=n)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    with trainlog.init(output_dir={str(tmp_path)!r} + f"/child{{n}}") as child:
+                        child.log({{"loss": 2.0}}, step=0)
+                    os._exit(0)
+                except RuntimeError as e:
+                    os._exit(3 if "forked" in str(e) else 1)
+            _, status = os.waitpid(pid, 0)
+            outcomes.append(os.waitstatus_to_exitcode(status))
+        run.finish()
+        assert set(outcomes) <= {{0, 3}}, outcomes
+        print(outcomes.count(0), "children logged")
+    """))
+    env = dict(os.environ, TRAINLOG_SYSTEM_METRICS="1ms")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "children logged" in out.stdout
