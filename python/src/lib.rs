@@ -638,6 +638,7 @@ fn finish(py: Python<'_>, failed: bool, error: Option<String>) -> PyResult<Py<Py
     out.set_item("written", stats.written)?;
     out.set_item("dropped", stats.dropped)?;
     out.set_item("lost", stats.lost)?;
+    out.set_item("write_errors", stats.write_errors)?;
     Ok(out.unbind())
 }
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import run_script
 
 
@@ -165,3 +167,36 @@ def test_forking_while_another_thread_logs_never_hangs_the_child(tmp_path):
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "children logged" in out.stdout
+
+
+def test_records_lost_to_a_full_disk_are_an_exception_at_finish_and_a_message_at_exit(tmp_path):
+    """A 64 KiB tmpfs (root mounts it; CI runs as root): finish() raises with the count,
+    and a script that never calls finish() says it on stderr at exit."""
+    if os.geteuid() != 0:
+        message = "mounting a tmpfs needs root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    for finish in (True, False):
+        disk = tmp_path / f"disk{int(finish)}"
+        disk.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                       check=True)
+        try:
+            out = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+                import trainlog
+                run = trainlog.init(output_dir={str(disk)!r} + "/run")
+                for step in range(5000):
+                    run.log({{"loss": 1.0, "note": "x" * 100}}, step=step)
+                if {finish}:
+                    try:
+                        run.finish()
+                    except RuntimeError as e:
+                        print("raised:", e)
+            """)], capture_output=True, text=True, timeout=120)
+        finally:
+            subprocess.run(["umount", str(disk)], check=True)
+        assert out.returncode == 0, out.stderr
+        said = out.stdout if finish else out.stderr
+        assert "records were not written" in said and "jsonl" in said, (said, out.stderr)
+        assert "No space left on device" in out.stderr, out.stderr

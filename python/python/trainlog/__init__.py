@@ -48,7 +48,9 @@ class Run(_trainlog.Logger):
     def finish(self, failed=False, error=None):
         """Flushes every backend and closes the run (``run.json``: completed, or failed
         with ``error``); returns the counters (``queued``, ``written``, ``dropped``,
-        ``lost``). A second call returns them again."""
+        ``lost``, ``write_errors``). A second call returns them again. Raises
+        RuntimeError when records were lost (a full disk, a server that never answered),
+        with how many and where."""
         global _started
         if not self._finished and _started is not None:
             self._finished = True
@@ -132,7 +134,11 @@ def _finish_at_exit():
     global _started
     if _started is not None:
         _started = None
-        _trainlog.finish(_uncaught is not None, _uncaught)
+        try:
+            _trainlog.finish(_uncaught is not None, _uncaught)
+        except RuntimeError as e:
+            # Nobody to raise to at exit: said once, plainly (the reasons came on stderr).
+            print(e, file=sys.stderr)
 
 
 atexit.register(_finish_at_exit)
