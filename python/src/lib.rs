@@ -131,12 +131,6 @@ fn start(
              `spawn` method (multiprocessing.set_start_method(\"spawn\"))",
         ));
     }
-    let mut active = ACTIVE.lock().map_err(runtime)?;
-    if active.is_some() {
-        return Err(PyRuntimeError::new_err(
-            "trainlog is already logging in this process: finish() it first",
-        ));
-    }
     let mut builder = trainlog::MetricLogger::builder()
         .backends(backends)
         .map_err(runtime)?
@@ -150,6 +144,14 @@ fn start(
     }
     if let Some(options) = options {
         builder = configure(builder, options)?;
+    }
+    // Taken once no Python code runs any more (a `__str__` could let another thread in,
+    // which would wait here holding the GIL this thread needs).
+    let mut active = ACTIVE.lock().map_err(runtime)?;
+    if active.is_some() {
+        return Err(PyRuntimeError::new_err(
+            "trainlog is already logging in this process: finish() it first",
+        ));
     }
     let (layer, guard) = builder.build().map_err(runtime)?;
     let mut installed = Ok(());
@@ -196,9 +198,11 @@ fn start(
 #[pyfunction]
 fn set_params(values: &Bound<'_, PyDict>) -> PyResult<()> {
     check_logging()?;
+    // Read before the lock: reading may run Python code (see `start`).
+    let json = to_json(values)?;
     let run = RUN.lock().map_err(runtime)?;
     match run.as_ref() {
-        Some(run) => run.params().set(&to_json(values)?).map_err(runtime),
+        Some(run) => run.params().set(&json).map_err(runtime),
         None => {
             drop(run);
             log(values, None, true, '.')
