@@ -110,79 +110,6 @@ where
     event.record(&mut Capture(fields));
 }
 
-/// Queues a `log_dict` event in the compact form, its fields named by their run-time
-/// callsite (see `log_dict::sites`); false when it has none or does not fit (then nothing
-/// was queued).
-fn publish_emitted(feeders: &[Feeder], event: &Event<'_>, ticks: u64) -> bool {
-    /// The event's own fields: `step`, `hparams`, and where its `dict` value is.
-    #[derive(Default)]
-    struct Emitted {
-        step: Option<u64>,
-        hparams: bool,
-        dict: usize,
-    }
-    impl tracing::field::Visit for Emitted {
-        fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-            if field.name() == "step" {
-                self.step = Some(value);
-            }
-        }
-        fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
-            if field.name() == "hparams" {
-                self.hparams = value;
-            }
-        }
-        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "dict" {
-                self.dict = value as *const dyn std::fmt::Debug as *const () as usize;
-            }
-        }
-    }
-    let mut emitted = Emitted::default();
-    event.record(&mut emitted);
-    crate::log_dict::with_pending(emitted.dict, |fields, site| {
-        let Some(site) = site else {
-            return false;
-        };
-        let mut slots = Slots::new();
-        let mut encoder = Encoder::for_site(&mut slots, site);
-        if let Some(step) = emitted.step {
-            encoder.step(step);
-        }
-        encoder.hparams(emitted.hparams);
-        for (index, (_, value)) in fields.iter().enumerate() {
-            encoder.value(index, value);
-        }
-        if encoder.bailed() {
-            return false;
-        }
-        worker::publish_all(feeders, encoder.finish(ticks));
-        true
-    })
-    .unwrap_or(false)
-}
-
-/// Captures `event` whole into a [`Record`] and queues it for every sink: the form for
-/// events the compact encoding cannot hold.
-fn publish_record<S>(
-    feeders: &[Feeder],
-    rank: u32,
-    event: &Event<'_>,
-    cx: &Context<'_, S>,
-    span_fields: bool,
-    ticks: u64,
-) where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let mut record = Record::new(rank);
-    capture(&mut record, event, cx, span_fields);
-    worker::publish(
-        feeders.len(),
-        feeders.iter(),
-        &mut record_entry(record, ticks, &mut Slots::new()),
-    );
-}
-
 impl SinkLayer {
     pub(crate) fn new(sinks: Sinks) -> Self {
         SinkLayer {
@@ -265,18 +192,14 @@ where
         // The common case: the event encoded in a few slots on the stack, copied into
         // each sink's queue for this thread (see `worker::entry`). Nothing allocates.
         let ticks = clock::now();
-        if crate::log_dict::is_emitted(event.metadata()) {
-            // A `log_dict` event: run-time names, encoded when they have a run-time
-            // callsite (and no span adds fields), else a whole record.
-            if *span_fields || !publish_emitted(feeders, event, ticks) {
-                publish_record(feeders, *rank, event, &cx, *span_fields, ticks);
-            }
-            return;
-        }
         let mut slots = Slots::new();
         let mut encoder = if *span_fields {
-            // The event's site and its spans'.
+            // The event's site and its spans' (and a `log_dict` event's names', below).
             Encoder::new(&mut slots, MAX_SITES)
+        } else if crate::log_dict::is_emitted(event.metadata()) {
+            // A `log_dict` event: its own site, and the run-time callsite that names its
+            // fields when it has one (`log_dict::sites`; else it bails to a record).
+            Encoder::new(&mut slots, 2)
         } else {
             Encoder::for_site(&mut slots, event.metadata().fields())
         };
@@ -287,7 +210,14 @@ where
         }
         drop(encoder);
         drop(slots);
-        // Too big for that form: a whole record.
-        publish_record(feeders, *rank, event, &cx, *span_fields, ticks);
+        // Too big for that form, or a `log_dict` event whose names are made at run time:
+        // a whole record.
+        let mut record = Record::new(*rank);
+        capture(&mut record, event, &cx, *span_fields);
+        worker::publish(
+            feeders.len(),
+            feeders.iter(),
+            &mut record_entry(record, ticks, &mut Slots::new()),
+        );
     }
 }

@@ -81,12 +81,14 @@ fn json_text(fields: &[(Key, Value)]) -> String {
     String::from_utf8(text).unwrap_or_default()
 }
 
-/// Runs `f` on the fields (and their run-time callsite, if any) of the `log_dict` event
-/// whose `dict` value is at `at`, when it is being dispatched on this thread.
+/// When `value` (a `dict` field recorded with `record_debug`) is the [`DictText`] of a
+/// `log_dict` event being dispatched on this thread, runs `f` on its exact fields and their
+/// run-time callsite, if they have one (see [`sites`]).
 pub(crate) fn with_pending<R>(
-    at: usize,
+    value: &dyn fmt::Debug,
     f: impl FnOnce(&[(Key, Value)], Option<&'static FieldSet>) -> R,
 ) -> Option<R> {
+    let at = value as *const dyn fmt::Debug as *const () as usize;
     PENDING
         .try_with(|stack| {
             let stack = stack.borrow();
@@ -97,22 +99,10 @@ pub(crate) fn with_pending<R>(
         .flatten()
 }
 
-/// When `value` (a `dict` field recorded with `record_debug`) is the [`DictText`] of a
-/// `log_dict` event being dispatched on this thread, appends its exact fields to `out`
-/// and returns true.
+/// Appends the fields of the `log_dict` event whose `dict` value is `value` to `out` (see
+/// [`with_pending`]); false when `value` is not one.
 pub(crate) fn take_pending(value: &dyn fmt::Debug, out: &mut Vec<(Key, Value)>) -> bool {
-    let at = value as *const dyn fmt::Debug as *const () as usize;
-    PENDING
-        .try_with(
-            |stack| match stack.borrow().iter().rev().find(|p| p.at.contains(&at)) {
-                Some(p) => {
-                    out.extend(p.fields.iter().cloned());
-                    true
-                }
-                None => false,
-            },
-        )
-        .unwrap_or(false)
+    with_pending(value, |fields, _| out.extend(fields.iter().cloned())).is_some()
 }
 
 /// The fields [`log_dict`] would log for `value`, names prefixed with `prefix.` (when not

@@ -595,9 +595,23 @@ impl Fields for Encoder<'_> {
         self.bailed = true;
     }
 
-    fn dict_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {
-        // As `dict`, without writing the text first.
-        self.bailed = true;
+    fn dict_debug(&mut self, _field: &Field, value: &dyn std::fmt::Debug) {
+        // The fields of a `log_dict` event whose names have a run-time callsite
+        // (`log_dict::sites`): written as an event's, named by that site. Any other
+        // `dict` has run-time names, which only a `Record` holds.
+        let written = crate::log_dict::with_pending(value, |fields, site| {
+            let Some(site) = site else {
+                return false;
+            };
+            self.site(site);
+            for (index, (_, value)) in fields.iter().enumerate() {
+                self.value(index, value);
+            }
+            true
+        });
+        if written != Some(true) {
+            self.bailed = true;
+        }
     }
 }
 

@@ -140,17 +140,20 @@ fn to_value(v: &V) -> trainlog::Value {
 /// One `log_fields` call: step, hparams, fields.
 type Logged = (Option<u64>, bool, Vec<(trainlog::Key, trainlog::Value)>);
 
-/// The JSONL lines `log_fields` writes for each of `records`, times taken out.
-fn written(records: &[Logged]) -> Vec<String> {
+/// The JSONL lines `log_fields` writes for each of `records`, times taken out; with
+/// `span_fields`, the fields of the span they are logged in too.
+fn written(records: &[Logged], span_fields: bool) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let guard = with_logger(
-        MetricLogger::builder().output_dir(dir.path()).rank(0),
-        || {
-            for (step, hparams, fields) in records {
-                trainlog::log_fields(*step, *hparams, fields.clone());
-            }
-        },
-    );
+    let builder = MetricLogger::builder()
+        .output_dir(dir.path())
+        .rank(0)
+        .span_fields(span_fields);
+    let guard = with_logger(builder, || {
+        let _epoch = tracing::info_span!("epoch", in_span = 3u64).entered();
+        for (step, hparams, fields) in records {
+            trainlog::log_fields(*step, *hparams, fields.clone());
+        }
+    });
     guard
         .shutdown(trainlog::sink::RunOutcome::Completed)
         .unwrap();
@@ -169,7 +172,8 @@ proptest! {
 
     /// Names that are `&'static str` take the compact encoding (a run-time callsite per
     /// set of names); others a boxed record. Both write the same lines, whatever the
-    /// names (duplicates, metadata keys) and values (NaN, long texts, histograms).
+    /// names (duplicates, metadata keys) and values (NaN, long texts, histograms), with
+    /// and without a span's fields on each record.
     #[test]
     fn static_names_and_owned_names_write_the_same_lines(
         records in proptest::collection::vec(
@@ -181,6 +185,7 @@ proptest! {
             1..6,
         ),
         histogram in proptest::collection::vec(any::<f64>(), 0..20),
+        span_fields in any::<bool>(),
     ) {
         let owned: Vec<_> = records
             .iter()
@@ -211,6 +216,8 @@ proptest! {
                 (*step, *hparams, fields)
             })
             .collect();
-        prop_assert_eq!(written(&statics), written(&owned));
+        let lines = written(&statics, span_fields);
+        prop_assert_eq!(&lines, &written(&owned, span_fields));
+        prop_assert_eq!(lines.iter().all(|l| l.contains("\"in_span\":3")), span_fields, "{:?}", lines);
     }
 }
