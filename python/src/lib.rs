@@ -284,55 +284,34 @@ fn configure(
         let settings = settings
             .cast::<PyDict>()
             .map_err(|_| PyTypeError::new_err(format!("the settings of {backend} are a dict")))?;
-        let mut values: Vec<(String, String)> = Vec::new();
-        for (k, v) in settings.iter() {
-            if v.is_none() {
-                continue;
-            }
-            values.push((k.extract()?, v.str()?.extract()?));
-        }
-        let unknown = |key: &str, known: &str| {
-            PyValueError::new_err(format!(
-                "unknown {backend} setting {key:?} (known: {known})"
-            ))
-        };
         builder = match backend.as_str() {
-            "tensorboard" => {
-                let mut o = TensorBoardOptions::new();
-                for (k, v) in values {
-                    o = match k.as_str() {
-                        "dir" => o.dir(v),
-                        "run_name" => o.run_name(v),
-                        _ => return Err(unknown(&k, "dir, run_name")),
-                    };
-                }
-                builder.configure(o)
-            }
-            "wandb" => {
-                let mut o = WandbOptions::new();
-                for (k, v) in values {
-                    o = match k.as_str() {
-                        "project" => o.project(v),
-                        "entity" => o.entity(v),
-                        "run_name" => o.run_name(v),
-                        "dir" => o.dir(v),
-                        _ => return Err(unknown(&k, "project, entity, run_name, dir")),
-                    };
-                }
-                builder.configure(o)
-            }
-            "mlflow" => {
-                let mut o = MlflowOptions::new();
-                for (k, v) in values {
-                    o = match k.as_str() {
-                        "url" => o.url(v),
-                        "experiment" => o.experiment(v),
-                        "run_name" => o.run_name(v),
-                        _ => return Err(unknown(&k, "url, experiment, run_name")),
-                    };
-                }
-                builder.configure(o)
-            }
+            "tensorboard" => builder.configure(settings_of(
+                &backend,
+                settings,
+                TensorBoardOptions::new(),
+                &[("dir", |o, v| o.dir(v)), ("run_name", |o, v| o.run_name(v))],
+            )?),
+            "wandb" => builder.configure(settings_of(
+                &backend,
+                settings,
+                WandbOptions::new(),
+                &[
+                    ("project", |o, v| o.project(v)),
+                    ("entity", |o, v| o.entity(v)),
+                    ("run_name", |o, v| o.run_name(v)),
+                    ("dir", |o, v| o.dir(v)),
+                ],
+            )?),
+            "mlflow" => builder.configure(settings_of(
+                &backend,
+                settings,
+                MlflowOptions::new(),
+                &[
+                    ("url", |o, v| o.url(v)),
+                    ("experiment", |o, v| o.experiment(v)),
+                    ("run_name", |o, v| o.run_name(v)),
+                ],
+            )?),
             other => {
                 return Err(PyValueError::new_err(format!(
                     "no settings for backend {other:?} here (tensorboard, wandb, mlflow); \
@@ -342,6 +321,34 @@ fn configure(
         };
     }
     Ok(builder)
+}
+
+/// A setting's name and the options setter it goes through.
+type Setter<O> = (&'static str, fn(O, String) -> O);
+
+/// One backend's `options` with `settings` applied, each through its setter in `setters`
+/// (a `None` value is left unset; an unknown name is an error listing the known ones).
+fn settings_of<O>(
+    backend: &str,
+    settings: &Bound<'_, PyDict>,
+    mut options: O,
+    setters: &[Setter<O>],
+) -> PyResult<O> {
+    for (key, value) in settings.iter() {
+        if value.is_none() {
+            continue;
+        }
+        let key: String = key.extract()?;
+        let Some((_, set)) = setters.iter().find(|(name, _)| *name == key) else {
+            let known: Vec<&str> = setters.iter().map(|(name, _)| *name).collect();
+            return Err(PyValueError::new_err(format!(
+                "unknown {backend} setting {key:?} (known: {})",
+                known.join(", ")
+            )));
+        };
+        options = set(options, value.str()?.extract()?);
+    }
+    Ok(options)
 }
 
 /// A Python sequence or buffer of numbers, logged as a histogram (binned by trainlog's
@@ -609,6 +616,15 @@ fn value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
     )))
 }
 
+/// The rank the launchers' variables give, read as the Rust side reads them
+/// (`trainlog::rank::RANK_VARS`, in that order), or None when none is set.
+#[pyfunction]
+fn env_rank() -> Option<u32> {
+    trainlog::rank::RANK_VARS
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
+}
+
 /// Flushes and closes every sink; returns the counters (`queued`, `written`, `lost`, ...).
 /// A run started by `trainlog.init` is marked completed, or failed with `error`.
 #[pyfunction]
@@ -681,5 +697,6 @@ fn _trainlog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log, m)?)?;
     m.add_function(wrap_pyfunction!(finish, m)?)?;
     m.add_function(wrap_pyfunction!(set_params, m)?)?;
+    m.add_function(wrap_pyfunction!(env_rank, m)?)?;
     Ok(())
 }

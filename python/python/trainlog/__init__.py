@@ -151,8 +151,9 @@ class MetricHandler(logging.Handler):
     does, as InstructLab's JSONL shows it), ``extra={"hparams": True}`` marks
     hyperparameters. Records whose message is not a mapping are ignored (InstructLab's
     is-mapping filter). ``rank0_only=True`` keeps the records of rank 0 only: the ``rank``
-    given, else ``RANK`` (and the other launchers' variables) from the environment, else
-    ``torch.distributed``'s rank once it is initialized. Nested names are joined with
+    given, else ``RANK`` (then ``SLURM_PROCID``, ``OMPI_COMM_WORLD_RANK``, ``PMI_RANK``, as
+    trainlog's Rust side reads them) from the environment, else ``torch.distributed``'s rank
+    once it is initialized. Nested names are joined with
     ``sep``.
     """
 
@@ -162,7 +163,7 @@ class MetricHandler(logging.Handler):
         _start(backends, output_dir, rank, run_name, options)
         self.rank0_only = rank0_only
         self.sep = sep
-        self._rank = rank if rank is not None else _env_rank()
+        self._rank = rank if rank is not None else _trainlog.env_rank()
 
     def emit(self, record):
         msg = record.msg
@@ -190,16 +191,6 @@ class MetricHandler(logging.Handler):
             else:
                 return 0
         return self._rank
-
-
-def _env_rank():
-    """The process's rank from the launcher's environment (as trainlog's Rust side reads
-    it), or None."""
-    for name in ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "LOCAL_RANK"):
-        value = os.environ.get(name)
-        if value is not None and value.strip().isdigit():
-            return int(value)
-    return None
 
 
 def setup_metric_logger(loggers="async", run_name=None, output_dir=".", *,
