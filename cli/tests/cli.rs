@@ -10,20 +10,8 @@ use serde_json::{json, Value as Json};
 use tracing_subscriber::prelude::*;
 use trainlog::run::Run;
 
-fn cli() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainlog"));
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
-
-fn output(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod support;
+use support::{cli, output};
 
 /// The example binary cargo builds beside the tests.
 fn train_loop() -> PathBuf {

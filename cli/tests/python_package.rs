@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{request, serve};
+use support::{cli, output, request, serve};
 
 /// The interpreter of the venv the package is installed in.
 fn python_with_the_package() -> String {
@@ -26,18 +26,11 @@ fn python_with_the_package() -> String {
     stdout.lines().last().unwrap().trim().to_owned()
 }
 
-fn cli(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainlog"))
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "trainlog {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// `trainlog ARGS`' stdout, once it succeeded.
+fn trainlog(args: &[&str]) -> String {
+    let (ok, out, err) = output(cli().args(args));
+    assert!(ok, "trainlog {args:?}: {err}");
+    out
 }
 
 #[test]
@@ -72,7 +65,7 @@ for step in range(500):
     let a = dir.path().join("wandb-like");
     let b = dir.path().join("instructlab");
 
-    let show = cli(&["show", a.to_str().unwrap()]);
+    let show = trainlog(&["show", a.to_str().unwrap()]);
     assert!(show.contains("completed"), "{show}");
     assert!(
         show.contains("\"lr\": 0.01") && show.contains("\"layers\": 4"),
@@ -87,7 +80,7 @@ for step in range(500):
     assert_eq!((cells[1], cells[cells.len() - 1]), ("1001", "1"), "{loss}");
     assert!(show.contains("weights.count"), "{show}");
 
-    let ls = cli(&["ls", dir.path().to_str().unwrap()]);
+    let ls = trainlog(&["ls", dir.path().to_str().unwrap()]);
     let rows: Vec<&str> = ls.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{ls}");
     assert!(
@@ -102,7 +95,7 @@ for step in range(500):
     );
 
     let svg = dir.path().join("loss.svg");
-    let said = cli(&[
+    let said = trainlog(&[
         "plot",
         a.to_str().unwrap(),
         b.to_str().unwrap(),

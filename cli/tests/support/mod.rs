@@ -1,5 +1,5 @@
-//! What the tests of `trainlog serve` share: a server on a free port of 127.0.0.1, and
-//! plain HTTP requests to it.
+//! What the command line's tests share: the binary and its output, a `trainlog serve` on a
+//! free port of 127.0.0.1, and plain HTTP requests to it.
 
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -9,6 +9,23 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value as Json;
+
+/// The `trainlog` binary cargo built beside the tests, without colours.
+pub fn cli() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainlog"));
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `cmd`: whether it succeeded, its stdout and its stderr.
+pub fn output(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// A server on a free port of 127.0.0.1 for `dir`, killed when dropped.
 pub struct Server {
