@@ -1,6 +1,5 @@
 """Threads, fork and histograms."""
 
-import json
 import os
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import textwrap
 
 import pytest
 
-from conftest import run_script
+from conftest import read_jsonl, run_script
 
 
 def run(tmp_path, body):
@@ -16,8 +15,7 @@ def run(tmp_path, body):
 
 
 def lines(tmp_path):
-    with open(tmp_path / "metrics_rank0.jsonl") as f:
-        return [json.loads(line) for line in f]
+    return read_jsonl(tmp_path / "metrics_rank0.jsonl")
 
 
 def test_many_threads_logging_at_once_lose_nothing(tmp_path):
@@ -75,8 +73,7 @@ def test_a_forked_child_can_start_a_logger_of_its_own(tmp_path):
         run.finish()
     """)
     assert [l["loss"] for l in lines(tmp_path)] == [1.0, 3.0]
-    with open(tmp_path / "child" / "metrics_rank0.jsonl") as f:
-        assert [json.loads(l)["loss"] for l in f] == [2.0]
+    assert [l["loss"] for l in read_jsonl(tmp_path / "child" / "metrics_rank0.jsonl")] == [2.0]
 
 
 def test_a_forked_child_that_exits_normally_does_not_hang(tmp_path):
